@@ -1,3 +1,10 @@
 module github.com/wsgate/wsgate
 
-go 1.26
+go 1.26.0
+
+require (
+	github.com/golang-jwt/jwt/v5 v5.3.1
+	golang.org/x/sys v0.49.0
+)
+
+require github.com/gorilla/websocket v1.5.3 // indirect
