@@ -12,15 +12,15 @@ import "encoding/binary"
 type utf8State uint8
 
 const (
-	utf8Accept utf8State = iota // between sequences
-	utf8Reject                  // an invalid byte was seen; sticky
-	utf8Need1                   // one continuation byte (80-BF) left
-	utf8Need2                   // two continuation bytes left
-	utf8Need3                   // three continuation bytes left (after F1-F3)
-	utf8AfterE0                 // E0: next is A0-BF (no overlong)
-	utf8AfterED                 // ED: next is 80-9F (no surrogates)
-	utf8AfterF0                 // F0: next is 90-BF (no overlong)
-	utf8AfterF4                 // F4: next is 80-8F (≤ U+10FFFF)
+	utf8Accept  utf8State = iota // between sequences
+	utf8Reject                   // an invalid byte was seen; sticky
+	utf8Need1                    // one continuation byte (80-BF) left
+	utf8Need2                    // two continuation bytes left
+	utf8Need3                    // three continuation bytes left (after F1-F3)
+	utf8AfterE0                  // E0: next is A0-BF (no overlong)
+	utf8AfterED                  // ED: next is 80-9F (no surrogates)
+	utf8AfterF0                  // F0: next is 90-BF (no overlong)
+	utf8AfterF4                  // F4: next is 80-8F (≤ U+10FFFF)
 )
 
 // asciiMask has the high bit of every byte of a word set.
