@@ -105,7 +105,7 @@ type pushRequest struct {
 func (a *app) servePush(w http.ResponseWriter, r *http.Request) {
 	req, err := decodePush(w, r)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+		writeError(w, http.StatusBadRequest, err)
 		return
 	}
 	p := &push{
@@ -115,7 +115,7 @@ func (a *app) servePush(w http.ResponseWriter, r *http.Request) {
 	}
 	n, err := a.hub.publish(r.Context(), p)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		writeError(w, http.StatusServiceUnavailable, err)
 		return
 	}
 	writeJSON(w, map[string]int{"delivered": n})
@@ -150,6 +150,14 @@ func (a *app) serveStats(w http.ResponseWriter, r *http.Request) {
 		Goroutines: runtime.NumGoroutine(),
 		HeapInuse:  ms.HeapInuse,
 	})
+}
+
+// writeError answers {"error": "..."} like wsgate's HTTP API.
+func writeError(w http.ResponseWriter, status int, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	// A failed write means the client went away; there is nobody to tell.
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

@@ -133,20 +133,22 @@ func TestActions(t *testing.T) {
 	}
 }
 
-func postPush(t *testing.T, addr, body string) (int, int) {
+// postPush returns the status, the delivered count and the error text.
+func postPush(t *testing.T, addr, body string) (int, int, string) {
 	t.Helper()
 	resp, err := http.Post("http://"+addr+"/api/v1/push", "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var out struct{ Delivered int }
-	if resp.StatusCode == http.StatusOK {
-		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-			t.Fatal(err)
-		}
+	var out struct {
+		Delivered int
+		Error     string
 	}
-	return resp.StatusCode, out.Delivered
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatalf("push %s: status %d, body: %v", body, resp.StatusCode, err)
+	}
+	return resp.StatusCode, out.Delivered, out.Error
 }
 
 func TestPush(t *testing.T) {
@@ -161,7 +163,7 @@ func TestPush(t *testing.T) {
 	roundTrip(t, echo, websocket.TextMessage, []byte("x"))
 
 	// "aGk=" is base64 for "hi".
-	status, n := postPush(t, addr, `{"to":{"all":true},"action":120,"data":"aGk="}`)
+	status, n, _ := postPush(t, addr, `{"to":{"all":true},"action":120,"data":"aGk="}`)
 	if status != http.StatusOK || n != 2 {
 		t.Fatalf("push all: got status %d delivered %d, want 200 and 2", status, n)
 	}
@@ -170,7 +172,7 @@ func TestPush(t *testing.T) {
 			t.Errorf("push all: got %q, want %q", got, action(120, "hi"))
 		}
 	}
-	status, n = postPush(t, addr, `{"to":{"user":"bob"},"action":121,"data":""}`)
+	status, n, _ = postPush(t, addr, `{"to":{"user":"bob"},"action":121,"data":""}`)
 	if status != http.StatusOK || n != 1 {
 		t.Fatalf("push bob: got status %d delivered %d, want 200 and 1", status, n)
 	}
@@ -191,8 +193,8 @@ func TestPushRejectsBadBodies(t *testing.T) {
 		`{"to":{"all":true},"action":1,"data":"!!"}`,
 		`not json`,
 	} {
-		if status, _ := postPush(t, addr, body); status != http.StatusBadRequest {
-			t.Errorf("push %s: got status %d, want 400", body, status)
+		if status, _, msg := postPush(t, addr, body); status != http.StatusBadRequest || msg == "" {
+			t.Errorf("push %s: got status %d error %q, want 400 and an error", body, status, msg)
 		}
 	}
 }
