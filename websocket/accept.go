@@ -115,7 +115,8 @@ func checkUpgradeRequest(r *http.Request, opts *AcceptOptions, comp compressionC
 	if comp.enabled {
 		p, ext, err := negotiateDeflate(r.Header.Values("Sec-WebSocket-Extensions"), comp)
 		if err != nil {
-			return upgradePlan{}, rejectf(http.StatusBadRequest, "bad Sec-WebSocket-Extensions: %v", err)
+			reason := strings.TrimPrefix(err.Error(), "websocket: ")
+			return upgradePlan{}, rejectf(http.StatusBadRequest, "bad Sec-WebSocket-Extensions: %s", reason)
 		}
 		plan.deflate, plan.extensionHdr = p, ext
 	}

@@ -12,10 +12,10 @@ import (
 	"time"
 )
 
-// testKey and testAccept are the example pair from RFC 6455 §1.3.
+// rfcSampleKey and rfcSampleAccept are the example pair from RFC 6455 §1.3.
 const (
-	testKey    = "dGhlIHNhbXBsZSBub25jZQ=="
-	testAccept = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+	rfcSampleKey    = "dGhlIHNhbXBsZSBub25jZQ=="
+	rfcSampleAccept = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
 )
 
 // serverOutcome is what the test handler saw from serverHandshake.
@@ -90,7 +90,7 @@ func upgradeRequest(host string, lines ...string) string {
 		"Host: " + host,
 		"Upgrade: websocket",
 		"Connection: Upgrade",
-		"Sec-WebSocket-Key: " + testKey,
+		"Sec-WebSocket-Key: " + rfcSampleKey,
 		"Sec-WebSocket-Version: 13",
 	}
 	for _, l := range lines {
@@ -146,7 +146,7 @@ func TestServerHandshakeStatus(t *testing.T) {
 		{"short key", upgradeRequest(host, "Sec-WebSocket-Key: AAAA"), 400, "16 bytes"},
 		{"key not base64", upgradeRequest(host, "Sec-WebSocket-Key: !!!!!!!!!!!!!!!!!!!!!!=="), 400, "16 bytes"},
 		{"key of 17 bytes", upgradeRequest(host, "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAAA="), 400, "16 bytes"},
-		{"two keys", appendHeaderLine(upgradeRequest(host), "Sec-WebSocket-Key: "+testKey), 400, "exactly one"},
+		{"two keys", appendHeaderLine(upgradeRequest(host), "Sec-WebSocket-Key: "+rfcSampleKey), 400, "exactly one"},
 		{"two versions", appendHeaderLine(upgradeRequest(host), "Sec-WebSocket-Version: 13"), 426, "unsupported version"},
 		{"two origins", appendHeaderLine(upgradeRequest(host, "Origin: http://"+host), "Origin: http://"+host), 403, "origin"},
 		{"same origin", upgradeRequest(host, "Origin: http://"+host), 101, ""},
@@ -187,8 +187,8 @@ func checkSwitchingProtocols(t *testing.T, resp *http.Response, rest []byte, out
 	if out.err != nil {
 		t.Fatalf("serverHandshake: %v", out.err)
 	}
-	if got := resp.Header.Get("Sec-WebSocket-Accept"); got != testAccept {
-		t.Errorf("got Sec-WebSocket-Accept %q, want %q", got, testAccept)
+	if got := resp.Header.Get("Sec-WebSocket-Accept"); got != rfcSampleAccept {
+		t.Errorf("got Sec-WebSocket-Accept %q, want %q", got, rfcSampleAccept)
 	}
 	if got := resp.Header.Get("Upgrade"); got != "websocket" {
 		t.Errorf("got Upgrade %q, want websocket", got)
@@ -387,8 +387,8 @@ func TestCheckRequestLineHTTP2(t *testing.T) {
 }
 
 func TestAcceptKey(t *testing.T) {
-	if got := acceptKey(testKey); got != testAccept {
-		t.Errorf("got acceptKey(%q) = %q, want %q", testKey, got, testAccept)
+	if got := acceptKey(rfcSampleKey); got != rfcSampleAccept {
+		t.Errorf("got acceptKey(%q) = %q, want %q", rfcSampleKey, got, rfcSampleAccept)
 	}
 }
 
@@ -398,7 +398,7 @@ func TestServerHandshakeNoHijacker(t *testing.T) {
 	r.Header.Set("Upgrade", "websocket")
 	r.Header.Set("Connection", "Upgrade")
 	r.Header.Set("Sec-WebSocket-Version", "13")
-	r.Header.Set("Sec-WebSocket-Key", testKey)
+	r.Header.Set("Sec-WebSocket-Key", rfcSampleKey)
 	_, err := serverHandshake(rec, r, nil, compressionConfig{})
 	if err == nil {
 		t.Fatalf("got nil error with a ResponseWriter that cannot hijack, want one")

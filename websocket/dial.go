@@ -352,7 +352,7 @@ func checkUpgradeResponse(resp *http.Response, key string, offered []string, com
 	case comp.enabled:
 		res.deflate, err = acceptDeflateResponse(exts, comp)
 		if err != nil {
-			return handshakeResult{}, fmt.Errorf("websocket: bad handshake: %w", err)
+			return handshakeResult{}, err // already "websocket: ..." and specific
 		}
 	case len(parseTokenList(exts)) > 0:
 		return handshakeResult{}, fmt.Errorf("websocket: bad handshake: server selected extension %q that was not offered",

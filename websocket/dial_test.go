@@ -90,7 +90,7 @@ func (fs *fakeServer) serve(conn net.Conn, reply func(*http.Request, string) fak
 func (fs *fakeServer) url(path string) string { return "ws://" + fs.ln.Addr().String() + path }
 
 // switching renders a 101 with the given accept and extra header lines.
-func switching(accept string, lines ...string) string {
+func switchingReply(accept string, lines ...string) string {
 	s := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
 	if accept != "" {
 		s += "Sec-WebSocket-Accept: " + accept + "\r\n"
@@ -101,8 +101,8 @@ func switching(accept string, lines ...string) string {
 	return s + "\r\n"
 }
 
-// testCtx bounds one handshake in a test.
-func testCtx(t *testing.T) context.Context {
+// handshakeCtx bounds one handshake in a test.
+func handshakeCtx(t *testing.T) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)
@@ -112,7 +112,7 @@ func testCtx(t *testing.T) context.Context {
 func TestDialAgainstServerHandshake(t *testing.T) {
 	srv, outcomes := startHandshakeServer(t, &AcceptOptions{Subprotocols: []string{"a", "c"}}, compressionConfig{})
 	url := "ws://" + srv.Listener.Addr().String() + "/ws"
-	res, resp, err := clientHandshake(testCtx(t), url, &DialOptions{Subprotocols: []string{"c", "a"}}, compressionConfig{})
+	res, resp, err := clientHandshake(handshakeCtx(t), url, &DialOptions{Subprotocols: []string{"c", "a"}}, compressionConfig{})
 	if err != nil {
 		t.Fatalf("clientHandshake: %v", err)
 	}
@@ -148,9 +148,9 @@ func readAllAfterHandshake(t *testing.T, res handshakeResult) string {
 func TestDialKeepsBytesAfter101(t *testing.T) {
 	const extra = "\x81\x05hello\x82\x00"
 	fs := startFakeServer(t, func(r *http.Request, accept string) fakeReply {
-		return fakeReply{raw: switching(accept) + extra, closeAfter: true}
+		return fakeReply{raw: switchingReply(accept) + extra, closeAfter: true}
 	})
-	res, _, err := clientHandshake(testCtx(t), fs.url("/"), nil, compressionConfig{})
+	res, _, err := clientHandshake(handshakeCtx(t), fs.url("/"), nil, compressionConfig{})
 	if err != nil {
 		t.Fatalf("clientHandshake: %v", err)
 	}
@@ -167,11 +167,11 @@ func TestDialRejectsBadResponses(t *testing.T) {
 		wantStatus int    // 0: no response expected
 		wantErr    string // substring of the error
 	}{
-		{"wrong accept", func(string) string { return switching("AAAAAAAAAAAAAAAAAAAAAAAAAAA=") }, 101, "Sec-WebSocket-Accept"},
-		{"missing accept", func(string) string { return switching("") }, 101, "Sec-WebSocket-Accept"},
-		{"unoffered protocol", func(a string) string { return switching(a, "Sec-WebSocket-Protocol: z") }, 101, "not offered"},
-		{"several protocols", func(a string) string { return switching(a, "Sec-WebSocket-Protocol: a, b") }, 101, "several"},
-		{"unoffered extension", func(a string) string { return switching(a, "Sec-WebSocket-Extensions: permessage-deflate") }, 101, "extension"},
+		{"wrong accept", func(string) string { return switchingReply("AAAAAAAAAAAAAAAAAAAAAAAAAAA=") }, 101, "Sec-WebSocket-Accept"},
+		{"missing accept", func(string) string { return switchingReply("") }, 101, "Sec-WebSocket-Accept"},
+		{"unoffered protocol", func(a string) string { return switchingReply(a, "Sec-WebSocket-Protocol: z") }, 101, "not offered"},
+		{"several protocols", func(a string) string { return switchingReply(a, "Sec-WebSocket-Protocol: a, b") }, 101, "several"},
+		{"unoffered extension", func(a string) string { return switchingReply(a, "Sec-WebSocket-Extensions: permessage-deflate") }, 101, "extension"},
 		{"missing upgrade", func(a string) string {
 			return "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + a + "\r\n\r\n"
 		}, 101, "Upgrade: websocket"},
@@ -195,7 +195,7 @@ func TestDialRejectsBadResponses(t *testing.T) {
 				return fakeReply{raw: tt.reply(accept), closeAfter: tt.wantStatus == 503}
 			})
 			opts := &DialOptions{Subprotocols: []string{"a", "b"}}
-			_, resp, err := clientHandshake(testCtx(t), fs.url("/"), opts, compressionConfig{})
+			_, resp, err := clientHandshake(handshakeCtx(t), fs.url("/"), opts, compressionConfig{})
 			if err == nil {
 				t.Fatalf("got nil error, want one containing %q", tt.wantErr)
 			}
@@ -238,7 +238,7 @@ func TestDialRejectionBodyIsBounded(t *testing.T) {
 	fs := startFakeServer(t, func(r *http.Request, accept string) fakeReply {
 		return fakeReply{raw: "HTTP/1.1 401 Unauthorized\r\nContent-Length: 10000\r\n\r\n" + big}
 	})
-	_, resp, err := clientHandshake(testCtx(t), fs.url("/"), nil, compressionConfig{})
+	_, resp, err := clientHandshake(handshakeCtx(t), fs.url("/"), nil, compressionConfig{})
 	if err == nil {
 		t.Fatalf("got nil error, want a rejection")
 	}
@@ -270,7 +270,7 @@ func TestDialRejectionBodyDoesNotStall(t *testing.T) {
 
 func TestDialRequestHeaders(t *testing.T) {
 	fs := startFakeServer(t, func(r *http.Request, accept string) fakeReply {
-		return fakeReply{raw: switching(accept, "Sec-WebSocket-Protocol: b")}
+		return fakeReply{raw: switchingReply(accept, "Sec-WebSocket-Protocol: b")}
 	})
 	opts := &DialOptions{
 		Subprotocols: []string{"a", "b"},
@@ -280,7 +280,7 @@ func TestDialRequestHeaders(t *testing.T) {
 			"Origin":        {"https://app.example"},
 		},
 	}
-	res, _, err := clientHandshake(testCtx(t), fs.url("/path?q=1"), opts, compressionConfig{})
+	res, _, err := clientHandshake(handshakeCtx(t), fs.url("/path?q=1"), opts, compressionConfig{})
 	if err != nil {
 		t.Fatalf("clientHandshake: %v", err)
 	}
@@ -335,10 +335,10 @@ func TestDialKeysAreRandom(t *testing.T) {
 
 func TestDialHeaderOverrides(t *testing.T) {
 	fs := startFakeServer(t, func(r *http.Request, accept string) fakeReply {
-		return fakeReply{raw: switching(accept)}
+		return fakeReply{raw: switchingReply(accept)}
 	})
 	opts := &DialOptions{Header: http.Header{"Host": {"virtual.example"}, "User-Agent": {"bot/1"}}}
-	res, _, err := clientHandshake(testCtx(t), fs.url("/"), opts, compressionConfig{})
+	res, _, err := clientHandshake(handshakeCtx(t), fs.url("/"), opts, compressionConfig{})
 	if err != nil {
 		t.Fatalf("clientHandshake: %v", err)
 	}
@@ -359,7 +359,7 @@ func TestDialRejectsHandshakeHeaders(t *testing.T) {
 				return nil, errors.New("should not dial")
 			},
 		}
-		_, _, err := clientHandshake(testCtx(t), "ws://127.0.0.1:1/", opts, compressionConfig{})
+		_, _, err := clientHandshake(handshakeCtx(t), "ws://127.0.0.1:1/", opts, compressionConfig{})
 		if err == nil || !strings.Contains(err.Error(), "set by the handshake") {
 			t.Errorf("header %s: got error %v, want \"set by the handshake\"", name, err)
 		}
@@ -415,7 +415,7 @@ func TestParseDialURL(t *testing.T) {
 
 func TestDialUsesNetDial(t *testing.T) {
 	fs := startFakeServer(t, func(r *http.Request, accept string) fakeReply {
-		return fakeReply{raw: switching(accept)}
+		return fakeReply{raw: switchingReply(accept)}
 	})
 	var gotNetwork, gotAddr string
 	opts := &DialOptions{NetDial: func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -423,7 +423,7 @@ func TestDialUsesNetDial(t *testing.T) {
 		var d net.Dialer
 		return d.DialContext(ctx, "tcp", fs.ln.Addr().String())
 	}}
-	res, _, err := clientHandshake(testCtx(t), "ws://gateway.invalid:1234/ws", opts, compressionConfig{})
+	res, _, err := clientHandshake(handshakeCtx(t), "ws://gateway.invalid:1234/ws", opts, compressionConfig{})
 	if err != nil {
 		t.Fatalf("clientHandshake: %v", err)
 	}
@@ -508,7 +508,7 @@ func TestDialTLS(t *testing.T) {
 
 	pool := x509.NewCertPool()
 	pool.AddCert(srv.Certificate())
-	res, _, err := clientHandshake(testCtx(t), url, &DialOptions{TLSConfig: &tls.Config{RootCAs: pool}}, compressionConfig{})
+	res, _, err := clientHandshake(handshakeCtx(t), url, &DialOptions{TLSConfig: &tls.Config{RootCAs: pool}}, compressionConfig{})
 	if err != nil {
 		t.Fatalf("clientHandshake: %v", err)
 	}
@@ -528,7 +528,7 @@ func TestDialTLS(t *testing.T) {
 	}
 
 	// Without the test CA the certificate must be refused.
-	_, _, err = clientHandshake(testCtx(t), url, nil, compressionConfig{})
+	_, _, err = clientHandshake(handshakeCtx(t), url, nil, compressionConfig{})
 	var uerr x509.UnknownAuthorityError
 	if !errors.As(err, &uerr) {
 		t.Errorf("got error %v, want x509.UnknownAuthorityError", err)
@@ -539,10 +539,10 @@ func TestDialCompressionOffer(t *testing.T) {
 	comp := compressionConfig{enabled: true}
 	const reply = "permessage-deflate"
 	fs := startFakeServer(t, func(r *http.Request, accept string) fakeReply {
-		return fakeReply{raw: switching(accept, "Sec-WebSocket-Extensions: "+reply)}
+		return fakeReply{raw: switchingReply(accept, "Sec-WebSocket-Extensions: "+reply)}
 	})
 	wantParams, wantErr := acceptDeflateResponse([]string{reply}, comp)
-	res, _, err := clientHandshake(testCtx(t), fs.url("/"), nil, comp)
+	res, _, err := clientHandshake(handshakeCtx(t), fs.url("/"), nil, comp)
 	if (err != nil) != (wantErr != nil) {
 		t.Fatalf("got error %v, want error %v (from acceptDeflateResponse)", err, wantErr)
 	}
@@ -555,5 +555,18 @@ func TestDialCompressionOffer(t *testing.T) {
 	r := <-fs.reqs
 	if got, want := r.Header.Get("Sec-WebSocket-Extensions"), deflateOffer(comp); got != want {
 		t.Errorf("got Sec-WebSocket-Extensions %q, want %q", got, want)
+	}
+}
+
+func TestDialCompressionRejectsUnofferedExtension(t *testing.T) {
+	fs := startFakeServer(t, func(r *http.Request, accept string) fakeReply {
+		return fakeReply{raw: switchingReply(accept, "Sec-WebSocket-Extensions: x-webkit-deflate-frame")}
+	})
+	_, resp, err := clientHandshake(handshakeCtx(t), fs.url("/"), nil, compressionConfig{enabled: true})
+	if err == nil || !strings.HasPrefix(err.Error(), "websocket: ") {
+		t.Fatalf("got error %v, want a \"websocket: \" error for an unoffered extension", err)
+	}
+	if resp == nil || resp.StatusCode != 101 {
+		t.Errorf("got response %v, want the 101 handed back", resp)
 	}
 }
