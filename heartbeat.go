@@ -1,0 +1,63 @@
+package wsgate
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// startHeartbeat starts the heartbeat goroutine with the first connection,
+// so that New starts nothing and a Server only mounted through Handler()
+// still pings. It does nothing once running or after Shutdown.
+func (s *Server) startHeartbeat() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.heartbeatStop != nil || s.shutdownDone != nil {
+		return
+	}
+	s.heartbeatStop = make(chan struct{})
+	s.heartbeatDone = make(chan struct{})
+	go s.heartbeat(s.heartbeatStop, s.heartbeatDone)
+}
+
+// stopHeartbeat stops the heartbeat goroutine and waits for it, bounded by
+// ctx.
+func (s *Server) stopHeartbeat(ctx context.Context) error {
+	s.mu.Lock()
+	stop, done := s.heartbeatStop, s.heartbeatDone
+	s.mu.Unlock()
+	if stop == nil {
+		return nil
+	}
+	close(stop)
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for heartbeat: %w", ctx.Err())
+	}
+}
+
+// heartbeat pings every /ws connection once per PingInterval. It visits one
+// registry shard per tick, spreading the pings evenly over the interval
+// instead of waking every connection at once, and needs no timer per
+// connection. Silent connections are closed by the engine's IdleTimeout.
+func (s *Server) heartbeat(stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	tick := time.NewTicker(max(s.cfg.PingInterval/registryShards, time.Millisecond))
+	defer tick.Stop()
+	snap := s.reg.getSnapshot()
+	defer s.reg.putSnapshot(snap)
+	for shard := 0; ; shard = (shard + 1) % registryShards {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		*snap = s.reg.appendShard((*snap)[:0], shard)
+		for _, sess := range *snap {
+			_ = sess.conn.Ping(nil) // fails only when closing; onClose unregisters it
+		}
+		clear(*snap)
+	}
+}

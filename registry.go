@@ -1,0 +1,207 @@
+package wsgate
+
+import (
+	"hash/maphash"
+	"sync"
+)
+
+// registryShards spreads the indexes over independent locks so that
+// connects, disconnects and pushes on different keys rarely contend.
+const registryShards = 64
+
+// maxPooledSnapshot is the largest snapshot slice kept for reuse; a bigger
+// one (a huge topic) is left to the garbage collector.
+const maxPooledSnapshot = 1 << 16
+
+// registry indexes open sessions by connection id, by user and by topic.
+// Each index entry lives in the shard its key hashes to, so one session is
+// spread over several shards and no operation ever holds two shard locks.
+//
+// Readers snapshot the sessions they need into a pooled slice, unlock, and
+// only then write to connections: no I/O and no user code runs under a lock.
+type registry struct {
+	seed      maphash.Seed
+	shards    [registryShards]regShard
+	snapshots sync.Pool // *[]*session
+}
+
+type regShard struct {
+	mu     sync.Mutex
+	conns  map[string]*session
+	users  map[string][]*session // a user's devices; usually a handful
+	topics map[string]map[*session]struct{}
+	_      [64]byte // keep neighbouring shard locks off one cache line
+}
+
+func newRegistry() *registry {
+	r := &registry{seed: maphash.MakeSeed()}
+	for i := range r.shards {
+		sh := &r.shards[i]
+		sh.conns = make(map[string]*session)
+		sh.users = make(map[string][]*session)
+		sh.topics = make(map[string]map[*session]struct{})
+	}
+	return r
+}
+
+func (r *registry) shard(key string) *regShard {
+	return &r.shards[maphash.String(r.seed, key)%registryShards]
+}
+
+// add indexes s by id and user. Topics are added later by subscribe.
+func (r *registry) add(s *session) {
+	sh := r.shard(s.id)
+	sh.mu.Lock()
+	sh.conns[s.id] = s
+	sh.mu.Unlock()
+	if s.identity.UserID == "" {
+		return
+	}
+	sh = r.shard(s.identity.UserID)
+	sh.mu.Lock()
+	sh.users[s.identity.UserID] = append(sh.users[s.identity.UserID], s)
+	sh.mu.Unlock()
+}
+
+// remove drops every index entry of s, including its subscriptions.
+func (r *registry) remove(s *session) {
+	for _, t := range s.topics {
+		r.unsubscribe(s, t)
+	}
+	sh := r.shard(s.id)
+	sh.mu.Lock()
+	delete(sh.conns, s.id)
+	sh.mu.Unlock()
+	if s.identity.UserID == "" {
+		return
+	}
+	sh = r.shard(s.identity.UserID)
+	sh.mu.Lock()
+	sh.users[s.identity.UserID] = removeSession(sh.users[s.identity.UserID], s)
+	if len(sh.users[s.identity.UserID]) == 0 {
+		delete(sh.users, s.identity.UserID)
+	}
+	sh.mu.Unlock()
+}
+
+// removeSession deletes s from list without keeping order.
+func removeSession(list []*session, s *session) []*session {
+	for i, x := range list {
+		if x == s {
+			last := len(list) - 1
+			list[i] = list[last]
+			list[last] = nil
+			return list[:last]
+		}
+	}
+	return list
+}
+
+// subscribe adds s to topic's subscribers.
+func (r *registry) subscribe(s *session, topic string) {
+	sh := r.shard(topic)
+	sh.mu.Lock()
+	subs := sh.topics[topic]
+	if subs == nil {
+		subs = make(map[*session]struct{})
+		sh.topics[topic] = subs
+	}
+	subs[s] = struct{}{}
+	sh.mu.Unlock()
+}
+
+// unsubscribe removes s from topic's subscribers and forgets empty topics.
+func (r *registry) unsubscribe(s *session, topic string) {
+	sh := r.shard(topic)
+	sh.mu.Lock()
+	if subs := sh.topics[topic]; subs != nil {
+		delete(subs, s)
+		if len(subs) == 0 {
+			delete(sh.topics, topic)
+		}
+	}
+	sh.mu.Unlock()
+}
+
+// conn returns the session with id, or nil.
+func (r *registry) conn(id string) *session {
+	sh := r.shard(id)
+	sh.mu.Lock()
+	s := sh.conns[id]
+	sh.mu.Unlock()
+	return s
+}
+
+// appendUser appends user's sessions to dst.
+func (r *registry) appendUser(dst []*session, user string) []*session {
+	sh := r.shard(user)
+	sh.mu.Lock()
+	dst = append(dst, sh.users[user]...)
+	sh.mu.Unlock()
+	return dst
+}
+
+// userCount returns how many sessions user has open.
+func (r *registry) userCount(user string) int {
+	sh := r.shard(user)
+	sh.mu.Lock()
+	n := len(sh.users[user])
+	sh.mu.Unlock()
+	return n
+}
+
+// appendTopic appends topic's subscribers to dst.
+func (r *registry) appendTopic(dst []*session, topic string) []*session {
+	sh := r.shard(topic)
+	sh.mu.Lock()
+	for s := range sh.topics[topic] {
+		dst = append(dst, s)
+	}
+	sh.mu.Unlock()
+	return dst
+}
+
+// appendShard appends every session whose id hashes to shard i; walking all
+// shards visits every session once.
+func (r *registry) appendShard(dst []*session, i int) []*session {
+	sh := &r.shards[i]
+	sh.mu.Lock()
+	for _, s := range sh.conns {
+		dst = append(dst, s)
+	}
+	sh.mu.Unlock()
+	return dst
+}
+
+// counts returns the number of sessions, distinct users and live topics.
+func (r *registry) counts() (conns, users, topics int) {
+	for i := range r.shards {
+		sh := &r.shards[i]
+		sh.mu.Lock()
+		conns += len(sh.conns)
+		users += len(sh.users)
+		topics += len(sh.topics)
+		sh.mu.Unlock()
+	}
+	return conns, users, topics
+}
+
+// getSnapshot returns an empty pooled slice for recipients.
+func (r *registry) getSnapshot() *[]*session {
+	if p, ok := r.snapshots.Get().(*[]*session); ok {
+		return p
+	}
+	s := make([]*session, 0, 64)
+	return &s
+}
+
+// putSnapshot clears p (so it does not keep closed sessions alive) and
+// returns it to the pool.
+func (r *registry) putSnapshot(p *[]*session) {
+	if cap(*p) > maxPooledSnapshot {
+		return
+	}
+	clear(*p)
+	*p = (*p)[:0]
+	r.snapshots.Put(p)
+}

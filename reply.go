@@ -1,0 +1,80 @@
+package wsgate
+
+import (
+	"errors"
+
+	"github.com/wsgate/wsgate/websocket"
+	"github.com/wsgate/wsgate/wire"
+)
+
+// sendReply answers a request with payload in the request's own encoding.
+func (s *Server) sendReply(sess *session, to replyTo, payload []byte) {
+	switch to.enc {
+	case encSimple:
+		s.write(sess, websocket.BinaryMessage, wire.AppendSimple(nil, to.action, payload))
+	default:
+		if to.id == 0 {
+			return // fire-and-forget request
+		}
+		f := wire.Frame{Type: wire.TypeReply, ID: to.id, Payload: payload}
+		s.writeFrame(sess, to.enc == encJSON, &f)
+	}
+}
+
+// sendError answers a request with an error. The simple form has no field
+// for the code: its error reply carries only the message.
+func (s *Server) sendError(sess *session, to replyTo, code wire.ErrorCode, msg string) {
+	switch to.enc {
+	case encSimple:
+		s.write(sess, websocket.BinaryMessage, wire.AppendSimpleError(nil, to.action, msg))
+	default:
+		if to.id == 0 {
+			return // fire-and-forget request
+		}
+		s.sendFrameError(sess, to.enc == encJSON, to.id, code, msg)
+	}
+}
+
+// sendFrameError sends a full-form error frame; id 0 reports a problem not
+// tied to a request.
+func (s *Server) sendFrameError(sess *session, asJSON bool, id uint32, code wire.ErrorCode, msg string) {
+	f := wire.Frame{Type: wire.TypeError, ID: id, Code: code, Payload: []byte(msg)}
+	s.writeFrame(sess, asJSON, &f)
+}
+
+// writeFrame encodes f as binary or JSON and sends it.
+func (s *Server) writeFrame(sess *session, asJSON bool, f *wire.Frame) {
+	var b []byte
+	var err error
+	typ := websocket.BinaryMessage
+	if asJSON {
+		typ = websocket.TextMessage
+		b, err = wire.AppendJSON(nil, f)
+	} else {
+		b, err = wire.AppendFrame(nil, f)
+	}
+	if err != nil {
+		// Only an unknown type or an id over 64 KiB fails: a bug here.
+		s.cfg.Logger.Error("wsgate: encoding frame", "conn", sess.id, "err", err)
+		return
+	}
+	s.write(sess, typ, b)
+}
+
+// write queues one message on sess without blocking. A full queue makes the
+// connection a slow consumer; a closed connection is already on its way out
+// of the registry.
+func (s *Server) write(sess *session, typ websocket.MessageType, b []byte) {
+	if err := sess.conn.WriteMessage(typ, b); errors.Is(err, websocket.ErrWriteQueueFull) {
+		s.dropSlow(sess)
+	}
+}
+
+// dropSlow closes sess with 4000 and counts it once, however many writes
+// found its queue full.
+func (s *Server) dropSlow(sess *session) {
+	if sess.slow.CompareAndSwap(false, true) {
+		s.ctr.slowConsumers.Add(1)
+		_ = sess.conn.Close(closeSlowConsumer, "slow consumer") // already closing is fine
+	}
+}

@@ -1,0 +1,214 @@
+package wsgate
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/wsgate/wsgate/websocket"
+	"github.com/wsgate/wsgate/wire"
+)
+
+// Request is one client request handed to a HandlerFunc.
+type Request struct {
+	Conn    ConnInfo
+	Action  wire.Action
+	Payload []byte // owned by the handler
+}
+
+// HandlerFunc answers a request. Its ctx carries the ConnInfo (ConnFrom),
+// expires after Config.HandlerTimeout and is cancelled if Shutdown stops
+// waiting. The returned bytes are the reply payload. A *ReplyError (see
+// errors.As) becomes that error frame; any other error becomes an
+// "internal error" reply and is logged.
+type HandlerFunc func(ctx context.Context, req *Request) ([]byte, error)
+
+// encoding says how to answer one request: in the encoding the request
+// came in, to its request id or action.
+type encoding uint8
+
+const (
+	encSimple encoding = iota // uint32 action + payload; errors set wire.SimpleErrorBit
+	encBinary                 // full-form binary reply/error frames
+	encJSON                   // full-form JSON text reply/error frames
+)
+
+// replyTo addresses the answer to one request.
+type replyTo struct {
+	enc    encoding
+	action wire.Action // simple form: the reply carries the request's action
+	id     uint32      // full form: 0 means the client wants no answer
+}
+
+// onMessage is the engine's callback for every /ws message. It runs on the
+// executor and must never block: handlers get their own goroutine.
+func (s *Server) onMessage(c *websocket.Conn, typ websocket.MessageType, data []byte) {
+	sess, ok := sessionOf(c)
+	if !ok || !s.takeToken(sess) {
+		return
+	}
+	switch {
+	case typ == websocket.TextMessage:
+		s.routeFrame(sess, encJSON, data)
+	case sess.form == formSimple:
+		s.routeSimple(sess, data)
+	default:
+		s.routeFrame(sess, encBinary, data)
+	}
+}
+
+// takeToken applies MessageRate: a client over it is closed with 4002 and
+// its later messages, still in flight, are dropped.
+func (s *Server) takeToken(sess *session) bool {
+	if sess.limited {
+		return false
+	}
+	if s.cfg.MessageRate < 0 {
+		return true
+	}
+	if ok, _ := sess.bucket.take(s.now(), s.cfg.MessageRate, 2*s.cfg.MessageRate); ok {
+		return true
+	}
+	sess.limited = true
+	s.ctr.rateLimited.Add(1)
+	_ = sess.conn.Close(closeRateLimited, "message rate exceeded") // already closing is fine
+	return false
+}
+
+// routeSimple handles a simple-form message: uint32 action + payload. A
+// message too short for an action gets an error reply with action 0; the
+// connection stays up.
+func (s *Server) routeSimple(sess *session, data []byte) {
+	action, payload, err := wire.DecodeSimple(data)
+	if err != nil {
+		s.sendError(sess, replyTo{enc: encSimple}, wire.CodeBadRequest, err.Error())
+		return
+	}
+	s.dispatch(sess, replyTo{enc: encSimple, action: action}, action, payload)
+}
+
+// routeFrame handles a full-form frame, binary or JSON. A malformed binary
+// frame, or any frame only a server may send, is a protocol error (1002):
+// the two sides disagree about the protocol and cannot recover. A malformed
+// JSON frame is more likely a typo by a person at a terminal, so it gets an
+// error frame (request id 0) and the connection stays up.
+func (s *Server) routeFrame(sess *session, enc encoding, data []byte) {
+	var f wire.Frame
+	if enc == encJSON {
+		if err := wire.DecodeJSON(data, &f); err != nil {
+			s.sendFrameError(sess, true, 0, wire.CodeBadRequest, err.Error())
+			return
+		}
+	} else if err := wire.DecodeFrame(data, &f); err != nil {
+		_ = sess.conn.Close(websocket.StatusProtocolError, truncateReason(err.Error())) // already closing is fine
+		return
+	}
+	switch f.Type {
+	case wire.TypeRequest:
+		s.dispatch(sess, replyTo{enc: enc, action: f.Action, id: f.ID}, f.Action, f.Payload)
+	case wire.TypeAck, wire.TypeResume:
+		// Pushes are unsequenced (seq 0): there is nothing to acknowledge
+		// or replay yet.
+	default:
+		reason := "unexpected " + f.Type.String() + " frame from client"
+		_ = sess.conn.Close(websocket.StatusProtocolError, reason) // already closing is fine
+	}
+}
+
+// truncateReason cuts a close reason to what fits a close frame; the engine
+// repairs a cut rune.
+func truncateReason(s string) string {
+	const maxReason = 123
+	if len(s) > maxReason {
+		return s[:maxReason]
+	}
+	return s
+}
+
+// dispatch routes one request: system actions inline (they are quick and
+// run no user code), everything else to a handler goroutine.
+func (s *Server) dispatch(sess *session, to replyTo, action wire.Action, payload []byte) {
+	s.ctr.requests.Add(1)
+	if action <= wire.MaxSystemAction {
+		s.system(sess, to, action, payload)
+		return
+	}
+	h := (*s.handlers.Load())[action]
+	if h == nil {
+		h = s.cfg.Fallback
+	}
+	if h == nil {
+		s.sendError(sess, to, wire.CodeUnknownAction, unknownAction(action))
+		return
+	}
+	s.startHandler(sess, to, h, action, payload)
+}
+
+func unknownAction(a wire.Action) string {
+	return "unknown action " + strconv.FormatUint(uint64(a), 10)
+}
+
+// startHandler runs h in its own goroutine, within the connection's
+// MaxInflight and the server's task group. payload is copied: the engine
+// reuses it once onMessage returns.
+func (s *Server) startHandler(sess *session, to replyTo, h HandlerFunc, action wire.Action, payload []byte) {
+	if sess.inflight.Add(1) > int32(s.cfg.MaxInflight) {
+		sess.inflight.Add(-1)
+		s.ctr.busy.Add(1)
+		s.sendError(sess, to, wire.CodeRateLimited, "too many requests in flight")
+		return
+	}
+	if !s.tasks.add() {
+		sess.inflight.Add(-1)
+		s.sendError(sess, to, wire.CodeUnavailable, "server shutting down")
+		return
+	}
+	req := &Request{Conn: sess.info(), Action: action, Payload: bytes.Clone(payload)}
+	go s.runHandler(sess, to, h, req)
+}
+
+// runHandler calls h and sends its answer. A panicking handler is turned
+// into an internal error so that one bad request cannot take the gateway
+// down.
+func (s *Server) runHandler(sess *session, to replyTo, h HandlerFunc, req *Request) {
+	defer s.tasks.done()
+	defer sess.inflight.Add(-1)
+	ctx, cancel := context.WithTimeout(s.connContext(req.Conn), s.cfg.HandlerTimeout)
+	defer cancel()
+	out, err := callHandler(ctx, h, req)
+	if err != nil {
+		s.handlerFailed(sess, to, req, err)
+		return
+	}
+	s.sendReply(sess, to, out)
+}
+
+func callHandler(ctx context.Context, h HandlerFunc, req *Request) (out []byte, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("wsgate: handler panic: %v", v)
+		}
+	}()
+	return h(ctx, req)
+}
+
+// handlerFailed answers a failed handler call: a ReplyError as it is, a
+// timeout as CodeTimeout, anything else as a generic internal error whose
+// details stay in the log.
+func (s *Server) handlerFailed(sess *session, to replyTo, req *Request, err error) {
+	var re *ReplyError
+	if errors.As(err, &re) {
+		s.sendError(sess, to, re.Code, re.Message)
+		return
+	}
+	s.ctr.handlerErrors.Add(1)
+	s.cfg.Logger.Warn("wsgate: handler failed",
+		"conn", req.Conn.ID, "action", uint32(req.Action), "err", err)
+	if errors.Is(err, context.DeadlineExceeded) {
+		s.sendError(sess, to, wire.CodeTimeout, "handler timed out")
+		return
+	}
+	s.sendError(sess, to, wire.CodeInternal, "internal error")
+}

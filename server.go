@@ -1,0 +1,284 @@
+package wsgate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wsgate/wsgate/websocket"
+	"github.com/wsgate/wsgate/wire"
+)
+
+// Server is a WebSocket gateway: it accepts client connections, routes their
+// requests to handlers and pushes messages to users, topics and everyone.
+// Create it with New; all methods are safe for concurrent use.
+type Server struct {
+	cfg      Config
+	reg      *registry
+	ids      *idGenerator
+	ws       *websocket.Server // /ws
+	echo     *websocket.Server // /echo; nil when DisableEcho
+	ipLimit  *ipLimiter
+	mux      http.Handler
+	epoch    time.Time // base of the monotonic clock used by rate limits
+	handlers atomic.Pointer[map[wire.Action]HandlerFunc]
+	ctr      counters
+	scratch  sync.Pool // *[]byte encode buffers for push frames
+
+	// tasks tracks handler goroutines so that Shutdown can wait for them;
+	// handlerCtx is their parent, cancelled once Shutdown stops waiting.
+	tasks          taskGroup
+	handlerCtx     context.Context
+	cancelHandlers context.CancelFunc
+
+	draining atomic.Bool // set by Shutdown: refuse handshakes, /readyz 503
+
+	mu            sync.Mutex // guards the fields below
+	hmu           sync.Mutex // serialises Handle's copy-on-write
+	httpServers   map[*http.Server]struct{}
+	heartbeatStop chan struct{} // nil until the heartbeat goroutine starts
+	heartbeatDone chan struct{}
+	shutdownDone  chan struct{} // non-nil once Shutdown has begun; closed when it ends
+	shutdownErr   error
+}
+
+// New returns a Server for cfg. It validates cfg, fills defaults in its own
+// copy and starts nothing: goroutines begin with the first connection.
+func New(cfg Config) (*Server, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	ids, err := newIDGenerator()
+	if err != nil {
+		return nil, fmt.Errorf("wsgate: connection id prefix: %w", err)
+	}
+	s := &Server{
+		cfg:         cfg,
+		reg:         newRegistry(),
+		ids:         ids,
+		ipLimit:     newIPLimiter(cfg.HandshakeRate),
+		epoch:       time.Now(),
+		httpServers: make(map[*http.Server]struct{}),
+	}
+	s.handlerCtx, s.cancelHandlers = context.WithCancel(context.Background())
+	s.handlers.Store(&map[wire.Action]HandlerFunc{})
+	s.ws = websocket.NewServer(s.wsEngineConfig(), websocket.Handler{
+		OnOpen: s.onOpen, OnMessage: s.onMessage, OnClose: s.onClose,
+	})
+	if !cfg.DisableEcho {
+		s.echo = websocket.NewServer(s.echoEngineConfig(), websocket.Handler{
+			OnOpen: s.onEchoOpen, OnMessage: onEchoMessage, OnClose: s.onEchoClose,
+		})
+	}
+	s.mux = s.newMux()
+	return s, nil
+}
+
+func (s *Server) wsEngineConfig() websocket.Config {
+	return websocket.Config{
+		Mode:            s.cfg.Mode,
+		ReadLimit:       s.cfg.MaxMessageSize,
+		WriteQueueLimit: s.cfg.SendQueueBytes,
+		IdleTimeout:     s.cfg.IdleTimeout,
+	}
+}
+
+// echoEngineConfig differs from /ws only in the read limit: the engine
+// always queues one message into an empty queue, so even the largest echo
+// fits a small send queue.
+func (s *Server) echoEngineConfig() websocket.Config {
+	c := s.wsEngineConfig()
+	c.ReadLimit = s.cfg.EchoMaxMessageSize
+	return c
+}
+
+// now is the clock of the rate limiters: monotonic nanoseconds, never 0.
+func (s *Server) now() int64 {
+	return int64(time.Since(s.epoch)) + 1
+}
+
+// Handle registers h for action. Actions 1–99 are reserved for wsgate's own
+// system actions. It may be called at any time; a later call for the same
+// action replaces the handler.
+func (s *Server) Handle(action wire.Action, h HandlerFunc) error {
+	if action < 100 {
+		return fmt.Errorf("wsgate: action %d is reserved (application actions start at 100)", action)
+	}
+	if h == nil {
+		return fmt.Errorf("wsgate: nil handler for action %d", action)
+	}
+	s.hmu.Lock()
+	defer s.hmu.Unlock()
+	old := *s.handlers.Load()
+	m := make(map[wire.Action]HandlerFunc, len(old)+1)
+	for a, f := range old {
+		m[a] = f
+	}
+	m[action] = h
+	s.handlers.Store(&m)
+	return nil
+}
+
+// Handler returns the gateway's HTTP handler, for mounting in your own
+// http.Server (Run and Serve use it too). See Config.Page for the requests
+// it does not handle itself.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Run listens on Config.Addr and serves until ctx is done, then shuts down
+// gracefully (bounded by Config.ShutdownTimeout). It returns nil after a
+// clean shutdown.
+func (s *Server) Run(ctx context.Context) error {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("wsgate: listen: %w", err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve serves on ln until ctx is done or Shutdown is called, then shuts
+// down gracefully. It closes ln. It returns nil after a clean shutdown and
+// ErrServerClosed when the Server was already shut down.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
+	if !s.trackHTTP(hs) {
+		_ = ln.Close() // never served; the caller handed ln over to us
+		return ErrServerClosed
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil // Shutdown was called directly
+		}
+		return fmt.Errorf("wsgate: serve: %w", err)
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+		defer cancel()
+		err := s.Shutdown(sctx)
+		<-errc
+		return err
+	}
+}
+
+// trackHTTP records hs for Shutdown, or reports false when shut down.
+func (s *Server) trackHTTP(hs *http.Server) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shutdownDone != nil {
+		return false
+	}
+	s.httpServers[hs] = struct{}{}
+	return true
+}
+
+// Shutdown stops accepting connections (/readyz answers 503), closes every
+// connection with 1001 (going away), waits for them, for running handlers
+// and for the heartbeat, then stops the listeners of Run and Serve. ctx
+// bounds the wait; handlers still running when it expires see their ctx
+// cancelled. Calling Shutdown again waits for the first call and returns its
+// result.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if done := s.shutdownDone; done != nil {
+		s.mu.Unlock()
+		select {
+		case <-done:
+			return s.shutdownErr
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	s.shutdownDone = make(chan struct{})
+	s.draining.Store(true)
+	servers := make([]*http.Server, 0, len(s.httpServers))
+	for hs := range s.httpServers {
+		servers = append(servers, hs)
+	}
+	s.mu.Unlock()
+
+	err := s.shutdown(ctx, servers)
+	s.mu.Lock()
+	s.shutdownErr = err
+	close(s.shutdownDone)
+	s.mu.Unlock()
+	return err
+}
+
+// shutdown does Shutdown's work in order; it keeps going after a step fails
+// so that everything that can be stopped is.
+func (s *Server) shutdown(ctx context.Context, servers []*http.Server) error {
+	var errs []error
+	errs = append(errs, s.ws.Shutdown(ctx, websocket.StatusGoingAway, "server shutting down"))
+	if s.echo != nil {
+		errs = append(errs, s.echo.Shutdown(ctx, websocket.StatusGoingAway, "server shutting down"))
+	}
+	errs = append(errs, s.stopHeartbeat(ctx), s.tasks.closeAndWait(ctx))
+	s.cancelHandlers()
+	for _, hs := range servers {
+		errs = append(errs, hs.Shutdown(ctx))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("wsgate: shutdown: %w", err)
+	}
+	return nil
+}
+
+// taskGroup is a WaitGroup that can be closed to new tasks and waited on
+// with a deadline, which sync.WaitGroup cannot.
+type taskGroup struct {
+	mu     sync.Mutex
+	n      int
+	closed bool
+	idle   chan struct{} // made by a waiter; closed when n drops to 0
+}
+
+// add registers a task, or reports false once the group is closed.
+func (g *taskGroup) add() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return false
+	}
+	g.n++
+	return true
+}
+
+func (g *taskGroup) done() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.n--
+	if g.n == 0 && g.idle != nil {
+		close(g.idle)
+		g.idle = nil
+	}
+}
+
+// closeAndWait refuses new tasks and waits until running ones finish or ctx
+// is done.
+func (g *taskGroup) closeAndWait(ctx context.Context) error {
+	g.mu.Lock()
+	g.closed = true
+	if g.n == 0 {
+		g.mu.Unlock()
+		return nil
+	}
+	if g.idle == nil {
+		g.idle = make(chan struct{})
+	}
+	idle := g.idle
+	g.mu.Unlock()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for handlers: %w", ctx.Err())
+	}
+}

@@ -1,0 +1,227 @@
+package wsgate
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"math"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/wsgate/wsgate/websocket"
+	"github.com/wsgate/wsgate/wire"
+)
+
+// ConnInfo describes one connection to hooks and handlers.
+type ConnInfo struct {
+	ID         string // unique connection id (also a push target)
+	UserID     string // Identity.UserID; "" for anonymous connections
+	RemoteAddr string // client address as the TCP peer saw it ("ip:port")
+	Protocol   string // "simple", "wsgate.v1" or "wsgate.v1.json"
+}
+
+// form is the protocol form a connection negotiated; it decides how pushes
+// and the hello are encoded. Replies follow the request's own encoding.
+type form uint8
+
+const (
+	formSimple form = iota // no subprotocol: uint32 action + payload
+	formBinary             // wsgate.v1: binary frames
+	formJSON               // wsgate.v1.json: the same frames as JSON text
+	numForms
+)
+
+// formOf maps a negotiated subprotocol to its form.
+func formOf(subprotocol string) form {
+	switch subprotocol {
+	case wire.Subprotocol:
+		return formBinary
+	case wire.SubprotocolJSON:
+		return formJSON
+	}
+	return formSimple
+}
+
+// String is the name reported in ConnInfo.Protocol.
+func (f form) String() string {
+	switch f {
+	case formBinary:
+		return wire.Subprotocol
+	case formJSON:
+		return wire.SubprotocolJSON
+	}
+	return "simple"
+}
+
+type connInfoKey struct{}
+
+// ConnFrom returns the connection a handler's ctx belongs to.
+func ConnFrom(ctx context.Context) (ConnInfo, bool) {
+	c, ok := ctx.Value(connInfoKey{}).(ConnInfo)
+	return c, ok
+}
+
+// maxSubscriptions bounds the topics one connection may subscribe to, so a
+// client cannot grow the registry without limit.
+const maxSubscriptions = 256
+
+// session is the gateway's state for one /ws connection. It is kept small
+// because a gateway holds hundreds of thousands of them: no goroutine, timer,
+// map or channel per session. Fields other than inflight are written only
+// before the connection is registered or from the engine's callbacks, which
+// the engine serialises per connection.
+type session struct {
+	conn     *websocket.Conn
+	id       string
+	identity Identity
+	topics   []string     // current subscriptions, small
+	bucket   tokenBucket  // inbound message rate
+	inflight atomic.Int32 // running handler calls
+	slow     atomic.Bool  // closed as a slow consumer (counted once)
+	form     form
+	limited  bool // closed for exceeding MessageRate; later messages are dropped
+}
+
+// info returns the session's public description.
+func (s *session) info() ConnInfo {
+	ci := ConnInfo{ID: s.id, UserID: s.identity.UserID, Protocol: s.form.String()}
+	if s.conn != nil {
+		if a := s.conn.RemoteAddr(); a != nil {
+			ci.RemoteAddr = a.String()
+		}
+	}
+	return ci
+}
+
+// subscribed reports whether the session is subscribed to topic.
+func (s *session) subscribed(topic string) bool {
+	for _, t := range s.topics {
+		if t == topic {
+			return true
+		}
+	}
+	return false
+}
+
+// dropTopic removes topic from the session's list.
+func (s *session) dropTopic(topic string) {
+	for i, t := range s.topics {
+		if t == topic {
+			last := len(s.topics) - 1
+			s.topics[i] = s.topics[last]
+			s.topics[last] = ""
+			s.topics = s.topics[:last]
+			return
+		}
+	}
+}
+
+// mayAccess reports whether identity allows subscribing to topic: Topics nil
+// allows everything; otherwise an exact pattern or a prefix pattern ending in
+// "*" must match.
+func (id *Identity) mayAccess(topic string) bool {
+	if id.Topics == nil {
+		return true
+	}
+	for _, p := range id.Topics {
+		if p == topic {
+			return true
+		}
+		if n := len(p) - 1; n >= 0 && p[n] == '*' && len(topic) >= n && topic[:n] == p[:n] {
+			return true
+		}
+	}
+	return false
+}
+
+// idGenerator makes connection ids: a random per-server prefix, so that ids
+// from different gateway nodes (or restarts) do not collide, followed by a
+// counter. Both parts are base32 so ids stay short and URL-safe
+// ("k7q2m9a0-1v").
+type idGenerator struct {
+	prefix string
+	next   atomic.Uint64
+}
+
+func newIDGenerator() (*idGenerator, error) {
+	var b [5]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, err
+	}
+	enc := base32.NewEncoding("0123456789abcdefghijklmnopqrstuv").WithPadding(base32.NoPadding)
+	return &idGenerator{prefix: enc.EncodeToString(b[:]) + "-"}, nil
+}
+
+// newID returns a fresh id (one allocation).
+func (g *idGenerator) newID() string {
+	var buf [32]byte
+	b := append(buf[:0], g.prefix...)
+	b = strconv.AppendUint(b, g.next.Add(1), 32)
+	return string(b)
+}
+
+// sessionOf returns the session the /ws handshake stored on c.
+func sessionOf(c *websocket.Conn) (*session, bool) {
+	s, ok := c.Value().(*session)
+	return s, ok
+}
+
+// onOpen registers a new /ws connection. Full-form clients get their hello
+// first, before the connection is visible to pushes, so it is always the
+// first frame they read.
+func (s *Server) onOpen(c *websocket.Conn) {
+	sess, ok := sessionOf(c)
+	if !ok {
+		return
+	}
+	sess.conn = c
+	sess.form = formOf(c.Subprotocol())
+	if sess.form != formSimple {
+		s.sendHello(sess)
+	}
+	s.reg.add(sess)
+	s.ctr.accepted.Add(1)
+	s.startHeartbeat()
+	if s.cfg.OnConnect != nil {
+		info := sess.info()
+		s.cfg.OnConnect(s.connContext(info), &info)
+	}
+}
+
+// onClose unregisters a /ws connection and releases its MaxConns slot.
+func (s *Server) onClose(c *websocket.Conn, err error) {
+	sess, ok := sessionOf(c)
+	if !ok {
+		return
+	}
+	s.reg.remove(sess)
+	sess.topics = nil
+	s.ctr.open.Add(-1)
+	if s.cfg.OnDisconnect != nil {
+		code := int(websocket.CloseStatus(err))
+		if code < 0 {
+			code = int(wire.CloseAbnormal)
+		}
+		info := sess.info()
+		s.cfg.OnDisconnect(&info, code)
+	}
+}
+
+// connContext is the parent context of hooks and handlers for one
+// connection: it carries ConnInfo and ends when Shutdown gives up waiting.
+func (s *Server) connContext(info ConnInfo) context.Context {
+	return context.WithValue(s.handlerCtx, connInfoKey{}, info)
+}
+
+// sendHello tells a full-form client its ids and the limits it must obey.
+func (s *Server) sendHello(sess *session) {
+	f := wire.Frame{
+		Type:       wire.TypeHello,
+		ConnID:     []byte(sess.id),
+		UserID:     []byte(sess.identity.UserID),
+		MaxMessage: uint32(min(s.cfg.MaxMessageSize, math.MaxUint32)),
+		Heartbeat:  uint16(min(s.cfg.PingInterval/time.Second, math.MaxUint16)),
+	}
+	s.writeFrame(sess, sess.form == formJSON, &f)
+}

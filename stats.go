@@ -1,0 +1,72 @@
+package wsgate
+
+import "sync/atomic"
+
+// Stats is a snapshot of a Server's gauges and counters. Counters only grow
+// over the Server's lifetime.
+type Stats struct {
+	Conns     int // open /ws connections
+	EchoConns int // open /echo connections
+	Users     int // distinct users with at least one open connection
+	Topics    int // topics with at least one subscriber
+
+	Accepted      uint64 // /ws connections accepted since start
+	Requests      uint64 // client messages dispatched to an action
+	HandlerErrors uint64 // handler calls that returned a non-ReplyError error
+	Pushes        uint64 // Push calls that framed a message
+	Delivered     uint64 // push deliveries queued on a connection
+	SlowConsumers uint64 // connections closed with 4000 because their send queue was full
+	RateLimited   uint64 // connections closed with 4002 for exceeding MessageRate
+	Busy          uint64 // requests refused because MaxInflight handlers were running
+
+	Rejected HandshakeRejections // refused /ws and /echo handshakes, by reason
+}
+
+// HandshakeRejections counts refused handshakes by reason.
+type HandshakeRejections struct {
+	RateLimited  uint64 // 429: HandshakeRate exceeded
+	Overloaded   uint64 // 503: MaxConns reached or shutting down
+	Origin       uint64 // 403: origin not allowed
+	Unauthorized uint64 // 401: Authenticate failed
+	Invalid      uint64 // the WebSocket handshake itself failed (400, 426, ...)
+}
+
+// counters holds the Server's atomic counters; Stats copies them.
+type counters struct {
+	accepted, requests, handlerErrors        atomic.Uint64
+	pushes, delivered, slowConsumers         atomic.Uint64
+	rateLimited, busy                        atomic.Uint64
+	rejRate, rejOverload, rejOrigin, rejAuth atomic.Uint64
+	rejInvalid                               atomic.Uint64
+	open                                     atomic.Int64 // /ws and /echo connections, including those mid-handshake (MaxConns)
+	echoConns                                atomic.Int64 // open /echo connections
+}
+
+// Stats returns the current gauges and counters. Users and Topics are
+// counted under the registry's shard locks, one shard at a time, so the
+// figures are consistent per shard, not globally.
+func (s *Server) Stats() Stats {
+	conns, users, topics := s.reg.counts()
+	c := &s.ctr
+	return Stats{
+		Conns:         conns,
+		EchoConns:     int(c.echoConns.Load()),
+		Users:         users,
+		Topics:        topics,
+		Accepted:      c.accepted.Load(),
+		Requests:      c.requests.Load(),
+		HandlerErrors: c.handlerErrors.Load(),
+		Pushes:        c.pushes.Load(),
+		Delivered:     c.delivered.Load(),
+		SlowConsumers: c.slowConsumers.Load(),
+		RateLimited:   c.rateLimited.Load(),
+		Busy:          c.busy.Load(),
+		Rejected: HandshakeRejections{
+			RateLimited:  c.rejRate.Load(),
+			Overloaded:   c.rejOverload.Load(),
+			Origin:       c.rejOrigin.Load(),
+			Unauthorized: c.rejAuth.Load(),
+			Invalid:      c.rejInvalid.Load(),
+		},
+	}
+}

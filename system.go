@@ -1,0 +1,60 @@
+package wsgate
+
+import (
+	"encoding/binary"
+	"unicode/utf8"
+
+	"github.com/wsgate/wsgate/wire"
+)
+
+// system handles wsgate's own actions (1–99). They run inline on the
+// executor: each is a registry update or lookup, with no user code.
+func (s *Server) system(sess *session, to replyTo, action wire.Action, payload []byte) {
+	switch action {
+	case wire.ActionSubscribe:
+		s.subscribe(sess, to, payload)
+	case wire.ActionUnsubscribe:
+		s.unsubscribe(sess, to, payload)
+	case wire.ActionPresence:
+		n := s.reg.userCount(string(payload))
+		s.sendReply(sess, to, binary.BigEndian.AppendUint32(nil, uint32(n)))
+	case wire.ActionPing:
+		s.sendReply(sess, to, payload)
+	default:
+		s.sendError(sess, to, wire.CodeUnknownAction, unknownAction(action))
+	}
+}
+
+// subscribe adds a subscription the identity allows. Subscribing twice is
+// not an error.
+func (s *Server) subscribe(sess *session, to replyTo, payload []byte) {
+	if len(payload) == 0 || len(payload) > wire.MaxTopicLen || !utf8.Valid(payload) {
+		s.sendError(sess, to, wire.CodeBadRequest, "invalid topic")
+		return
+	}
+	topic := string(payload)
+	switch {
+	case !sess.identity.mayAccess(topic):
+		s.sendError(sess, to, wire.CodeForbidden, "topic not allowed: "+topic)
+		return
+	case sess.subscribed(topic):
+	case len(sess.topics) >= maxSubscriptions:
+		s.sendError(sess, to, wire.CodeLimitExceeded, "too many subscriptions")
+		return
+	default:
+		sess.topics = append(sess.topics, topic)
+		s.reg.subscribe(sess, topic)
+	}
+	s.sendReply(sess, to, nil)
+}
+
+func (s *Server) unsubscribe(sess *session, to replyTo, payload []byte) {
+	topic := string(payload)
+	if !sess.subscribed(topic) {
+		s.sendError(sess, to, wire.CodeNotSubscribed, "not subscribed: "+topic)
+		return
+	}
+	sess.dropTopic(topic)
+	s.reg.unsubscribe(sess, topic)
+	s.sendReply(sess, to, nil)
+}
