@@ -250,44 +250,44 @@ func inflateMessage(src, dict []byte, limit int64, text bool) (*[]byte, error) {
 	if err := in.fr.(flate.Resetter).Reset(&in.src, dict); err != nil {
 		return nil, &CloseError{Code: StatusInvalidFramePayloadData, Reason: "invalid compressed data"}
 	}
-	out := getBuf(int(min(int64(len(src))*3+64, limit+1)))
+	out := getMsgBuf(int(min(int64(len(src))*3+64, limit+1)))
 	var u utf8State
 	for {
 		if len(*out) == cap(*out) {
-			out = growBuf(out, int(min(int64(cap(*out))*2, limit+1)))
+			out = growMsgBuf(out, int(min(int64(cap(*out))*2, limit+1)))
 		}
 		buf := *out
 		avail := buf[len(buf):min(int64(cap(buf)), limit+1)]
 		n, err := in.fr.Read(avail)
 		if text && !u.write(avail[:n]) {
-			putBuf(out)
+			putMsgBuf(out)
 			return nil, errInvalidUTF8()
 		}
 		*out = buf[:len(buf)+n]
 		if int64(len(*out)) > limit {
-			putBuf(out)
+			putMsgBuf(out)
 			return nil, &CloseError{Code: StatusMessageTooBig, Reason: "message larger than " + strconv.FormatInt(limit, 10) + " bytes after decompression"}
 		}
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			putBuf(out)
+			putMsgBuf(out)
 			return nil, &CloseError{Code: StatusInvalidFramePayloadData, Reason: "invalid compressed data"}
 		}
 	}
 	if text && !u.complete() {
-		putBuf(out)
+		putMsgBuf(out)
 		return nil, errInvalidUTF8()
 	}
 	return out, nil
 }
 
-// growBuf moves b into a pooled buffer of capacity ≥ n.
-func growBuf(b *[]byte, n int) *[]byte {
-	nb := getBuf(n)
+// growMsgBuf moves b into a pooled buffer of capacity ≥ n.
+func growMsgBuf(b *[]byte, n int) *[]byte {
+	nb := getMsgBuf(n)
 	*nb = append(*nb, *b...)
-	putBuf(b)
+	putMsgBuf(b)
 	return nb
 }
 

@@ -82,9 +82,9 @@ func (p *parser) init(cfg parserConfig) {
 
 // release returns pooled buffers; the connection is gone.
 func (p *parser) release() {
-	putBuf(p.msg)
-	putBuf(p.ctl)
-	putBuf(p.window)
+	putMsgBuf(p.msg)
+	putMsgBuf(p.ctl)
+	putMsgBuf(p.window)
 	p.msg, p.ctl, p.window = nil, nil, nil
 }
 
@@ -278,7 +278,7 @@ func (p *parser) controlPayload(b []byte, s frameSink) (int, error) {
 	chunk := b[:n]
 	p.unmask(chunk)
 	if p.ctl == nil {
-		p.ctl = getBuf(maxControlPayload)
+		p.ctl = getMsgBuf(maxControlPayload)
 	}
 	*p.ctl = append(*p.ctl, chunk...)
 	if p.remaining -= int64(n); p.remaining > 0 {
@@ -286,7 +286,7 @@ func (p *parser) controlPayload(b []byte, s frameSink) (int, error) {
 	}
 	p.inPayload = false
 	err := p.control(*p.ctl, s)
-	putBuf(p.ctl)
+	putMsgBuf(p.ctl)
 	p.ctl = nil
 	return n, err
 }
@@ -382,10 +382,10 @@ func (p *parser) appendMsg(chunk []byte) {
 	if rest := int64(need) + p.remaining; rest <= 64<<10 {
 		need = int(rest)
 	}
-	nb := getBuf(need)
+	nb := getMsgBuf(need)
 	if p.msg != nil {
 		*nb = append(*nb, *p.msg...)
-		putBuf(p.msg)
+		putMsgBuf(p.msg)
 	}
 	*nb = append(*nb, chunk...)
 	p.msg = nb
@@ -404,8 +404,8 @@ func (p *parser) finishMessage(data []byte, s frameSink) error {
 		data = *out
 	}
 	err := s.onMessage(typ, data)
-	putBuf(out)
-	putBuf(p.msg)
+	putMsgBuf(out)
+	putMsgBuf(p.msg)
 	p.msg, p.msgOp, p.msgLen, p.compressed, p.utf8 = nil, opContinuation, 0, false, utf8Accept
 	return err
 }
@@ -422,7 +422,7 @@ func (p *parser) inflate(data []byte) (*[]byte, error) {
 		return out, err
 	}
 	if p.window == nil {
-		p.window = getBuf(maxWindow)
+		p.window = getMsgBuf(maxWindow)
 	}
 	*p.window = slideWindow(*p.window, *out)
 	return out, nil
@@ -436,11 +436,11 @@ const (
 	maxBufShift = 24
 )
 
-var bufPools [maxBufShift - minBufShift + 1]sync.Pool
+var msgBufPools [maxBufShift - minBufShift + 1]sync.Pool
 
-// bufClass returns the size class index for a buffer of at least n bytes,
+// msgBufClass returns the size class index for a buffer of at least n bytes,
 // or -1 when n is larger than the largest class.
-func bufClass(n int) int {
+func msgBufClass(n int) int {
 	shift := bits.Len(uint(n - 1))
 	if n <= 1<<minBufShift {
 		shift = minBufShift
@@ -451,30 +451,30 @@ func bufClass(n int) int {
 	return shift - minBufShift
 }
 
-// getBuf returns an empty buffer with capacity ≥ n.
-func getBuf(n int) *[]byte {
-	c := bufClass(n)
+// getMsgBuf returns an empty buffer with capacity ≥ n.
+func getMsgBuf(n int) *[]byte {
+	c := msgBufClass(n)
 	if c < 0 {
 		b := make([]byte, 0, n)
 		return &b
 	}
-	if b, ok := bufPools[c].Get().(*[]byte); ok {
+	if b, ok := msgBufPools[c].Get().(*[]byte); ok {
 		return b
 	}
 	b := make([]byte, 0, 1<<(c+minBufShift))
 	return &b
 }
 
-// putBuf returns b to its pool; nil and odd-sized buffers are ignored.
-func putBuf(b *[]byte) {
+// putMsgBuf returns b to its pool; nil and odd-sized buffers are ignored.
+func putMsgBuf(b *[]byte) {
 	if b == nil {
 		return
 	}
 	n := cap(*b)
-	c := bufClass(n)
+	c := msgBufClass(n)
 	if c < 0 || n != 1<<(c+minBufShift) {
 		return
 	}
 	*b = (*b)[:0]
-	bufPools[c].Put(b)
+	msgBufPools[c].Put(b)
 }
