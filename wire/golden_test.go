@@ -54,7 +54,7 @@ var errorKinds = map[string]error{
 }
 
 // readLines decodes every line of a testdata JSON-lines file into a T.
-func readLines[T any](t *testing.T, name string) []T {
+func readLines[T any](t testing.TB, name string) []T {
 	t.Helper()
 	file, err := os.Open(filepath.Join("testdata", name))
 	if err != nil {
@@ -81,7 +81,7 @@ func readLines[T any](t *testing.T, name string) []T {
 	return out
 }
 
-func unhex(t *testing.T, s string) []byte {
+func unhex(t testing.TB, s string) []byte {
 	t.Helper()
 	b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
 	if err != nil {
