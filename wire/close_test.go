@@ -16,9 +16,9 @@ func TestBackoffCustomAndOddInputs(t *testing.T) {
 		want    time.Duration
 	}{
 		{0, 0, 5 * time.Millisecond},
-		{0, 1, 10 * time.Millisecond},  // random clamped to 1: full cap
-		{0, 7, 10 * time.Millisecond},  // out of range: clamped
-		{0, -3, 5 * time.Millisecond},  // negative: 0
+		{0, 1, 10 * time.Millisecond}, // random clamped to 1: full cap
+		{0, 7, 10 * time.Millisecond}, // out of range: clamped
+		{0, -3, 5 * time.Millisecond}, // negative: 0
 		{0, math.NaN(), 5 * time.Millisecond},
 		{3, 0.5, 60 * time.Millisecond}, // cap 80ms
 		{4, 0, 50 * time.Millisecond},   // cap 160ms → Max 100ms

@@ -172,7 +172,7 @@ func TestJSONGoOnly(t *testing.T) {
 		{`{"type":"reply","id":1.0}`, "", wire.ErrBadJSON},
 		{`{"type":"reply","id":-0}`, "", wire.ErrBadJSON},
 		{`{"type":"ack","seq":18446744073709551615}`, "", nil},
-		{"{\"type\":\"reply\",\"text\":\"\xff\"}", "\uFFFD", nil}, // invalid UTF-8 text → U+FFFD
+		{"{\"type\":\"reply\",\"text\":\"\xff\"}", "\uFFFD", nil},   // invalid UTF-8 text → U+FFFD
 		{"{\"type\":\"reply\",\"json\":\"\xff\"}", "\"\xff\"", nil}, // raw bytes kept in json
 	}
 	for _, tc := range tests {
