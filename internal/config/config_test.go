@@ -1,0 +1,164 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wsgate/wsgate/websocket"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := Parse(nil, env(nil), &bytes.Buffer{})
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if got, want := c.Server.Addr, "127.0.0.1:8080"; got != want {
+		t.Errorf("Addr: got %q, want %q", got, want)
+	}
+	if !c.FirstRun() {
+		t.Errorf("FirstRun: got false, want true with no auth settings")
+	}
+	if !c.Demo {
+		t.Errorf("Demo: got false, want true in first-run mode")
+	}
+	if got, want := c.LogLevel, slog.LevelInfo; got != want {
+		t.Errorf("LogLevel: got %v, want %v", got, want)
+	}
+}
+
+func TestFlagsAndEnv(t *testing.T) {
+	e := env(map[string]string{
+		"WSGATE_ADDR":             "127.0.0.1:9000",
+		"WSGATE_JWT_SECRET":       "0123456789abcdef-from-env",
+		"WSGATE_MAX_CONNS":        "50",
+		"WSGATE_ALLOWED_ORIGINS":  "https://a.example, https://b.example",
+		"WSGATE_MAX_MESSAGE_SIZE": "64KiB",
+		"WSGATE_NO_ECHO":          "true",
+		"WSGATE_MODE":             "blocking",
+		"WSGATE_LOG_LEVEL":        "debug",
+	})
+	args := []string{"--addr", ":7000", "--send-queue-bytes", "2MiB", "--message-rate", "-1", "--ping-interval", "5s"}
+	c, err := Parse(args, e, &bytes.Buffer{})
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	s := c.Server
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"Addr (flag beats env)", s.Addr, ":7000"},
+		{"JWTSecret", c.JWTSecret, "0123456789abcdef-from-env"},
+		{"MaxConns", s.MaxConns, 50},
+		{"AllowedOrigins", strings.Join(s.AllowedOrigins, "|"), "https://a.example|https://b.example"},
+		{"MaxMessageSize", s.MaxMessageSize, int64(64 << 10)},
+		{"DisableEcho", s.DisableEcho, true},
+		{"Mode", s.Mode, websocket.ModeBlocking},
+		{"LogLevel", c.LogLevel, slog.LevelDebug},
+		{"SendQueueBytes", s.SendQueueBytes, 2 << 20},
+		{"MessageRate", s.MessageRate, -1.0},
+		{"PingInterval", s.PingInterval, 5 * time.Second},
+		{"FirstRun", c.FirstRun(), false},
+		{"Demo (auth configured)", c.Demo, false},
+	}
+	for _, ch := range checks {
+		if ch.got != ch.want {
+			t.Errorf("%s: got %v, want %v", ch.name, ch.got, ch.want)
+		}
+	}
+}
+
+func TestDemoExplicit(t *testing.T) {
+	c, err := Parse([]string{"--insecure-no-auth", "--demo"}, env(nil), &bytes.Buffer{})
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if !c.Demo || !c.Server.InsecureNoAuth {
+		t.Errorf("got Demo=%v InsecureNoAuth=%v, want both true", c.Demo, c.Server.InsecureNoAuth)
+	}
+	c, err = Parse([]string{"--demo=false"}, env(nil), &bytes.Buffer{})
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if c.Demo {
+		t.Errorf("Demo: got true, want false after --demo=false in first-run mode")
+	}
+}
+
+func TestErrors(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"bad env value", nil, map[string]string{"WSGATE_MAX_CONNS": "many"}, "$WSGATE_MAX_CONNS"},
+		{"bad size", []string{"--max-message-size", "12XB"}, nil, "max-message-size"},
+		{"bad mode", []string{"--mode", "fast"}, nil, "want auto, reactor or blocking"},
+		{"short secret", []string{"--jwt-secret", "short"}, nil, "at least 16 bytes"},
+		{"both keys", []string{"--jwt-secret", "0123456789abcdef", "--jwt-public-key", "k.pem"}, nil, "not both"},
+		{"positional", []string{"extra"}, nil, "no arguments"},
+		{"log format", []string{"--log-format", "xml"}, nil, "text or json"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			_, err := Parse(tc.args, env(tc.env), &out)
+			if err == nil {
+				t.Fatalf("Parse: got nil error, want one mentioning %q", tc.want)
+			}
+			if !strings.Contains(err.Error()+out.String(), tc.want) {
+				t.Errorf("got error %q and output %q, want mention of %q", err, out.String(), tc.want)
+			}
+		})
+	}
+}
+
+// TestHelpListsEverySetting keeps --help the reference: each flag appears
+// with its environment variable.
+func TestHelpListsEverySetting(t *testing.T) {
+	var out bytes.Buffer
+	_, err := Parse([]string{"--help"}, env(nil), &out)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("Parse --help: got %v, want flag.ErrHelp", err)
+	}
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	(&Config{}).register(fs)
+	n := 0
+	fs.VisitAll(func(f *flag.Flag) {
+		n++
+		if !strings.Contains(out.String(), "-"+f.Name) || !strings.Contains(out.String(), "$"+EnvName(f.Name)) {
+			t.Errorf("help does not list --%s with $%s", f.Name, EnvName(f.Name))
+		}
+	})
+	if n < 20 {
+		t.Errorf("got %d flags, want every setting (at least 20)", n)
+	}
+}
+
+func TestParseByteSize(t *testing.T) {
+	cases := []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"0", 0, true}, {"65536", 65536, true}, {"64KiB", 64 << 10, true}, {"64K", 64 << 10, true},
+		{"16MiB", 16 << 20, true}, {"1GiB", 1 << 30, true}, {"10B", 10, true}, {" 2 MiB", 2 << 20, true},
+		{"-1", 0, false}, {"KiB", 0, false}, {"1.5MiB", 0, false}, {"99999999999999GiB", 0, false},
+	}
+	for _, tc := range cases {
+		got, err := parseByteSize(tc.in)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("parseByteSize(%q): got %d, %v; want %d, ok=%v", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+}

@@ -1,0 +1,219 @@
+package config
+
+import (
+	"flag"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+
+	"github.com/wsgate/wsgate/websocket"
+)
+
+// register defines every flag of serve on fs, bound to the fields of c. The
+// help text states the library default where the flag's zero value means
+// "use the default", because that is what an operator needs to read.
+func (c *Config) register(fs *flag.FlagSet) *optionalBool {
+	s := &c.Server
+	fs.StringVar(&s.Addr, "addr", "127.0.0.1:8080", "listen address (host:port); use :8080 to listen on every interface")
+
+	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "HS256 secret (at least 16 bytes) that client tokens are signed with")
+	fs.StringVar(&c.JWTPublicKeyFile, "jwt-public-key", "", "PEM public key `file` for RS256/ES256 tokens (instead of --jwt-secret)")
+	fs.StringVar(&c.JWTIssuer, "jwt-issuer", "", "required iss claim of tokens (empty: not checked)")
+	fs.StringVar(&c.JWTAudience, "jwt-audience", "", "required aud claim of tokens (empty: not checked)")
+	fs.BoolVar(&s.InsecureNoAuth, "insecure-no-auth", false, "accept WebSocket connections without a token (anonymous users); for local experiments only")
+	fs.Var((*listValue)(&s.AllowedOrigins), "allowed-origins", "comma-separated extra `origins` browsers may connect from (https://app.example.com; * = any); same-origin is always allowed")
+	fs.StringVar(&c.APIKey, "api-key", "", "`key` for the HTTP push API (Authorization: Bearer KEY); empty: API off")
+	fs.Var((*byteSize)(&c.APIMaxPayload), "api-max-payload", "largest payload of one push through the API (0: 64KiB)")
+	fs.StringVar(&c.Backend, "backend", "", "HTTP `URL` that actions without a handler are forwarded to")
+	fs.DurationVar(&c.BackendTimeout, "backend-timeout", 0, "deadline of one backend call (0: 5s)")
+	fs.IntVar(&c.BackendConcurrency, "backend-concurrency", 0, "backend calls in flight at most (0: 64)")
+	demo := &optionalBool{}
+	fs.Var(demo, "demo", "register the demo handlers: 100 echo, 110 add friend, 111 get info (default: on when no auth is configured)")
+
+	fs.IntVar(&s.MaxConns, "max-conns", 0, "maximum open WebSocket connections, beyond → HTTP 503 (0: 100000)")
+	fs.Var((*byteSize)(&s.MaxMessageSize), "max-message-size", "largest message accepted on /ws, e.g. 64KiB; larger → close 1009 (0: 64KiB)")
+	fs.Var((*byteSize)(&s.EchoMaxMessageSize), "echo-max-message-size", "largest message accepted on /echo (0: 16MiB)")
+	fs.BoolVar(&s.DisableEcho, "no-echo", false, "switch off the /echo endpoint")
+	fs.DurationVar(&s.PingInterval, "ping-interval", 0, "how often idle connections are pinged (0: 30s)")
+	fs.DurationVar(&s.IdleTimeout, "idle-timeout", 0, "close connections that sent nothing for this long (0: 1h)")
+	fs.IntVar(&s.SendQueueMessages, "send-queue-messages", 0, "outbound queue bound per connection in messages; overflow → close 4000 (0: 1024)")
+	fs.Var((*intByteSize)(&s.SendQueueBytes), "send-queue-bytes", "outbound queue bound per connection in bytes; overflow → close 4000 (0: 1MiB)")
+	fs.IntVar(&s.MaxInflight, "max-inflight", 0, "concurrent handler calls per connection; beyond → error reply (0: 32)")
+	fs.DurationVar(&s.HandlerTimeout, "handler-timeout", 0, "deadline of one handler call (0: 10s)")
+	fs.Float64Var(&s.MessageRate, "message-rate", 0, "inbound messages per second per connection, burst 2×; over → close 4002 (0: 100; negative: unlimited)")
+	fs.Float64Var(&s.HandshakeRate, "handshake-rate", 0, "WebSocket upgrades per second per client IP, burst 2×; over → HTTP 429 (0: 20; negative: unlimited)")
+	fs.Var((*modeValue)(&s.Mode), "mode", "I/O `mode`: auto (epoll reactor on Linux), reactor or blocking (goroutine per connection)")
+
+	fs.DurationVar(&s.ShutdownTimeout, "shutdown-timeout", 0, "on SIGINT/SIGTERM, how long to wait for connections to close (0: 10s)")
+	fs.Var((*levelValue)(&c.LogLevel), "log-level", "log `level`: debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "log `format`: text or json")
+	return demo
+}
+
+// optionalBool is a bool flag that remembers whether it was set, because the
+// default of --demo depends on other settings.
+type optionalBool struct {
+	set, v bool
+}
+
+func (b *optionalBool) String() string {
+	if b == nil || !b.set {
+		return "auto"
+	}
+	return strconv.FormatBool(b.v)
+}
+
+func (b *optionalBool) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return fmt.Errorf("want true or false, got %q", s)
+	}
+	b.set, b.v = true, v
+	return nil
+}
+
+func (b *optionalBool) IsBoolFlag() bool { return true }
+
+// value is the flag's value, or def when it was not given.
+func (b *optionalBool) value(def bool) bool {
+	if b.set {
+		return b.v
+	}
+	return def
+}
+
+// listValue is a comma-separated list; empty items are dropped.
+type listValue []string
+
+func (l *listValue) String() string {
+	if l == nil {
+		return ""
+	}
+	return strings.Join(*l, ",")
+}
+
+func (l *listValue) Set(s string) error {
+	*l = (*l)[:0]
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			*l = append(*l, item)
+		}
+	}
+	return nil
+}
+
+// byteSize is a size in bytes, written as a number with an optional binary
+// suffix: 65536, 64KiB, 64K, 16MiB, 1GiB.
+type byteSize int64
+
+func (b *byteSize) String() string {
+	if b == nil {
+		return "0"
+	}
+	return strconv.FormatInt(int64(*b), 10)
+}
+
+func (b *byteSize) Set(s string) error {
+	n, err := parseByteSize(s)
+	if err != nil {
+		return err
+	}
+	*b = byteSize(n)
+	return nil
+}
+
+// intByteSize is byteSize for int fields.
+type intByteSize int
+
+func (b *intByteSize) String() string {
+	if b == nil {
+		return "0"
+	}
+	return strconv.Itoa(int(*b))
+}
+
+func (b *intByteSize) Set(s string) error {
+	n, err := parseByteSize(s)
+	if err != nil {
+		return err
+	}
+	if int64(int(n)) != n {
+		return fmt.Errorf("size %q too large", s)
+	}
+	*b = intByteSize(n)
+	return nil
+}
+
+var sizeSuffixes = []struct {
+	suffix string
+	mult   int64
+}{
+	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30},
+	{"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"B", 1},
+}
+
+func parseByteSize(s string) (int64, error) {
+	num, mult := strings.TrimSpace(s), int64(1)
+	for _, sf := range sizeSuffixes {
+		if strings.HasSuffix(num, sf.suffix) {
+			num, mult = strings.TrimSpace(strings.TrimSuffix(num, sf.suffix)), sf.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("want a size like 65536, 64KiB or 16MiB, got %q", s)
+	}
+	if n > (1<<62)/mult {
+		return 0, fmt.Errorf("size %q too large", s)
+	}
+	return n * mult, nil
+}
+
+// modeValue selects the websocket engine's I/O mode.
+type modeValue websocket.Mode
+
+var modeNames = map[string]websocket.Mode{
+	"auto": websocket.ModeAuto, "reactor": websocket.ModeReactor, "blocking": websocket.ModeBlocking,
+}
+
+func (m *modeValue) String() string {
+	if m == nil {
+		return "auto"
+	}
+	for name, v := range modeNames {
+		if v == websocket.Mode(*m) {
+			return name
+		}
+	}
+	return strconv.Itoa(int(*m))
+}
+
+func (m *modeValue) Set(s string) error {
+	v, ok := modeNames[strings.ToLower(s)]
+	if !ok {
+		return fmt.Errorf("want auto, reactor or blocking, got %q", s)
+	}
+	*m = modeValue(v)
+	return nil
+}
+
+// levelValue is a slog level name.
+type levelValue slog.Level
+
+func (l *levelValue) String() string {
+	if l == nil {
+		return "info"
+	}
+	return strings.ToLower(slog.Level(*l).String())
+}
+
+func (l *levelValue) Set(s string) error {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(s)); err != nil {
+		return fmt.Errorf("want debug, info, warn or error, got %q", s)
+	}
+	*l = levelValue(lv)
+	return nil
+}
