@@ -244,6 +244,11 @@ func acceptDeflateResponse(values []string, cfg compressionConfig) (*deflatePara
 // message cannot expand past it (1009), and text is UTF-8 checked chunk by
 // chunk as it comes out of the decompressor (1007). Corrupt data is 1007.
 func inflateMessage(src, dict []byte, limit int64, text bool) (*[]byte, error) {
+	if len(src) == 0 {
+		// Not valid DEFLATE data (an empty message compresses to 0x00), but
+		// some peers send it for an empty message; zlib reads it as empty.
+		return getMsgBuf(0), nil
+	}
 	in := getInflater()
 	defer putInflater(in)
 	in.src = inflateSource{data: src}

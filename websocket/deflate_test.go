@@ -1,0 +1,423 @@
+package websocket
+
+import (
+	"bytes"
+	"compress/flate"
+	"io"
+	"math/rand/v2"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"testing"
+)
+
+// compressedFrame returns a single-frame compressed text message, masked as
+// a client sends it when masked is true.
+func compressedFrame(masked bool, text string) []byte {
+	var d deflater
+	payload, err := d.compress(nil, []byte(text))
+	if err != nil {
+		panic(err) // test helper: the pooled compressor cannot fail on a slice
+	}
+	return appendFrame(nil, opText, true, true, payload, masked, coreTestKey)
+}
+
+var deflateClientCfg = parserConfig{readLimit: 1 << 20, deflate: &deflateParams{}}
+
+// TestDeflateRFC7692Examples decodes the examples of RFC 7692 §7.2.3.
+func TestDeflateRFC7692Examples(t *testing.T) {
+	hello := []frameEvent{msgEvent(TextMessage, "Hello")}
+	tests := []struct {
+		name     string
+		takeover bool
+		input    []byte
+		want     []frameEvent
+	}{
+		{"single frame", false, []byte{0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00}, hello},
+		{"fragmented", false, []byte{0x41, 0x03, 0xf2, 0x48, 0xcd, 0x80, 0x04, 0xc9, 0xc9, 0x07, 0x00}, hello},
+		{"context takeover", true, []byte{0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0xc1, 0x05, 0xf2, 0x00, 0x11, 0x00, 0x00},
+			[]frameEvent{msgEvent(TextMessage, "Hello"), msgEvent(TextMessage, "Hello")}},
+		{"stored block", false, []byte{0xc1, 0x0b, 0x00, 0x05, 0x00, 0xfa, 0xff, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x00}, hello},
+		{"bfinal", false, []byte{0xc1, 0x08, 0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00}, hello},
+		{"two blocks", false, []byte{0xc1, 0x0d, 0xf2, 0x48, 0x05, 0x00, 0x00, 0x00, 0xff, 0xff, 0xca, 0xc9, 0xc9, 0x07, 0x00}, hello},
+		{"empty", false, []byte{0xc1, 0x01, 0x00}, []frameEvent{msgEvent(TextMessage, "")}},
+		{"empty payload", false, []byte{0xc2, 0x00}, []frameEvent{msgEvent(BinaryMessage, "")}},
+		{"uncompressed message", false, []byte{0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f}, hello},
+	}
+	for _, tc := range tests {
+		cfg := deflateClientCfg
+		cfg.contextTakeover = tc.takeover
+		for _, sp := range feedSplits() {
+			t.Run(tc.name+"/"+sp.name, func(t *testing.T) {
+				events, err := runParser(cfg, tc.input, sp.split)
+				checkParse(t, events, err, tc.want, 0)
+			})
+		}
+	}
+}
+
+// TestDeflateCompressHello checks our compressor against RFC 7692: at
+// BestSpeed compress/flate stores inputs of up to 16 bytes, which gives
+// exactly the "DEFLATE block with no compression" example of §7.2.3.3.
+func TestDeflateCompressHello(t *testing.T) {
+	var d deflater
+	got, err := d.compress([]byte("prefix"), []byte("Hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := append([]byte("prefix"), 0x00, 0x05, 0x00, 0xfa, 0xff, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x00)
+	if !bytes.Equal(got, want) {
+		t.Fatalf("got % x, want % x", got, want)
+	}
+	got, err = d.compress(nil, nil)
+	if err != nil || !bytes.Equal(got, []byte{0x00}) {
+		t.Fatalf("empty: got % x, %v, want 00", got, err)
+	}
+}
+
+// TestDeflateContextTakeover checks, as RFC 7692 §7.2.3.2 shows for
+// "Hello", that a context-keeping compressor sends a repeated message as
+// back-references, and that only a context-keeping parser decodes it.
+func TestDeflateContextTakeover(t *testing.T) {
+	d := newDeflater(true)
+	defer d.release()
+	text := randomText(rand.New(rand.NewPCG(7, 8)), 300) // ≥ 128 B: BestSpeed matches nothing below
+	first, err := d.compress(nil, []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := d.compress(nil, []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(second) >= len(first) {
+		t.Fatalf("got second message %d bytes (% x), want fewer than the first's %d", len(second), second, len(first))
+	}
+	input := appendFrame(appendFrame(nil, opText, true, true, first, false, coreTestKey), opText, true, true, second, false, coreTestKey)
+	cfg := deflateClientCfg
+	cfg.contextTakeover = true
+	events, err := runParser(cfg, input, feedWhole)
+	checkParse(t, events, err, []frameEvent{msgEvent(TextMessage, text), msgEvent(TextMessage, text)}, 0)
+	cfg.contextTakeover = false
+	_, err = runParser(cfg, input, feedWhole)
+	if err == nil {
+		t.Fatal("got no error decoding a context-takeover message without the context, want one")
+	}
+}
+
+// TestDeflateRoundTrip compresses random messages and decodes them through
+// the parser, with and without context takeover, fragmented or not.
+func TestDeflateRoundTrip(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, takeover := range []bool{false, true} {
+		d := newDeflater(takeover)
+		var input []byte
+		var want []frameEvent
+		for i := range 40 {
+			n := []int{0, 1, 100, 5000, 40000, 100000}[i%6]
+			data := randomText(rng, n)
+			payload, err := d.compress(nil, []byte(data))
+			if err != nil {
+				t.Fatal(err)
+			}
+			frags := 1 + rng.IntN(3)
+			for f := range frags {
+				part := payload[f*len(payload)/frags : (f+1)*len(payload)/frags]
+				op := opContinuation
+				if f == 0 {
+					op = opText
+				}
+				input = appendFrame(input, op, f == frags-1, f == 0, part, true, coreTestKey)
+			}
+			want = append(want, msgEvent(TextMessage, data))
+		}
+		d.release()
+		cfg := deflateServerCfg
+		cfg.contextTakeover = takeover
+		for _, sp := range feedSplits()[:4] {
+			events, err := runParser(cfg, input, sp.split)
+			if err != nil || len(events) != len(want) {
+				t.Fatalf("takeover=%v %s: got %d events, %v; want %d", takeover, sp.name, len(events), err, len(want))
+			}
+			for i := range want {
+				if events[i] != want[i] {
+					t.Fatalf("takeover=%v %s: message %d differs: got %v, want %v", takeover, sp.name, i, events[i], want[i])
+				}
+			}
+		}
+	}
+}
+
+// randomText returns n bytes of compressible UTF-8 with multi-byte runes.
+func randomText(rng *rand.Rand, n int) string {
+	words := []string{"hello ", "κόσμε ", "world ", "日本 ", "🙂 ", "gateway "}
+	var b strings.Builder
+	for b.Len() < n {
+		b.WriteString(words[rng.IntN(len(words))])
+	}
+	return b.String()
+}
+
+// TestDeflateErrors checks compressed messages that must fail.
+func TestDeflateErrors(t *testing.T) {
+	var d deflater
+	badText, _ := d.compress(nil, []byte("ok \xff not utf8"))
+	truncText, _ := d.compress(nil, []byte("ends inside a rune \xe2\x82"))
+	binary, _ := d.compress(nil, []byte("\xff binary is not checked"))
+	bomb, _ := d.compress(nil, make([]byte, 10<<20))
+	tests := []struct {
+		name   string
+		cfg    parserConfig
+		input  []byte
+		status StatusCode
+		want   []frameEvent
+	}{
+		{"invalid utf8", deflateServerCfg, appendFrame(nil, opText, true, true, badText, true, coreTestKey), 1007, nil},
+		{"truncated utf8", deflateServerCfg, appendFrame(nil, opText, true, true, truncText, true, coreTestKey), 1007, nil},
+		{"binary", deflateServerCfg, appendFrame(nil, opBinary, true, true, binary, true, coreTestKey), 0,
+			[]frameEvent{msgEvent(BinaryMessage, "\xff binary is not checked")}},
+		{"corrupt", deflateServerCfg, appendFrame(nil, opBinary, true, true, []byte{0xff, 0xff, 0xff}, true, coreTestKey), 1007, nil},
+		{"truncated stream", deflateServerCfg, appendFrame(nil, opBinary, true, true, badText[:len(badText)/2], true, coreTestKey), 1007, nil},
+		{"zip bomb", parserConfig{server: true, readLimit: 1 << 20, deflate: &deflateParams{}},
+			appendFrame(nil, opBinary, true, true, bomb, true, coreTestKey), 1009, nil},
+		{"compressed over limit", parserConfig{server: true, readLimit: 100, deflate: &deflateParams{}},
+			appendFrame(nil, opBinary, true, true, make([]byte, 2000), true, coreTestKey), 1009, nil},
+	}
+	for _, tc := range tests {
+		for _, sp := range feedSplits()[:3] {
+			t.Run(tc.name+"/"+sp.name, func(t *testing.T) {
+				events, err := runParser(tc.cfg, tc.input, sp.split)
+				checkParse(t, events, err, tc.want, tc.status)
+			})
+		}
+	}
+}
+
+// TestDeflateZipBombMemory checks that inflating a bomb stops at the limit
+// instead of expanding it: memory allocated stays near the limit, far below
+// the 64 MiB the bomb would expand to.
+func TestDeflateZipBombMemory(t *testing.T) {
+	var d deflater
+	bomb, _ := d.compress(nil, make([]byte, 64<<20))
+	input := appendFrame(nil, opBinary, true, true, bomb, false, coreTestKey)
+	cfg := parserConfig{readLimit: 1 << 20, deflate: &deflateParams{}}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err := runParser(cfg, input, feedWhole)
+	runtime.ReadMemStats(&after)
+	if CloseStatus(err) != StatusMessageTooBig {
+		t.Fatalf("got %v, want 1009", err)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 8<<20 {
+		t.Fatalf("got %d bytes allocated, want ≤ 8 MiB for a 1 MiB limit", alloc)
+	}
+}
+
+// TestDeflateMemoryCost measures what a flate writer and reader cost, the
+// figures quoted in deflate.go for context takeover.
+func TestDeflateMemoryCost(t *testing.T) {
+	writer := allocatedBytes(func() { _, _ = flate.NewWriter(io.Discard, deflateLevel) })
+	reader := allocatedBytes(func() {
+		r := flate.NewReader(bytes.NewReader([]byte{0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00, 0x00, 0xff, 0xff}))
+		_, _ = io.Copy(io.Discard, r)
+	})
+	t.Logf("flate writer (level %d): %d bytes; reader: %d bytes; context-takeover dictionary: %d bytes",
+		deflateLevel, writer, reader, maxWindow)
+	if writer < 512<<10 || writer > 2<<20 {
+		t.Errorf("got writer %d bytes, want 0.5-2 MiB as documented", writer)
+	}
+	if reader < 32<<10 || reader > 128<<10 {
+		t.Errorf("got reader %d bytes, want 32-128 KiB as documented", reader)
+	}
+}
+
+// allocatedBytes returns the bytes f allocates.
+func allocatedBytes(f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// TestDeflatePooledNoAlloc checks that once pools are warm, compressing and
+// inflating a message without context takeover allocates almost nothing.
+func TestDeflatePooledNoAlloc(t *testing.T) {
+	if raceDetectorOn() {
+		t.Skip("allocation counts are not stable under -race")
+	}
+	src := []byte(strings.Repeat("hello gateway ", 20))
+	var d deflater
+	dst := make([]byte, 0, 1024)
+	comp, _ := d.compress(nil, src)
+	frame := appendFrame(nil, opText, true, true, comp, false, coreTestKey)
+	var p parser
+	p.init(deflateClientCfg)
+	defer p.release()
+	buf := make([]byte, len(frame))
+	sink := &funcSink{}
+	allocs := testing.AllocsPerRun(100, func() {
+		_, _ = d.compress(dst[:0], src)
+		copy(buf, frame)
+		if err := p.feed(buf, sink); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs > 0 {
+		t.Fatalf("got %v allocs per compress+inflate, want 0", allocs)
+	}
+}
+
+// raceDetectorOn reports whether the test binary was built with -race, under
+// which sync.Pool drops items at random and allocation counts are not exact.
+func raceDetectorOn() bool {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return false
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "-race" {
+			return s.Value == "true"
+		}
+	}
+	return false
+}
+
+// BenchmarkDeflateWriterReaderAlloc reports the bytes a context-keeping
+// connection pins: one writer and one dictionary.
+func BenchmarkDeflateWriterReaderAlloc(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		w, _ := flate.NewWriter(io.Discard, deflateLevel)
+		r := flate.NewReader(bytes.NewReader(nil))
+		_, _ = w, r
+	}
+}
+
+func TestNegotiateDeflate(t *testing.T) {
+	const both = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+	off := compressionConfig{}
+	on := compressionConfig{enabled: true}
+	ctx := compressionConfig{enabled: true, contextTakeover: true}
+	tests := []struct {
+		name   string
+		values []string
+		cfg    compressionConfig
+		resp   string // "" = declined
+		want   deflateParams
+		err    bool
+	}{
+		{"disabled", []string{"permessage-deflate"}, off, "", deflateParams{}, false},
+		{"none", nil, on, "", deflateParams{}, false},
+		{"plain", []string{"permessage-deflate"}, on, both, deflateParams{true, true, 15, 15}, false},
+		{"chrome", []string{"permessage-deflate; client_max_window_bits"}, on, both, deflateParams{true, true, 15, 15}, false},
+		{"client bits value", []string{"permessage-deflate; client_max_window_bits=10"}, on, both, deflateParams{true, true, 15, 15}, false},
+		{"server bits 15", []string{"permessage-deflate; server_max_window_bits=15"}, on, both + "; server_max_window_bits=15", deflateParams{true, true, 15, 15}, false},
+		{"server bits quoted", []string{`permessage-deflate; server_max_window_bits="15"`}, on, both + "; server_max_window_bits=15", deflateParams{true, true, 15, 15}, false},
+		{"server bits 10 declined", []string{"permessage-deflate; server_max_window_bits=10"}, on, "", deflateParams{}, false},
+		{"fallback offer", []string{"permessage-deflate; server_max_window_bits=10, permessage-deflate"}, on, both, deflateParams{true, true, 15, 15}, false},
+		{"fallback across headers", []string{"permessage-deflate; server_max_window_bits=9", "x-other, permessage-deflate; client_max_window_bits"}, on, both, deflateParams{true, true, 15, 15}, false},
+		{"unknown param", []string{"permessage-deflate; foo"}, on, "", deflateParams{}, false},
+		{"duplicate param", []string{"permessage-deflate; client_no_context_takeover; client_no_context_takeover"}, on, "", deflateParams{}, false},
+		{"value on flag", []string{"permessage-deflate; server_no_context_takeover=1"}, on, "", deflateParams{}, false},
+		{"bits missing value", []string{"permessage-deflate; server_max_window_bits"}, on, "", deflateParams{}, false},
+		{"bits leading zero", []string{"permessage-deflate; server_max_window_bits=015"}, on, "", deflateParams{}, false},
+		{"bits 16", []string{"permessage-deflate; client_max_window_bits=16"}, on, "", deflateParams{}, false},
+		{"bits 7", []string{"permessage-deflate; client_max_window_bits=7"}, on, "", deflateParams{}, false},
+		{"other extension only", []string{"x-webkit-deflate-frame"}, on, "", deflateParams{}, false},
+		{"case and spaces", []string{"  Permessage-Deflate ;Client_Max_Window_Bits ,"}, on, both, deflateParams{true, true, 15, 15}, false},
+		{"takeover", []string{"permessage-deflate; client_max_window_bits"}, ctx, "permessage-deflate", deflateParams{false, false, 15, 15}, false},
+		{"takeover client asks none", []string{"permessage-deflate; client_no_context_takeover"}, ctx, "permessage-deflate; client_no_context_takeover", deflateParams{false, true, 15, 15}, false},
+		{"takeover server asked none", []string{"permessage-deflate; server_no_context_takeover"}, ctx, "permessage-deflate; server_no_context_takeover", deflateParams{true, false, 15, 15}, false},
+		{"malformed", []string{"permessage-deflate; =x"}, on, "", deflateParams{}, true},
+		{"malformed quote", []string{`permessage-deflate; a="x`}, on, "", deflateParams{}, true},
+		{"malformed separator", []string{"permessage-deflate x"}, on, "", deflateParams{}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dp, resp, err := negotiateDeflate(tc.values, tc.cfg)
+			if (err != nil) != tc.err {
+				t.Fatalf("got error %v, want error %v", err, tc.err)
+			}
+			if resp != tc.resp {
+				t.Fatalf("got response %q, want %q", resp, tc.resp)
+			}
+			if (dp != nil) != (tc.resp != "") {
+				t.Fatalf("got params %v with response %q", dp, resp)
+			}
+			if dp != nil && *dp != tc.want {
+				t.Fatalf("got params %+v, want %+v", *dp, tc.want)
+			}
+		})
+	}
+}
+
+func TestAcceptDeflateResponse(t *testing.T) {
+	on := compressionConfig{enabled: true}
+	ctx := compressionConfig{enabled: true, contextTakeover: true}
+	tests := []struct {
+		name   string
+		values []string
+		cfg    compressionConfig
+		want   *deflateParams
+		err    bool
+	}{
+		{"none", nil, on, nil, false},
+		{"both", []string{"permessage-deflate; server_no_context_takeover; client_no_context_takeover"}, on, &deflateParams{true, true, 15, 15}, false},
+		{"server only", []string{"permessage-deflate; server_no_context_takeover"}, on, &deflateParams{true, true, 15, 15}, false},
+		{"server window", []string{"permessage-deflate; server_no_context_takeover; server_max_window_bits=10"}, on, &deflateParams{true, true, 10, 15}, false},
+		{"missing server_no_context_takeover", []string{"permessage-deflate"}, on, nil, true},
+		{"client bits not offered", []string{"permessage-deflate; server_no_context_takeover; client_max_window_bits=15"}, on, nil, true},
+		{"unknown param", []string{"permessage-deflate; server_no_context_takeover; foo"}, on, nil, true},
+		{"duplicate", []string{"permessage-deflate; server_no_context_takeover; server_no_context_takeover"}, on, nil, true},
+		{"two extensions", []string{"permessage-deflate; server_no_context_takeover", "permessage-deflate; server_no_context_takeover"}, on, nil, true},
+		{"other extension", []string{"x-foo"}, on, nil, true},
+		{"not offered", []string{"permessage-deflate"}, compressionConfig{}, nil, true},
+		{"malformed", []string{"permessage-deflate;"}, on, nil, true},
+		{"takeover plain", []string{"permessage-deflate"}, ctx, &deflateParams{false, false, 15, 15}, false},
+		{"takeover server declines context", []string{"permessage-deflate; server_no_context_takeover; client_no_context_takeover"}, ctx, &deflateParams{true, true, 15, 15}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dp, err := acceptDeflateResponse(tc.values, tc.cfg)
+			if (err != nil) != tc.err {
+				t.Fatalf("got error %v, want error %v", err, tc.err)
+			}
+			if (dp == nil) != (tc.want == nil) || (dp != nil && *dp != *tc.want) {
+				t.Fatalf("got %+v, want %+v", dp, tc.want)
+			}
+		})
+	}
+}
+
+// TestDeflateOfferAccepted checks that our client's offer is accepted by our
+// server and that the client accepts the server's answer, in every mode.
+func TestDeflateOfferAccepted(t *testing.T) {
+	for _, client := range []bool{false, true} {
+		for _, server := range []bool{false, true} {
+			ccfg := compressionConfig{enabled: true, contextTakeover: client}
+			scfg := compressionConfig{enabled: true, contextTakeover: server}
+			sp, resp, err := negotiateDeflate([]string{deflateOffer(ccfg)}, scfg)
+			if err != nil || sp == nil {
+				t.Fatalf("client takeover %v, server %v: server declined: %v", client, server, err)
+			}
+			cp, err := acceptDeflateResponse([]string{resp}, ccfg)
+			if err != nil || cp == nil {
+				t.Fatalf("client takeover %v, server %v: client rejected %q: %v", client, server, resp, err)
+			}
+			sc, sd := sp.contextTakeover(true)
+			cc, cd := cp.contextTakeover(false)
+			if sc != cd || cc != sd {
+				t.Fatalf("client takeover %v, server %v: server compress/decompress %v/%v, client %v/%v", client, server, sc, sd, cc, cd)
+			}
+			if want := client && server; sc != want || cc != want {
+				t.Fatalf("client takeover %v, server %v: got context takeover %v/%v, want %v", client, server, sc, cc, want)
+			}
+		}
+	}
+	if got := deflateOffer(compressionConfig{}); got != "" {
+		t.Fatalf("got offer %q with compression off, want none", got)
+	}
+}
