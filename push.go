@@ -165,25 +165,6 @@ func (p *pusher) frame(f form) *websocket.PreparedMessage {
 	return pm
 }
 
-// maxPooledScratch is the largest encode buffer kept for reuse.
-const maxPooledScratch = 64 << 10
-
-// getScratch returns an encode buffer for push frames. NewPreparedMessage
-// copies the bytes, so the buffer is free again right after.
-func (s *Server) getScratch() *[]byte {
-	if b, ok := s.scratch.Get().(*[]byte); ok {
-		return b
-	}
-	b := make([]byte, 0, 512)
-	return &b
-}
-
-func (s *Server) putScratch(b *[]byte) {
-	if cap(*b) <= maxPooledScratch {
-		s.scratch.Put(b)
-	}
-}
-
 // Presence returns the number of open connections of userID.
 func (s *Server) Presence(userID string) int {
 	return s.reg.userCount(userID)

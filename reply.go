@@ -11,7 +11,10 @@ import (
 func (s *Server) sendReply(sess *session, to replyTo, payload []byte) {
 	switch to.enc {
 	case encSimple:
-		s.write(sess, websocket.BinaryMessage, wire.AppendSimple(nil, to.action, payload))
+		buf := s.getScratch()
+		*buf = wire.AppendSimple((*buf)[:0], to.action, payload)
+		s.write(sess, websocket.BinaryMessage, *buf)
+		s.putScratch(buf)
 	default:
 		if to.id == 0 {
 			return // fire-and-forget request
@@ -26,7 +29,10 @@ func (s *Server) sendReply(sess *session, to replyTo, payload []byte) {
 func (s *Server) sendError(sess *session, to replyTo, code wire.ErrorCode, msg string) {
 	switch to.enc {
 	case encSimple:
-		s.write(sess, websocket.BinaryMessage, wire.AppendSimpleError(nil, to.action, msg))
+		buf := s.getScratch()
+		*buf = wire.AppendSimpleError((*buf)[:0], to.action, msg)
+		s.write(sess, websocket.BinaryMessage, *buf)
+		s.putScratch(buf)
 	default:
 		if to.id == 0 {
 			return // fire-and-forget request
@@ -44,24 +50,25 @@ func (s *Server) sendFrameError(sess *session, asJSON bool, id uint32, code wire
 
 // writeFrame encodes f as binary or JSON and sends it.
 func (s *Server) writeFrame(sess *session, asJSON bool, f *wire.Frame) {
-	var b []byte
+	buf := s.getScratch()
+	defer s.putScratch(buf)
 	var err error
 	typ := websocket.BinaryMessage
 	if asJSON {
 		typ = websocket.TextMessage
-		b, err = wire.AppendJSON(nil, f)
+		*buf, err = wire.AppendJSON((*buf)[:0], f)
 	} else {
-		b, err = wire.AppendFrame(nil, f)
+		*buf, err = wire.AppendFrame((*buf)[:0], f)
 	}
 	if err != nil {
 		// Only an unknown type or an id over 64 KiB fails: a bug here.
 		s.cfg.Logger.Error("wsgate: encoding frame", "conn", sess.id, "err", err)
 		return
 	}
-	s.write(sess, typ, b)
+	s.write(sess, typ, *buf)
 }
 
-// write queues one message on sess without blocking. A full queue makes the
+// write queues one message on sess without blocking; the engine copies b. A full queue makes the
 // connection a slow consumer; a closed connection is already on its way out
 // of the registry.
 func (s *Server) write(sess *session, typ websocket.MessageType, b []byte) {
@@ -76,5 +83,25 @@ func (s *Server) dropSlow(sess *session) {
 	if sess.slow.CompareAndSwap(false, true) {
 		s.ctr.slowConsumers.Add(1)
 		_ = sess.conn.Close(closeSlowConsumer, "slow consumer") // already closing is fine
+	}
+}
+
+// maxPooledScratch is the largest encode buffer kept for reuse.
+const maxPooledScratch = 64 << 10
+
+// getScratch returns an encode buffer for outgoing messages. The engine's
+// WriteMessage and NewPreparedMessage copy the bytes, so the buffer is free
+// again as soon as they return.
+func (s *Server) getScratch() *[]byte {
+	if b, ok := s.scratch.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, 0, 512)
+	return &b
+}
+
+func (s *Server) putScratch(b *[]byte) {
+	if cap(*b) <= maxPooledScratch {
+		s.scratch.Put(b)
 	}
 }

@@ -28,7 +28,7 @@ type Server struct {
 	epoch    time.Time // base of the monotonic clock used by rate limits
 	handlers atomic.Pointer[map[wire.Action]HandlerFunc]
 	ctr      counters
-	scratch  sync.Pool // *[]byte encode buffers for push frames
+	scratch  sync.Pool // *[]byte encode buffers for outgoing messages
 
 	// tasks tracks handler goroutines so that Shutdown can wait for them;
 	// handlerCtx is their parent, cancelled once Shutdown stops waiting.

@@ -1,0 +1,220 @@
+package wsgate_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/wsgate/wsgate"
+	"github.com/wsgate/wsgate/websocket"
+)
+
+func TestNewRequiresAuthDecision(t *testing.T) {
+	_, err := wsgate.New(wsgate.Config{})
+	if err == nil || !strings.Contains(err.Error(), "Authenticate") {
+		t.Errorf("New without Authenticate: got %v, want an error naming Authenticate", err)
+	}
+	if _, err := wsgate.New(wsgate.Config{MaxConns: -1, InsecureNoAuth: true}); err == nil {
+		t.Error("New with negative MaxConns: got nil error, want one")
+	}
+	cfg := wsgate.Config{InsecureNoAuth: true, AllowedOrigins: []string{"https://a.example"}}
+	if _, err := wsgate.New(cfg); err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	if cfg.MaxConns != 0 || cfg.Addr != "" {
+		t.Errorf("New modified the caller's Config: MaxConns %d, Addr %q", cfg.MaxConns, cfg.Addr)
+	}
+}
+
+func TestEchoClassicMessage(t *testing.T) {
+	checkLeaks(t)
+	ts := startServer(t, anon())
+	if len(classic) != 16 {
+		t.Fatalf("classic message: got %d bytes, want 16", len(classic))
+	}
+	for _, path := range []string{"/echo", "/"} {
+		c := dial(t, ts.wsURL(path), nil)
+		write(t, c, websocket.BinaryMessage, classic)
+		typ, got := read(t, c)
+		if typ != websocket.BinaryMessage || !bytes.Equal(got, classic) {
+			t.Errorf("%s: got %v %x, want binary %x", path, typ, got, classic)
+		}
+		write(t, c, websocket.TextMessage, []byte("我们都好"))
+		if typ, got := read(t, c); typ != websocket.TextMessage || string(got) != "我们都好" {
+			t.Errorf("%s text: got %v %q, want text %q", path, typ, got, "我们都好")
+		}
+	}
+}
+
+func TestEchoMaxMessageSize(t *testing.T) {
+	checkLeaks(t)
+	cfg := anon()
+	cfg.EchoMaxMessageSize = 100
+	ts := startServer(t, cfg)
+	c := dial(t, ts.wsURL("/echo"), nil)
+	write(t, c, websocket.BinaryMessage, make([]byte, 101))
+	if got := readClose(t, c); got != websocket.StatusMessageTooBig {
+		t.Errorf("close code: got %d, want 1009", got)
+	}
+}
+
+func TestDisableEcho(t *testing.T) {
+	checkLeaks(t)
+	cfg := anon()
+	cfg.DisableEcho = true
+	ts := startServer(t, cfg)
+	for _, path := range []string{"/echo", "/"} {
+		if _, err := dialErr(t, ts.wsURL(path), nil); statusOf(err) != http.StatusNotFound {
+			t.Errorf("%s with echo disabled: got %v, want 404", path, err)
+		}
+	}
+}
+
+func TestHTTPEndpoints(t *testing.T) {
+	page := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "page "+r.URL.Path)
+	})
+	tests := []struct {
+		name       string
+		page       http.Handler
+		path       string
+		wantStatus int
+		wantBody   string
+	}{
+		{"healthz", nil, "/healthz", 200, "ok\n"},
+		{"readyz", nil, "/readyz", 200, "ok\n"},
+		{"root without page", nil, "/", 404, "404 page not found\n"},
+		{"root with page", page, "/", 200, "page /"},
+		{"asset with page", page, "/wsgate.js", 200, "page /wsgate.js"},
+		{"ws without upgrade", page, "/ws", 400, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := anon()
+			cfg.Page = tt.page
+			srv, err := wsgate.New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := httptest.NewRecorder()
+			srv.Handler().ServeHTTP(rec, httptest.NewRequest("GET", tt.path, nil))
+			if rec.Code != tt.wantStatus {
+				t.Errorf("status: got %d, want %d", rec.Code, tt.wantStatus)
+			}
+			if tt.wantBody != "" && rec.Body.String() != tt.wantBody {
+				t.Errorf("body: got %q, want %q", rec.Body.String(), tt.wantBody)
+			}
+		})
+	}
+}
+
+func TestMaxConns(t *testing.T) {
+	checkLeaks(t)
+	cfg := anon()
+	cfg.MaxConns = 2
+	ts := startServer(t, cfg)
+	dial(t, ts.wsURL("/ws"), nil)
+	dial(t, ts.wsURL("/echo"), nil)
+	_, err := dialErr(t, ts.wsURL("/ws"), nil)
+	if got := statusOf(err); got != http.StatusServiceUnavailable {
+		t.Errorf("third connection: got %v (status %d), want 503", err, got)
+	}
+	if got := ts.Stats().Rejected.Overloaded; got != 1 {
+		t.Errorf("Stats.Rejected.Overloaded: got %d, want 1", got)
+	}
+}
+
+func TestOriginPolicy(t *testing.T) {
+	checkLeaks(t)
+	cfg := anon()
+	cfg.AllowedOrigins = []string{"https://app.example.com"}
+	ts := startServer(t, cfg)
+	tests := []struct {
+		origin string
+		want   int // 0 = accepted
+	}{
+		{"", 0},
+		{"http://" + ts.addr, 0},
+		{"https://app.example.com", 0},
+		{"https://evil.example.com", http.StatusForbidden},
+		{"http://localhost:1", http.StatusForbidden},
+	}
+	for _, tt := range tests {
+		opts := &websocket.DialOptions{Header: http.Header{}}
+		if tt.origin != "" {
+			opts.Header.Set("Origin", tt.origin)
+		}
+		_, err := dialErr(t, ts.wsURL("/ws"), opts)
+		if got := statusOf(err); got != tt.want || (tt.want == 0 && err != nil) {
+			t.Errorf("Origin %q: got %v (status %d), want status %d", tt.origin, err, got, tt.want)
+		}
+	}
+	if got := ts.Stats().Rejected.Origin; got != 2 {
+		t.Errorf("Stats.Rejected.Origin: got %d, want 2", got)
+	}
+}
+
+func TestAnyOrigin(t *testing.T) {
+	checkLeaks(t)
+	cfg := anon()
+	cfg.AllowedOrigins = []string{"*"}
+	ts := startServer(t, cfg)
+	opts := &websocket.DialOptions{Header: http.Header{"Origin": {"https://anything.example"}}}
+	if _, err := dialErr(t, ts.wsURL("/ws"), opts); err != nil {
+		t.Errorf("any origin allowed: got %v, want accepted", err)
+	}
+}
+
+func TestAuthenticate(t *testing.T) {
+	checkLeaks(t)
+	cfg := wsgate.Config{Authenticate: func(_ context.Context, r *http.Request) (wsgate.Identity, error) {
+		if r.Header.Get("Authorization") != "Bearer good" {
+			return wsgate.Identity{}, errors.New("wsgate: bad token")
+		}
+		return wsgate.Identity{UserID: "alice"}, nil
+	}}
+	ts := startServer(t, cfg)
+	_, err := dialErr(t, ts.wsURL("/ws"), nil)
+	if got := statusOf(err); got != http.StatusUnauthorized {
+		t.Errorf("no token: got %v (status %d), want 401", err, got)
+	}
+	resp, err := http.Get("http://" + ts.addr + "/ws")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(body), "wsgate: bad token") {
+		t.Errorf("plain GET without token: got %d %q, want 401 with the error's message", resp.StatusCode, body)
+	}
+	opts := &websocket.DialOptions{Header: http.Header{"Authorization": {"Bearer good"}}, Subprotocols: fullForm.Subprotocols}
+	c := dial(t, ts.wsURL("/ws"), opts)
+	if hello := readFrame(t, c); string(hello.UserID) != "alice" {
+		t.Errorf("hello user: got %q, want alice", hello.UserID)
+	}
+	if got := ts.Presence("alice"); got != 1 {
+		t.Errorf("Presence(alice): got %d, want 1", got)
+	}
+}
+
+func TestHandshakeRate(t *testing.T) {
+	checkLeaks(t)
+	cfg := anon()
+	cfg.HandshakeRate = 1 // burst 2
+	ts := startServer(t, cfg)
+	dial(t, ts.wsURL("/ws"), nil)
+	dial(t, ts.wsURL("/echo"), nil)
+	_, err := dialErr(t, ts.wsURL("/ws"), nil)
+	if got := statusOf(err); got != http.StatusTooManyRequests {
+		t.Fatalf("third handshake in a burst of 2: got %v (status %d), want 429", err, got)
+	}
+	var se *statusError
+	if errors.As(err, &se) && se.header.Get("Retry-After") != "1" {
+		t.Errorf("Retry-After: got %q, want \"1\"", se.header.Get("Retry-After"))
+	}
+}
