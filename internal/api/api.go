@@ -1,0 +1,102 @@
+// Package api is wsgate's server-to-server HTTP API: the application's backend pushes
+// messages to users, topics, connections or everyone, and asks who is online.
+//
+//	POST /api/v1/push              {"to":{"user":"alice"},"action":120,"data":"<base64>"} → {"delivered":N}
+//	GET  /api/v1/presence/{user}   → {"user":"alice","online":true,"connections":2}
+//	GET  /api/v1/stats             → the gateway's counters
+//
+// Every request carries `Authorization: Bearer <api key>`; the key is compared in
+// constant time. Errors are JSON {"error":"..."} with a 4xx/5xx status. docs/API.md and
+// docs/openapi.yaml describe the API for people and generators.
+package api
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/wsgate/wsgate"
+)
+
+// DefaultMaxPayload bounds a push payload when Config.MaxPayload is zero.
+const DefaultMaxPayload = 64 << 10
+
+// Config configures the API handler.
+type Config struct {
+	APIKey     string       // required; requests must carry it as a Bearer token
+	MaxPayload int          // largest push payload in bytes; default DefaultMaxPayload
+	Logger     *slog.Logger // nil = discard
+}
+
+// API serves the HTTP API for one gateway.
+type API struct {
+	gw     *wsgate.Server
+	key    []byte
+	max    int
+	logger *slog.Logger
+	mux    *http.ServeMux
+}
+
+// New returns the API for gw. It fails when no API key is configured: an open push
+// endpoint would let anyone message every user.
+func New(gw *wsgate.Server, cfg Config) (*API, error) {
+	if cfg.APIKey == "" {
+		return nil, errors.New("wsgate: the HTTP API needs an API key")
+	}
+	a := &API{gw: gw, key: []byte(cfg.APIKey), max: cfg.MaxPayload, logger: cfg.Logger}
+	if a.max <= 0 {
+		a.max = DefaultMaxPayload
+	}
+	if a.logger == nil {
+		a.logger = slog.New(slog.DiscardHandler)
+	}
+	a.mux = http.NewServeMux()
+	a.mux.HandleFunc("POST /api/v1/push", a.push)
+	a.mux.HandleFunc("GET /api/v1/presence/{user}", a.presence)
+	a.mux.HandleFunc("GET /api/v1/stats", a.stats)
+	a.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "wsgate: no such API endpoint "+r.Method+" "+r.URL.Path)
+	})
+	return a, nil
+}
+
+// ServeHTTP checks the API key and routes the request.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !a.authorized(r) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="wsgate-api"`)
+		writeError(w, http.StatusUnauthorized, "wsgate: missing or wrong API key (Authorization: Bearer <key>)")
+		return
+	}
+	a.mux.ServeHTTP(w, r)
+}
+
+func (a *API) authorized(r *http.Request) bool {
+	scheme, key, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(key)), a.key) == 1
+}
+
+func (a *API) presence(w http.ResponseWriter, r *http.Request) {
+	user := r.PathValue("user")
+	n := a.gw.Presence(user)
+	writeJSON(w, http.StatusOK, map[string]any{"user": user, "online": n > 0, "connections": n})
+}
+
+func (a *API) stats(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, a.gw.Stats())
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v) // the client went away; nothing to do
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}

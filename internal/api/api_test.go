@@ -1,0 +1,157 @@
+package api_test
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/wsgate/wsgate"
+	"github.com/wsgate/wsgate/internal/api"
+	"github.com/wsgate/wsgate/internal/gatewaytest"
+	"github.com/wsgate/wsgate/websocket"
+)
+
+const key = "test-api-key"
+
+func startAPI(t *testing.T) (*gatewaytest.Gateway, *httptest.Server) {
+	t.Helper()
+	gw := gatewaytest.Start(t, wsgate.Config{}, nil)
+	a, err := api.New(gw.Server, api.Config{APIKey: key, MaxPayload: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(a)
+	t.Cleanup(hs.Close)
+	return gw, hs
+}
+
+func call(t *testing.T, hs *httptest.Server, method, path, auth, body string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(method, hs.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := hs.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	if err := json.Unmarshal(raw, &out); err != nil {
+		t.Fatalf("%s %s: body %q is not JSON: %v", method, path, raw, err)
+	}
+	return resp.StatusCode, out
+}
+
+func TestAPIKey(t *testing.T) {
+	_, hs := startAPI(t)
+	for _, auth := range []string{"", "Bearer wrong", "Basic " + key, key} {
+		status, body := call(t, hs, "GET", "/api/v1/stats", auth, "")
+		if status != http.StatusUnauthorized || body["error"] == nil {
+			t.Errorf("auth %q: got %d %v, want 401 with an error", auth, status, body)
+		}
+	}
+	if status, _ := call(t, hs, "GET", "/api/v1/stats", "Bearer "+key, ""); status != http.StatusOK {
+		t.Errorf("right key: got %d, want 200", status)
+	}
+	if _, err := api.New(nil, api.Config{}); err == nil {
+		t.Error("New without an API key: got nil error, want one")
+	}
+}
+
+func TestPushBadRequests(t *testing.T) {
+	_, hs := startAPI(t)
+	big := strings.Repeat("A", 2000) // 1500 bytes once decoded, over MaxPayload
+	tests := []struct{ name, body, want string }{
+		{"not JSON", `{"to":`, "bad JSON"},
+		{"trailing data", `{"to":{"all":true},"action":120}{}`, "trailing"},
+		{"unknown field", `{"to":{"all":true},"action":120,"color":"red"}`, "unknown field"},
+		{"unknown target", `{"to":{"planet":"mars"},"action":120}`, "unknown field"},
+		{"no target", `{"action":120}`, `"to" is required`},
+		{"empty target", `{"to":{},"action":120}`, "exactly one"},
+		{"two targets", `{"to":{"user":"a","all":true},"action":120}`, "exactly one"},
+		{"empty users", `{"to":{"users":[]},"action":120}`, "empty"},
+		{"no action", `{"to":{"all":true}}`, `"action" is required`},
+		{"system action", `{"to":{"all":true},"action":1}`, "application range"},
+		{"high bit action", `{"to":{"all":true},"action":2147483648}`, "application range"},
+		{"bad base64", `{"to":{"all":true},"action":120,"data":"%%%"}`, "base64"},
+		{"data and json", `{"to":{"all":true},"action":120,"data":"","json":{}}`, "not both"},
+		{"oversized", `{"to":{"all":true},"action":120,"data":"` + big + `"}`, "larger than"},
+	}
+	for _, tt := range tests {
+		status, body := call(t, hs, "POST", "/api/v1/push", "Bearer "+key, tt.body)
+		msg, _ := body["error"].(string)
+		if status != http.StatusBadRequest || !strings.Contains(msg, tt.want) {
+			t.Errorf("%s: got %d %q, want 400 containing %q", tt.name, status, msg, tt.want)
+		}
+	}
+}
+
+func readPush(t *testing.T, c *websocket.Conn) (uint32, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), gatewaytest.Timeout)
+	defer cancel()
+	_, b, err := c.Read(ctx)
+	if err != nil {
+		t.Fatalf("read push: %v", err)
+	}
+	if len(b) < 4 {
+		t.Fatalf("push % x shorter than 4 bytes", b)
+	}
+	return binary.BigEndian.Uint32(b), string(b[4:])
+}
+
+func TestPushAndPresence(t *testing.T) {
+	gw, hs := startAPI(t)
+	alice1, alice2, bob := gw.DialSimple(t, "alice"), gw.DialSimple(t, "alice"), gw.DialSimple(t, "bob")
+
+	status, body := call(t, hs, "GET", "/api/v1/presence/alice", "Bearer "+key, "")
+	if status != 200 || body["connections"] != 2.0 || body["online"] != true {
+		t.Fatalf("presence alice: got %d %v, want 2 connections", status, body)
+	}
+	if _, body = call(t, hs, "GET", "/api/v1/presence/nobody", "Bearer "+key, ""); body["online"] != false {
+		t.Fatalf("presence nobody: got %v, want offline", body)
+	}
+
+	status, body = call(t, hs, "POST", "/api/v1/push", "Bearer "+key, `{"to":{"user":"alice"},"action":120,"data":"aGVsbG8="}`)
+	if status != 200 || body["delivered"] != 2.0 {
+		t.Fatalf("push to alice: got %d %v, want delivered 2", status, body)
+	}
+	for _, c := range []*websocket.Conn{alice1, alice2} {
+		if a, p := readPush(t, c); a != 120 || p != "hello" {
+			t.Fatalf("alice got action %d payload %q, want 120 hello", a, p)
+		}
+	}
+	status, body = call(t, hs, "POST", "/api/v1/push", "Bearer "+key, `{"to":{"all":true},"action":121,"json":{"n":1}}`)
+	if status != 200 || body["delivered"] != 3.0 {
+		t.Fatalf("push to all: got %d %v, want delivered 3", status, body)
+	}
+	// bob's first message is the broadcast: the user push did not reach him.
+	if a, p := readPush(t, bob); a != 121 || p != `{"n":1}` {
+		t.Fatalf("bob got action %d payload %q, want 121 {\"n\":1}", a, p)
+	}
+	status, body = call(t, hs, "GET", "/api/v1/stats", "Bearer "+key, "")
+	if status != 200 || body["conns"] == nil {
+		t.Fatalf("stats: got %d %v, want conns", status, body)
+	}
+}
+
+func TestPushUnknownConn(t *testing.T) {
+	_, hs := startAPI(t)
+	status, body := call(t, hs, "POST", "/api/v1/push", "Bearer "+key, `{"to":{"conn":"nope"},"action":120}`)
+	if status != http.StatusNotFound {
+		t.Fatalf("got %d %v, want 404", status, body)
+	}
+	if status, _ := call(t, hs, "GET", "/api/v2/whatever", "Bearer "+key, ""); status != http.StatusNotFound {
+		t.Fatalf("unknown endpoint: got %d, want 404", status)
+	}
+}

@@ -1,0 +1,130 @@
+package api
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/wsgate/wsgate"
+	"github.com/wsgate/wsgate/wire"
+)
+
+// pushRequest is the body of POST /api/v1/push.
+type pushRequest struct {
+	To     *pushTarget     `json:"to"`
+	Action *uint32         `json:"action"`
+	Data   *string         `json:"data"` // base64 (standard or URL alphabet)
+	JSON   json.RawMessage `json:"json"` // a JSON value sent as is
+}
+
+type pushTarget struct {
+	User  string   `json:"user"`
+	Users []string `json:"users"`
+	Topic string   `json:"topic"`
+	Conn  string   `json:"conn"`
+	All   bool     `json:"all"`
+}
+
+func (a *API) push(w http.ResponseWriter, r *http.Request) {
+	to, action, payload, err := a.decodePush(w, r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	n, err := a.gw.Push(r.Context(), to, action, payload)
+	switch {
+	case errors.Is(err, wsgate.ErrNotConnected):
+		writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, wsgate.ErrServerClosed):
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+	case err != nil:
+		a.logger.Error("push failed", "err", err)
+		writeError(w, http.StatusInternalServerError, "wsgate: push failed")
+	default:
+		writeJSON(w, http.StatusOK, map[string]int{"delivered": n})
+	}
+}
+
+// decodePush parses and validates a push body; its errors are the client's 400 message.
+func (a *API) decodePush(w http.ResponseWriter, r *http.Request) (wsgate.Target, wire.Action, []byte, error) {
+	// Base64 inflates by 4/3; leave room for the envelope.
+	body := http.MaxBytesReader(w, r.Body, int64(a.max)*4/3+4096)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	var req pushRequest
+	if err := dec.Decode(&req); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return wsgate.Target{}, 0, nil, fmt.Errorf("wsgate: payload larger than %d bytes", a.max)
+		}
+		return wsgate.Target{}, 0, nil, fmt.Errorf("wsgate: bad JSON body: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return wsgate.Target{}, 0, nil, errors.New("wsgate: bad JSON body: trailing data after the object")
+	}
+	to, err := req.target()
+	if err != nil {
+		return wsgate.Target{}, 0, nil, err
+	}
+	if req.Action == nil {
+		return wsgate.Target{}, 0, nil, errors.New(`wsgate: "action" is required`)
+	}
+	action := wire.Action(*req.Action)
+	if action < wire.MinAppAction || action > 0x7FFFFFFF {
+		return wsgate.Target{}, 0, nil, fmt.Errorf("wsgate: action %d is outside the application range 100..2147483647", *req.Action)
+	}
+	payload, err := req.payload()
+	if err != nil {
+		return wsgate.Target{}, 0, nil, err
+	}
+	if len(payload) > a.max {
+		return wsgate.Target{}, 0, nil, fmt.Errorf("wsgate: payload of %d bytes is larger than %d", len(payload), a.max)
+	}
+	return to, action, payload, nil
+}
+
+func (req *pushRequest) target() (wsgate.Target, error) {
+	if req.To == nil {
+		return wsgate.Target{}, errors.New(`wsgate: "to" is required: {"user":…}, {"users":[…]}, {"topic":…}, {"conn":…} or {"all":true}`)
+	}
+	t := req.To
+	set := 0
+	for _, ok := range []bool{t.User != "", t.Users != nil, t.Topic != "", t.Conn != "", t.All} {
+		if ok {
+			set++
+		}
+	}
+	if set != 1 {
+		return wsgate.Target{}, errors.New(`wsgate: "to" must name exactly one target: user, users, topic, conn or all`)
+	}
+	if t.Users != nil && len(t.Users) == 0 {
+		return wsgate.Target{}, errors.New(`wsgate: "to.users" is empty`)
+	}
+	return wsgate.Target{User: t.User, Users: t.Users, Topic: t.Topic, Conn: t.Conn, All: t.All}, nil
+}
+
+func (req *pushRequest) payload() ([]byte, error) {
+	switch {
+	case req.Data != nil && req.JSON != nil:
+		return nil, errors.New(`wsgate: set "data" or "json", not both`)
+	case req.JSON != nil:
+		return bytes.TrimSpace(req.JSON), nil
+	case req.Data != nil:
+		return decodeBase64(*req.Data)
+	default:
+		return nil, nil
+	}
+}
+
+func decodeBase64(s string) ([]byte, error) {
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil {
+			return b, nil
+		}
+	}
+	return nil, errors.New(`wsgate: "data" is not valid base64`)
+}
