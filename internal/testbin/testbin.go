@@ -1,0 +1,38 @@
+// Package testbin finds the programs that tests drive from outside Go — nginx,
+// chromium, node, Debian's python3 — with one policy everywhere: a test whose program is
+// missing is skipped with a loud message on a developer's machine and fails in CI
+// (CI=true), where scripts/install-deps.sh has installed every one of them.
+package testbin
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"testing"
+)
+
+// InstallHint is the command that installs every program the tests need.
+const InstallHint = "./scripts/install-deps.sh"
+
+// InCI reports whether the tests run in CI.
+func InCI() bool { return os.Getenv("CI") == "true" }
+
+// Missing stops t because something it needs is absent: Fatal in CI, a loud Skip elsewhere.
+func Missing(t testing.TB, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if InCI() {
+		t.Fatalf("%s (CI=true: every external program must be installed; run %s)", msg, InstallHint)
+	}
+	t.Skipf("!!! SKIPPING: %s — run %s to install it", msg, InstallHint)
+}
+
+// Require returns the path of program, an absolute path or a name looked up in PATH.
+func Require(t testing.TB, program string) string {
+	t.Helper()
+	path, err := exec.LookPath(program)
+	if err != nil {
+		Missing(t, "%s not found", program)
+	}
+	return path
+}
