@@ -17,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wsgate/wsgate/internal/testbin"
 )
 
 const (
@@ -53,7 +55,12 @@ func buildEcho(t *testing.T) string {
 	}
 	root := moduleRoot(t)
 	if _, err := os.Stat(filepath.Join(root, echoServerPath, "main.go")); err != nil {
-		missing(t, "the echo example %s is not in the tree yet", echoServerPath)
+		// Not an external tool: the tree is incomplete. Say so, and fail in CI.
+		msg := fmt.Sprintf("interop: the echo example %s is not in the tree: %v", echoServerPath, err)
+		if testbin.InCI() {
+			t.Fatal(msg)
+		}
+		t.Skip("!!! SKIPPING: " + msg)
 	}
 	bin := filepath.Join(t.TempDir(), "echo")
 	args := []string{"build", "-o", bin}

@@ -4,12 +4,13 @@ package interop
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/wsgate/wsgate/internal/testbin"
 )
 
 const (
@@ -17,22 +18,13 @@ const (
 	// pythonPath is Debian's interpreter: python3 first on PATH may be a pyenv
 	// shim that does not see the python3-websockets package.
 	pythonPath = "/usr/bin/python3"
-	installCmd = "./scripts/install-deps.sh"
 )
 
-// inCI reports whether the test runs in CI, where a missing external tool is a
-// failure: .ci/run installs every one of them.
-func inCI() bool { return os.Getenv("CI") == "true" }
-
-// missing stops the test because an external tool is absent: t.Fatal in CI,
-// a loud t.Skip elsewhere.
+// missing stops the test because an external tool is absent: t.Fatal in CI
+// (CI=true), a loud t.Skip elsewhere; the policy lives in internal/testbin.
 func missing(t *testing.T, format string, args ...any) {
 	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if inCI() {
-		t.Fatalf("interop: %s (CI=true: every external client must be installed; run %s)", msg, installCmd)
-	}
-	t.Skipf("!!! SKIPPING real-client interop test: %s — run %s to install it", msg, installCmd)
+	testbin.Missing(t, "interop: "+format, args...)
 }
 
 func requireFile(t *testing.T, path, what string) {

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# The project's test command (README, .ci/run): installs what the tests need
+# beyond Go (scripts/install-deps.sh), then runs `go vet ./...` and
+# `go test -race -timeout 25m ./...`, and ends with a summary. Exit status is
+# non-zero when any step failed.
+#
+# With CI=true, tests that need an external program (Chromium, node, Python
+# websockets, redis-server, nginx) fail when it is missing; without it they
+# skip, and the summary lists every skipped test with its reason.
+#
+# Extra arguments go to `go test`, e.g. ./scripts/test.sh -run TestInterop -count=1
+set -uo pipefail
+
+cd "$(dirname "$0")/.."
+
+declare -A status
+steps=()
+work=$(mktemp -d "${TMPDIR:-/tmp}/wsgate-test.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+banner() { printf '\n==== %s ====\n' "$*"; }
+
+# run NAME CMD...: run a step, record ok/FAILED.
+run() {
+	local name=$1
+	shift
+	banner "$name"
+	steps+=("$name")
+	if "$@"; then
+		status[$name]=ok
+	else
+		status[$name]="FAILED (exit $?)"
+	fi
+}
+
+go_test() {
+	# The reporter is built first so that a broken reporter is not mistaken
+	# for failing tests.
+	go build -o "$work/testreport" ./scripts/testreport || return
+	go test -json -race -timeout 25m "$@" ./... 2>&1 | tee "$work/test.json" | "$work/testreport" | tee "$work/report.txt"
+	local codes=("${PIPESTATUS[@]}")
+	((codes[0] == 0 && codes[2] == 0))
+}
+
+# gofmt is reported but does not fail the run: the brief for this script is
+# vet + test, and formatting is each package owner's pre-commit check.
+gofmt_check() {
+	local files
+	files=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './interop/node_modules/*'))
+	if [[ -n $files ]]; then
+		printf 'warning: not gofmt-ed:\n%s\n' "$files"
+	else
+		echo "all files gofmt-ed"
+	fi
+}
+
+main() {
+	echo "wsgate tests: $(go version), CI=${CI:-unset}"
+	run "install-deps" bash ./scripts/install-deps.sh
+	if [[ ${status[install-deps]} != ok ]]; then
+		echo "install-deps failed: tests that need external programs will skip (or fail under CI=true)"
+	fi
+	run "gofmt" gofmt_check
+	run "go vet" go vet ./...
+	run "go test" go_test "$@"
+
+	banner "scripts/test.sh summary"
+	local failed=0 name
+	for name in "${steps[@]}"; do
+		printf '%-14s %s\n' "$name:" "${status[$name]}"
+		[[ ${status[$name]} == ok ]] || failed=1
+	done
+	if ((failed)); then
+		echo "RESULT: FAIL"
+	else
+		echo "RESULT: PASS"
+	fi
+	# The count line comes last: CI reads a run's closing line.
+	grep -E '^tests: [0-9]+ passed, [0-9]+ failed' "$work/report.txt" 2>/dev/null | tail -n 1
+	return "$failed"
+}
+
+main "$@"
