@@ -158,28 +158,17 @@ func TestDecodeSimpleShort(t *testing.T) {
 	}
 }
 
-// TestJSONGoOnly covers inputs where the JS client, which only sees parsed
-// values, cannot agree byte for byte with Go, so they are not shared vectors.
-func TestJSONGoOnly(t *testing.T) {
-	tests := []struct {
-		in      string
-		payload string // want, when err is nil
-		err     error
-	}{
-		{`{"type":"reply","json":{"b": [1, 2]}}`, `{"b": [1, 2]}`, nil}, // value's text kept verbatim
-		{`{"type":"reply","json": 1.50 }`, `1.50`, nil},
-		{`{"type":"reply","id":1e3}`, "", wire.ErrBadJSON}, // integers are plain decimal only
-		{`{"type":"reply","id":1.0}`, "", wire.ErrBadJSON},
-		{`{"type":"reply","id":-0}`, "", wire.ErrBadJSON},
-		{`{"type":"ack","seq":18446744073709551615}`, "", nil},
-		{"{\"type\":\"reply\",\"text\":\"\xff\"}", "\uFFFD", nil},   // invalid UTF-8 text → U+FFFD
-		{"{\"type\":\"reply\",\"json\":\"\xff\"}", "\"\xff\"", nil}, // raw bytes kept in json
+// TestJSONInvalidUTF8Input covers inputs that are not valid UTF-8, which
+// the shared vector files (JSON text) cannot hold.
+func TestJSONInvalidUTF8Input(t *testing.T) {
+	tests := []struct{ in, payload string }{
+		{"{\"type\":\"reply\",\"text\":\"\xff\"}", "\uFFFD"},   // string fields replace it
+		{"{\"type\":\"reply\",\"json\":\"\xff\"}", "\"\xff\""}, // a json value's text is kept
 	}
 	for _, tc := range tests {
 		var f wire.Frame
-		err := wire.DecodeJSON([]byte(tc.in), &f)
-		if !errors.Is(err, tc.err) || (err == nil && string(f.Payload) != tc.payload) {
-			t.Errorf("DecodeJSON(%s) = %q, %v; want %q, %v", tc.in, f.Payload, err, tc.payload, tc.err)
+		if err := wire.DecodeJSON([]byte(tc.in), &f); err != nil || string(f.Payload) != tc.payload {
+			t.Errorf("DecodeJSON(%q) = %q, %v; want %q", tc.in, f.Payload, err, tc.payload)
 		}
 	}
 }
