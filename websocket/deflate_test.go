@@ -421,3 +421,52 @@ func TestDeflateOfferAccepted(t *testing.T) {
 		t.Fatalf("got offer %q with compression off, want none", got)
 	}
 }
+
+// FuzzNegotiateDeflate checks negotiation never panics, that every
+// response the server builds is accepted by a client that offered it
+// context takeover, and that both ends then agree on who keeps context.
+func FuzzNegotiateDeflate(f *testing.F) {
+	for _, s := range []string{
+		"permessage-deflate",
+		"permessage-deflate; client_max_window_bits",
+		"permessage-deflate; server_max_window_bits=10, permessage-deflate; server_no_context_takeover",
+		`permessage-deflate; server_max_window_bits="15"; client_max_window_bits=9`,
+		"x-webkit-deflate-frame, permessage-deflate; client_no_context_takeover",
+		"permessage-deflate; foo=bar",
+		`permessage-deflate; a="\"q\\"`,
+		"permessage-deflate;;",
+		"permessage-deflate\npermessage-deflate; server_no_context_takeover",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, header string) {
+		values := strings.Split(header, "\n")
+		for _, cfg := range []compressionConfig{{enabled: true}, {enabled: true, contextTakeover: true}} {
+			dp, resp, err := negotiateDeflate(values, cfg)
+			if err != nil || dp == nil {
+				if resp != "" {
+					t.Fatalf("got response %q without params", resp)
+				}
+				continue
+			}
+			if !cfg.contextTakeover && (!dp.serverNoContextTakeover || !dp.clientNoContextTakeover) {
+				t.Fatalf("got context takeover %+v with it disabled", *dp)
+			}
+			cp, err := acceptDeflateResponse([]string{resp}, compressionConfig{enabled: true, contextTakeover: true})
+			if err != nil || cp == nil {
+				t.Fatalf("client rejected %q: %v", resp, err)
+			}
+			sc, sd := dp.contextTakeover(true)
+			cc, cd := cp.contextTakeover(false)
+			if sc != cd || sd != cc {
+				t.Fatalf("%q: server compress/decompress takeover %v/%v, client %v/%v", resp, sc, sd, cc, cd)
+			}
+		}
+		for _, cfg := range []compressionConfig{{}, {enabled: true}, {enabled: true, contextTakeover: true}} {
+			dp, err := acceptDeflateResponse(values, cfg)
+			if err == nil && dp != nil && (dp.serverMaxWindowBits < 8 || dp.serverMaxWindowBits > 15) {
+				t.Fatalf("got window bits %d", dp.serverMaxWindowBits)
+			}
+		}
+	})
+}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 	"unsafe"
 )
 
@@ -484,3 +485,126 @@ var (
 )
 
 func unsafeSizeofParser() uintptr { return unsafe.Sizeof(parser{}) }
+
+// fuzzLimits are the read limits FuzzParser picks from.
+var fuzzLimits = [...]int64{1, 16, 125, 1000, 1 << 16, 1 << 20, 5, 300}
+
+// fuzzParserConfig decodes the mode byte: bit 0 server, bit 1 deflate,
+// bit 2 context takeover, bits 3-5 the read limit.
+func fuzzParserConfig(mode byte) parserConfig {
+	cfg := parserConfig{server: mode&1 != 0, readLimit: fuzzLimits[mode>>3&7], contextTakeover: mode&4 != 0}
+	if mode&2 != 0 {
+		cfg.deflate = &deflateParams{}
+	}
+	return cfg
+}
+
+// checkedSink verifies every event against the parser's guarantees.
+type checkedSink struct {
+	t      *testing.T
+	limit  int64
+	events []frameEvent
+}
+
+func (s *checkedSink) onMessage(typ MessageType, data []byte) error {
+	if typ != TextMessage && typ != BinaryMessage {
+		s.t.Fatalf("got message type %d", typ)
+	}
+	if typ == TextMessage && !utf8.Valid(data) {
+		s.t.Fatalf("got invalid UTF-8 text %q", data)
+	}
+	if int64(len(data)) > s.limit {
+		s.t.Fatalf("got %d-byte message over the %d limit", len(data), s.limit)
+	}
+	s.events = append(s.events, msgEvent(typ, string(data)))
+	return nil
+}
+
+func (s *checkedSink) control(kind string, p []byte) error {
+	if len(p) > maxControlPayload {
+		s.t.Fatalf("got %d-byte %s", len(p), kind)
+	}
+	s.events = append(s.events, frameEvent{kind: kind, data: string(p)})
+	return nil
+}
+
+func (s *checkedSink) onPing(p []byte) error { return s.control("ping", p) }
+func (s *checkedSink) onPong(p []byte) error { return s.control("pong", p) }
+func (s *checkedSink) onClose(code StatusCode, reason string) error {
+	if code != StatusNoStatusRcvd && !validCloseCode(code) || !utf8.ValidString(reason) {
+		s.t.Fatalf("got close %d %q", int(code), reason)
+	}
+	s.events = append(s.events, frameEvent{kind: "close", code: code, data: reason})
+	return nil
+}
+
+// fuzzRun feeds a copy of data in the given pieces through a checked sink.
+func fuzzRun(t *testing.T, cfg parserConfig, data []byte, split func([]byte) [][]byte) ([]frameEvent, StatusCode, bool) {
+	var p parser
+	p.init(cfg)
+	defer p.release()
+	s := &checkedSink{t: t, limit: cfg.readLimit}
+	for _, piece := range split(bytes.Clone(data)) {
+		if err := p.feed(piece, s); err != nil {
+			if CloseStatus(err) < 0 {
+				t.Fatalf("got error without a close code: %v", err)
+			}
+			return s.events, CloseStatus(err), true
+		}
+	}
+	return s.events, 0, false
+}
+
+// FuzzParser checks the parser never panics, never delivers invalid text
+// or a message over the limit, and decodes the same events with the same
+// error however the input is split.
+func FuzzParser(f *testing.F) {
+	for _, seed := range fuzzParserSeeds() {
+		f.Add(seed.data, seed.mode)
+	}
+	f.Fuzz(func(t *testing.T, data []byte, mode byte) {
+		cfg := fuzzParserConfig(mode)
+		want, wantCode, _ := fuzzRun(t, cfg, data, feedWhole)
+		splits := []func([]byte) [][]byte{randomSplit(uint64(len(data)) ^ uint64(mode)<<32)}
+		if len(data) <= 4096 {
+			splits = append(splits, feedBytewise)
+		}
+		for _, split := range splits {
+			got, code, _ := fuzzRun(t, cfg, data, split)
+			if code != wantCode || !slices.Equal(got, want) {
+				t.Fatalf("split input: got %v status %d, whole input: %v status %d", got, code, want, wantCode)
+			}
+		}
+	})
+}
+
+type fuzzParserSeed struct {
+	data []byte
+	mode byte
+}
+
+// fuzzParserSeeds are valid and invalid streams for both roles, with and
+// without compression; testdata/fuzz/FuzzParser holds them plus inputs
+// found by fuzzing.
+func fuzzParserSeeds() []fuzzParserSeed {
+	unmasked := func(op opcode, fin, rsv1 bool, p string) []byte {
+		return appendFrame(nil, op, fin, rsv1, []byte(p), false, [4]byte{})
+	}
+	var d deflater
+	hello, _ := d.compress(nil, []byte(strings.Repeat("hello κόσμε ", 20)))
+	const server, deflate, limit1M = 1, 2, 5 << 3
+	return []fuzzParserSeed{
+		{clientFrame(opText, true, "Hello"), server | limit1M},
+		{concatFrames(clientFrame(opText, false, "κό\xcf"), clientFrame(opPing, true, "p"), clientFrame(opContinuation, true, "\x83με")), server | limit1M},
+		{concatFrames(clientFrame(opBinary, true, strings.Repeat("b", 300)), clientFrame(opClose, true, closeFrameBody(1000, "bye"))), server | limit1M},
+		{clientFrame(opText, true, "\xed\xa0\x80"), server | limit1M},
+		{clientFrame(opBinary, true, strings.Repeat("z", 2000)), server | 3<<3},
+		{appendFrame(nil, opText, true, true, hello, true, coreTestKey), server | deflate | limit1M},
+		{appendFrame(nil, opText, true, true, hello, true, coreTestKey), server | deflate | 3<<3},
+		{[]byte{0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0xc1, 0x05, 0xf2, 0x00, 0x11, 0x00, 0x00}, deflate | 4 | limit1M},
+		{[]byte{0x41, 0x03, 0xf2, 0x48, 0xcd, 0x80, 0x04, 0xc9, 0xc9, 0x07, 0x00}, deflate | limit1M},
+		{concatFrames(unmasked(opText, true, false, "Hello"), unmasked(opPong, true, false, ""), unmasked(opClose, true, false, "")), limit1M},
+		{[]byte{0x82, 0x7F, 0, 0, 0, 0, 0, 0, 0, 3, 'a', 'b', 'c'}, limit1M},
+		{[]byte{0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4}, server | limit1M},
+	}
+}
