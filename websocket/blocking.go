@@ -1,0 +1,232 @@
+package websocket
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+)
+
+// Blocking mode drives a connection with goroutines: one reader for its
+// whole life, and one writer only while there is queued data. It serves
+// TLS, non-Linux platforms, ModeBlocking and pull-mode clients.
+
+const (
+	// blockingReadBuffer is the reader's buffer; the parser keeps partial
+	// frames itself, so a small one costs only more read calls.
+	blockingReadBuffer = 4 << 10
+	// blockingWriteTimeout bounds one write to a peer that stopped reading;
+	// the connection is dropped when it expires.
+	blockingWriteTimeout = 30 * time.Second
+	// pullQueue is how many messages a pull-mode reader may hold for Read
+	// before it stops reading (TCP backpressure).
+	pullQueue = 4
+)
+
+type blockingIO struct {
+	conn    net.Conn
+	resume  chan struct{}       // a token when the inbox drained (reader paused)
+	stop    chan struct{}       // closed when the connection is torn down
+	msgs    chan pulledMessage  // pull mode: messages for Read, closed at the end
+	writers sync.WaitGroup      // the running writer goroutine
+}
+
+type pulledMessage struct {
+	typ  MessageType
+	data []byte
+}
+
+func newBlockingIO(conn net.Conn, pull bool) *blockingIO {
+	b := &blockingIO{conn: conn, resume: make(chan struct{}, 1), stop: make(chan struct{})}
+	if pull {
+		b.msgs = make(chan pulledMessage, pullQueue)
+	}
+	return b
+}
+
+// startReader starts the reader goroutine; buffered bytes from the
+// handshake are parsed first.
+func (c *Conn) startReader(buffered []byte) {
+	c.eng.wg.Add(1)
+	go c.readLoop(buffered)
+}
+
+// readLoop is the reader goroutine: read, parse, and pause while the inbox
+// is full.
+func (c *Conn) readLoop(buffered []byte) {
+	defer c.eng.wg.Done()
+	if len(buffered) > 0 {
+		c.consume(buffered)
+	}
+	buf := make([]byte, blockingReadBuffer)
+	for c.io != ioDone {
+		if !c.waitResume() {
+			c.finish(c.endErr(errDropped))
+			return
+		}
+		c.setReadDeadline()
+		n, err := c.bio.conn.Read(buf)
+		if n > 0 {
+			c.consume(buf[:n])
+		}
+		if err != nil && c.io != ioDone {
+			c.readError(err)
+		}
+	}
+}
+
+// waitResume blocks while reading is paused; false means the connection
+// is being torn down.
+func (c *Conn) waitResume() bool {
+	for c.paused.Load() && c.io == ioOpen {
+		select {
+		case <-c.bio.resume:
+		case <-c.bio.stop:
+			return false
+		}
+	}
+	return true
+}
+
+// wakeReader resumes a paused reader.
+func (b *blockingIO) wakeReader() {
+	select {
+	case b.resume <- struct{}{}:
+	default: // a token is already pending
+	}
+}
+
+// setReadDeadline applies the close deadline, else the idle timeout. It
+// runs under wmu so that it cannot undo the deadline Close just set.
+func (c *Conn) setReadDeadline() {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	var t time.Time
+	if d := c.deadline.Load(); d != 0 {
+		t = time.Unix(0, d)
+	} else if idle := c.eng.cfg.IdleTimeout; idle > 0 {
+		t = time.Now().Add(idle)
+	}
+	_ = c.bio.conn.SetReadDeadline(t) // fails only on a closed conn; Read reports that
+}
+
+// readError handles an error from Read: timeouts drive the idle and close
+// timers, EOF and anything else end the connection.
+func (c *Conn) readError(err error) {
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		if d := c.deadline.Load(); d != 0 {
+			if time.Now().UnixNano() >= d {
+				c.finish(c.endErr(errCloseTimeout))
+			}
+			return // the deadline moved: read again
+		}
+		if c.eng.cfg.IdleTimeout > 0 {
+			_ = c.Close(StatusGoingAway, "idle timeout") // an error means it is closing already
+		}
+	case errors.Is(err, io.EOF):
+		c.onEOF()
+	default:
+		c.finish(c.endErr(fmt.Errorf("websocket: read: %w", err)))
+	}
+}
+
+// deliver hands a message to Read; it blocks while the queue is full, which
+// stops reading and lets TCP push back on the peer.
+func (b *blockingIO) deliver(typ MessageType, data []byte) error {
+	m := pulledMessage{typ: typ, data: bytes.Clone(data)}
+	if m.data == nil {
+		m.data = []byte{}
+	}
+	select {
+	case b.msgs <- m:
+		return nil
+	case <-b.stop:
+		return errDropped
+	}
+}
+
+// endPull tells Read that no message will follow.
+func (b *blockingIO) endPull() { close(b.msgs) }
+
+// startWriterLocked starts the writer goroutine unless one runs.
+func (c *Conn) startWriterLocked() {
+	if c.wflags&wfWriterRunning != 0 {
+		return
+	}
+	c.wflags |= wfWriterRunning
+	c.eng.wg.Add(1)
+	c.bio.writers.Add(1)
+	go c.writeLoop()
+}
+
+// writeLoop is the writer goroutine: it sends the queue and exits when the
+// queue is empty.
+func (c *Conn) writeLoop() {
+	defer c.eng.wg.Done()
+	defer c.bio.writers.Done()
+	var batch []outChunk
+	var bufs net.Buffers
+	for {
+		c.wmu.Lock()
+		if c.wflags&wfBroken != 0 || len(c.wq) == 0 {
+			if c.wflags&wfBroken == 0 {
+				c.flushedLocked()
+			}
+			c.wflags &^= wfWriterRunning
+			c.wmu.Unlock()
+			return
+		}
+		batch = append(batch[:0], c.wq...)
+		c.wmu.Unlock()
+
+		bufs = bufs[:0]
+		for _, ch := range batch {
+			bufs = append(bufs, ch.b)
+		}
+		_ = c.bio.conn.SetWriteDeadline(time.Now().Add(blockingWriteTimeout)) // failure shows in the write
+		n, err := bufs.WriteTo(c.bio.conn)
+
+		c.wmu.Lock()
+		if c.wflags&wfClosed == 0 {
+			c.consumedLocked(int(n))
+		}
+		if err != nil {
+			c.breakLocked(err)
+		}
+		c.wmu.Unlock()
+		clear(batch)
+	}
+}
+
+// stopBlockingLocked tears a blocking connection down from any goroutine:
+// the reader's Read fails and it finishes the connection.
+func (c *Conn) stopBlockingLocked() {
+	if c.wflags&wfStopped != 0 {
+		return
+	}
+	c.wflags |= wfStopped
+	close(c.bio.stop)
+	_ = c.bio.conn.Close() // unblocks Read and Write; the reader finishes
+}
+
+// closeWrite sends our FIN (TLS: close_notify) after the last frame.
+func (b *blockingIO) closeWrite() {
+	if cw, ok := b.conn.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite() // failure: the peer is gone; the reader sees it
+		return
+	}
+	_ = b.conn.Close() // cannot half-close: end it; the reader sees EOF/closed
+}
+
+// release closes the socket and waits for the writer (I/O goroutine).
+func (b *blockingIO) release(c *Conn) {
+	c.wmu.Lock()
+	c.stopBlockingLocked()
+	c.wmu.Unlock()
+	b.writers.Wait()
+}

@@ -1,0 +1,393 @@
+package websocket
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Mode selects how connections are driven.
+type Mode int
+
+const (
+	// ModeAuto uses the reactor on Linux and blocking mode elsewhere.
+	ModeAuto Mode = iota
+	// ModeReactor drives plain-TCP connections from a few epoll goroutines
+	// (Linux only; elsewhere it behaves as ModeBlocking). TLS connections are
+	// always driven in blocking mode.
+	ModeReactor
+	// ModeBlocking gives every connection its own reader goroutine, and a
+	// writer goroutine while it has data to send.
+	ModeBlocking
+)
+
+// Config tunes a Server, a Dialer or a pull-mode Dial. The zero value works;
+// every field documents its default. Constructors copy it.
+type Config struct {
+	// Mode picks the I/O model; default ModeAuto.
+	Mode Mode
+	// ReadLimit is the largest message accepted, after decompression; a
+	// bigger one closes the connection with 1009. Default 16 MiB.
+	ReadLimit int64
+	// WriteQueueLimit bounds the bytes queued per connection beyond what the
+	// kernel accepted; WriteMessage returns ErrWriteQueueFull past it. A
+	// single message is always accepted into an empty queue, so the bound is
+	// WriteQueueLimit plus one message. Default 4 MiB.
+	WriteQueueLimit int
+	// IdleTimeout closes (1001, "idle timeout") a connection that received
+	// nothing for this long. 0 (default) means never. The reactor checks it
+	// about once a second.
+	IdleTimeout time.Duration
+	// CloseTimeout is how long to wait for the peer's close frame (or its
+	// TCP FIN) after a close frame was sent. Default 5 s.
+	CloseTimeout time.Duration
+	// Compression negotiates permessage-deflate (RFC 7692): a server accepts
+	// a client's offer, a client makes one. Default off.
+	Compression bool
+	// CompressionContextTakeover keeps the deflate window between messages:
+	// better ratio, but each connection then holds its own compressor and
+	// decompressor (hundreds of KiB) for its whole life. Default off.
+	CompressionContextTakeover bool
+	// CompressionThreshold: messages shorter than this are sent
+	// uncompressed. Default 128 bytes.
+	CompressionThreshold int
+	// Workers bounds the executor goroutines that run Handler callbacks.
+	// They start on demand and exit when idle. Default 64.
+	Workers int
+	// InboxLimit is how many received messages may wait for one
+	// connection's OnMessage before reading from that connection pauses.
+	// Default 32.
+	InboxLimit int
+	// Pollers is the number of reactor epoll goroutines. Default
+	// GOMAXPROCS.
+	Pollers int
+}
+
+// Defaults applied by withDefaults.
+const (
+	defaultReadLimit       = 16 << 20
+	defaultWriteQueueLimit = 4 << 20
+	defaultCloseTimeout    = 5 * time.Second
+	defaultCompressionMin  = 128
+	defaultWorkers         = 64
+	defaultInboxLimit      = 32
+)
+
+// withDefaults returns cfg with every zero field set to its default.
+func (cfg Config) withDefaults() Config {
+	if cfg.ReadLimit <= 0 {
+		cfg.ReadLimit = defaultReadLimit
+	}
+	if cfg.WriteQueueLimit <= 0 {
+		cfg.WriteQueueLimit = defaultWriteQueueLimit
+	}
+	if cfg.CloseTimeout <= 0 {
+		cfg.CloseTimeout = defaultCloseTimeout
+	}
+	if cfg.CompressionThreshold <= 0 {
+		cfg.CompressionThreshold = defaultCompressionMin
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = defaultWorkers
+	}
+	if cfg.InboxLimit <= 0 {
+		cfg.InboxLimit = defaultInboxLimit
+	}
+	if cfg.Pollers <= 0 {
+		cfg.Pollers = max(runtime.GOMAXPROCS(0), 1)
+	}
+	return cfg
+}
+
+// Handler holds the callbacks of event-mode connections. Callbacks run on
+// the executor, never on an I/O goroutine; the calls for one connection are
+// serialised and ordered: OnOpen, OnMessage..., OnClose (exactly once,
+// last). A panicking callback closes its connection with 1011. Nil fields
+// are skipped.
+type Handler struct {
+	OnOpen func(c *Conn)
+	// OnMessage receives one whole message; data is valid until it returns.
+	OnMessage func(c *Conn, typ MessageType, data []byte)
+	// OnClose reports why the connection ended: a *CloseError from the close
+	// handshake (the close frame that started it, ours or the peer's), or
+	// the I/O error.
+	OnClose func(c *Conn, err error)
+}
+
+// errShutdown is returned by Accept and Dial once Shutdown has begun.
+var errShutdown = fmt.Errorf("websocket: shut down: %w", net.ErrClosed)
+
+// engine is what a Server, a Dialer and a pull-mode connection share: the
+// configuration, the executor, the reactor and the set of live connections.
+type engine struct {
+	cfg    Config
+	h      Handler
+	client bool // frames are masked, the parser expects unmasked frames
+	pull   bool // messages go to Conn.Read instead of a Handler
+	exec   executor
+	gen    atomic.Uint32 // connection generations, see Conn.gen
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	conns   connList
+	closing bool
+	drained chan struct{} // made by shutdown, closed when conns is empty
+	r       *reactor      // started by the first reactor connection
+	stopped bool          // the reactor may not start any more
+}
+
+func newEngine(cfg Config, h Handler, client, pull bool) *engine {
+	e := &engine{cfg: cfg.withDefaults(), h: h, client: client, pull: pull}
+	e.exec.init(e.cfg.Workers)
+	return e
+}
+
+// compression is what the handshake may negotiate.
+func (e *engine) compression() compressionConfig {
+	return compressionConfig{enabled: e.cfg.Compression, contextTakeover: e.cfg.CompressionContextTakeover}
+}
+
+// add registers c; it fails once shutdown has begun.
+func (e *engine) add(c *Conn) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closing {
+		return false
+	}
+	e.conns.push(c)
+	return true
+}
+
+// remove forgets c after its OnClose returned.
+func (e *engine) remove(c *Conn) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.conns.remove(c)
+	if e.closing && e.conns.n == 0 && e.drained != nil {
+		close(e.drained)
+		e.drained = nil
+	}
+}
+
+// len returns the number of live connections.
+func (e *engine) len() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.conns.n
+}
+
+// snapshot returns the live connections.
+func (e *engine) snapshot() []*Conn {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.conns.all()
+}
+
+// shutdown closes every connection with code and reason, waits for them to
+// finish (or ctx, after which they are dropped), then stops every goroutine.
+func (e *engine) shutdown(ctx context.Context, code StatusCode, reason string) error {
+	e.mu.Lock()
+	e.closing = true
+	var drained chan struct{}
+	if e.conns.n > 0 {
+		if e.drained == nil {
+			e.drained = make(chan struct{})
+		}
+		drained = e.drained
+	}
+	conns := e.conns.all()
+	e.mu.Unlock()
+
+	for _, c := range conns {
+		_ = c.Close(code, reason) // an already closed conn needs nothing more
+	}
+	var err error
+	if drained != nil {
+		select {
+		case <-drained:
+		case <-ctx.Done():
+			err = fmt.Errorf("websocket: shutdown: %w", ctx.Err())
+			for _, c := range e.snapshot() {
+				_ = c.CloseNow() // ctx is over: drop what is left
+			}
+			<-drained
+		}
+	}
+	e.stop()
+	return err
+}
+
+// stop ends the reactor and the executor and waits for every goroutine.
+func (e *engine) stop() {
+	e.mu.Lock()
+	e.stopped = true
+	r := e.r
+	e.mu.Unlock()
+	if r != nil {
+		r.stop()
+	}
+	e.wg.Wait()
+	e.exec.stop()
+}
+
+// reactor returns the running reactor, starting it on first use. It returns
+// nil when the reactor is unavailable (not Linux, or stopped).
+func (e *engine) reactor() (*reactor, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.r != nil || e.stopped {
+		return e.r, nil
+	}
+	r, err := startReactor(e)
+	if err != nil {
+		return nil, err
+	}
+	e.r = r
+	return r, nil
+}
+
+// useReactor reports whether a connection of this engine should be driven
+// by the reactor, if the platform and the connection allow it.
+func (e *engine) useReactor() bool {
+	return !e.pull && e.cfg.Mode != ModeBlocking && reactorSupported
+}
+
+// open turns a finished handshake into a running connection: it picks the
+// I/O mode, registers the connection, queues OnOpen and starts I/O, in that
+// order, so that OnOpen comes first and every method works at once.
+func (e *engine) open(res handshakeResult, value any) (*Conn, error) {
+	c := newConn(e, res, value)
+	if err := e.bindReactor(c, res.conn); err != nil {
+		return nil, err
+	}
+	if c.poller == nil {
+		c.bio = newBlockingIO(res.conn, e.pull)
+	}
+	if !e.add(c) {
+		c.dropUnstarted()
+		return nil, errShutdown
+	}
+	c.pushOpen()
+	if c.poller != nil {
+		c.poller.register(c, res.buffered)
+	} else {
+		c.startReader(res.buffered)
+	}
+	return c, nil
+}
+
+// bindReactor gives c to a poller when the engine and the connection allow
+// it (plain TCP); otherwise c stays for blocking mode. On error the
+// connection is closed.
+func (e *engine) bindReactor(c *Conn, conn net.Conn) error {
+	if !e.useReactor() {
+		return nil
+	}
+	fd, ok, err := takeFD(conn)
+	if err != nil || !ok {
+		return err
+	}
+	r, err := e.reactor()
+	if err == nil && r == nil {
+		err = errShutdown
+	}
+	if err != nil {
+		closeFD(fd)
+		return err
+	}
+	r.bind(c, fd)
+	return nil
+}
+
+// Server accepts WebSocket connections and drives them with a Handler.
+type Server struct {
+	eng *engine
+}
+
+// NewServer returns a server for cfg and h. It starts no goroutines: the
+// reactor starts with the first accepted connection.
+func NewServer(cfg Config, h Handler) *Server {
+	return &Server{eng: newEngine(cfg, h, false, false)}
+}
+
+// Accept performs the opening handshake and starts the connection. On a
+// failed handshake the HTTP error (400, 403, 405, 426) has already been
+// written and the error is returned. After Shutdown it answers 503.
+// opts may be nil.
+func (s *Server) Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn, error) {
+	if s.eng.isClosing() {
+		http.Error(w, "websocket: server is shutting down", http.StatusServiceUnavailable)
+		return nil, errShutdown
+	}
+	if opts == nil {
+		opts = &AcceptOptions{}
+	}
+	res, err := serverHandshake(w, r, opts, s.eng.compression())
+	if err != nil {
+		return nil, err
+	}
+	return s.eng.open(res, opts.Value)
+}
+
+// isClosing reports whether shutdown has begun.
+func (e *engine) isClosing() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.closing
+}
+
+// Shutdown stops accepting, sends a close frame with code and reason to
+// every connection and waits until all have finished (their OnClose
+// returned). When ctx ends first, the remaining connections are dropped and
+// ctx's error is returned. It then stops every goroutine of the server.
+func (s *Server) Shutdown(ctx context.Context, code StatusCode, reason string) error {
+	return s.eng.shutdown(ctx, code, reason)
+}
+
+// Len returns the number of open connections.
+func (s *Server) Len() int { return s.eng.len() }
+
+// connList is an intrusive doubly linked list of connections: registering
+// a connection costs no allocation and two pointers.
+type connList struct {
+	head *Conn
+	n    int
+}
+
+func (l *connList) push(c *Conn) {
+	c.lprev = nil
+	c.lnext = l.head
+	if l.head != nil {
+		l.head.lprev = c
+	}
+	l.head = c
+	l.n++
+}
+
+func (l *connList) remove(c *Conn) {
+	if c.lprev != nil {
+		c.lprev.lnext = c.lnext
+	} else if l.head == c {
+		l.head = c.lnext
+	} else {
+		return // not in the list
+	}
+	if c.lnext != nil {
+		c.lnext.lprev = c.lprev
+	}
+	c.lprev, c.lnext = nil, nil
+	l.n--
+}
+
+func (l *connList) all() []*Conn {
+	out := make([]*Conn, 0, l.n)
+	for c := l.head; c != nil; c = c.lnext {
+		out = append(out, c)
+	}
+	return out
+}
