@@ -176,7 +176,7 @@ func (c *Client) readLoop(conn *websocket.Conn, gen uint64, heartbeat time.Durat
 		switch {
 		case errors.Is(err, errSilent) && probing:
 			_ = conn.Close(websocket.StatusCode(wire.CloseIdleTimeout), "wsgate: no answer to heartbeat") // the read returns the close
-			heartbeat = 0 // wait for the close; CloseTimeout bounds it
+			heartbeat = 0                                                                                 // wait for the close; CloseTimeout bounds it
 			continue
 		case errors.Is(err, errSilent):
 			probing = true
