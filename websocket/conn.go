@@ -599,6 +599,11 @@ func (c *Conn) startDrain(shutdown bool) {
 	c.io = ioDraining
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	c.drainLocked(shutdown)
+}
+
+// drainLocked is the write side of startDrain; any goroutine.
+func (c *Conn) drainLocked(shutdown bool) {
 	c.wflags |= wfDraining
 	c.armDeadlineLocked()
 	if shutdown && c.wflags&(wfClosed|wfBroken) == 0 {
@@ -671,29 +676,48 @@ func (c *Conn) onPing(payload []byte) error {
 func (c *Conn) onPong([]byte) error { return nil }
 
 // onClose implements frameSink: the peer's close frame ends the reading.
-// If we did not start the handshake we echo the peer's code (1000 for an
-// empty close frame, RFC 6455 §5.5.1).
+// If we did not start the handshake we echo it; with a Handler the echo
+// waits in the inbox behind the messages that came before the close, so
+// that the handler's replies to them still precede our close frame (no data
+// may follow it, RFC 6455 §5.5.1).
 func (c *Conn) onClose(code StatusCode, reason string) error {
 	peer := &CloseError{Code: code, Reason: reason}
 	c.wmu.Lock()
-	if c.wflags&wfCloseSent == 0 {
-		echo := code
-		if !validCloseCode(echo) {
-			echo = StatusNormalClosure
-		}
-		if c.wflags&wfBroken == 0 {
-			_ = c.sendCloseLocked(echo, "") // a failed write breaks the conn itself
-		}
-		c.closeErr = peer
-	} else if c.localClose != nil {
+	weStarted := c.wflags&wfCloseSent != 0
+	c.closeErr = peer
+	if weStarted && c.localClose != nil {
 		c.closeErr = c.localClose
-	} else {
-		c.closeErr = peer
 	}
 	c.wmu.Unlock()
-	// RFC 6455 §7.1.1: the server closes TCP first; a client waits for it.
-	c.startDrain(!c.eng.client)
+	switch {
+	case weStarted:
+		c.startDrain(!c.eng.client)
+	case c.eng.pull:
+		c.io = ioDraining
+		c.echoClose(code)
+	default:
+		c.startDrain(false)
+		it := getItem()
+		it.kind = itemEcho
+		it.code = code
+		c.push(it)
+	}
 	return errStopFeed
+}
+
+// echoClose answers the peer's close frame with its code (1000 for an empty
+// close frame, RFC 6455 §5.5.1) and then, on the server, which closes TCP
+// first (RFC 6455 §7.1.1), sends our FIN. A client waits for the server's.
+func (c *Conn) echoClose(code StatusCode) {
+	if !validCloseCode(code) {
+		code = StatusNormalClosure
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.wflags&(wfCloseSent|wfBroken) == 0 {
+		_ = c.sendCloseLocked(code, "") // a failed write breaks the conn itself
+	}
+	c.drainLocked(!c.eng.client)
 }
 
 // --- framing helpers ---

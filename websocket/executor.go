@@ -148,6 +148,7 @@ type itemKind uint8
 const (
 	itemOpen itemKind = iota
 	itemMessage
+	itemEcho // answer the peer's close frame
 	itemClose
 )
 
@@ -156,7 +157,8 @@ type inboxItem struct {
 	next *inboxItem
 	kind itemKind
 	typ  MessageType
-	buf  *[]byte // message copy (pooled)
+	code StatusCode // itemEcho: the peer's close code
+	buf  *[]byte    // message copy (pooled)
 }
 
 var itemPool = sync.Pool{New: func() any { return new(inboxItem) }}
@@ -250,13 +252,18 @@ func (c *Conn) runInbox() bool {
 		if resume {
 			c.readingChanged()
 		}
-		if it.kind == itemClose {
+		switch it.kind {
+		case itemClose:
 			putItem(it)
 			c.callClose()
 			c.finalize()
 			return false // scheduled stays set: nothing follows OnClose
+		case itemEcho:
+			c.echoClose(it.code)
+			putItem(it)
+		default:
+			c.deliver(it)
 		}
-		c.deliver(it)
 	}
 	return true
 }
