@@ -29,10 +29,10 @@ const (
 
 type blockingIO struct {
 	conn    net.Conn
-	resume  chan struct{}       // a token when the inbox drained (reader paused)
-	stop    chan struct{}       // closed when the connection is torn down
-	msgs    chan pulledMessage  // pull mode: messages for Read, closed at the end
-	writers sync.WaitGroup      // the running writer goroutine
+	resume  chan struct{}      // a token when the inbox drained (reader paused)
+	stop    chan struct{}      // closed when the connection is torn down
+	msgs    chan pulledMessage // pull mode: messages for Read, closed at the end
+	writers sync.WaitGroup     // the running writer goroutine
 }
 
 type pulledMessage struct {

@@ -153,7 +153,7 @@ func (p *poller) post(t pollTask) {
 	p.woken = true
 	p.mu.Unlock()
 	if wake {
-		one := [8]byte{1} // eventfd adds this little-endian uint64 to its counter
+		one := [8]byte{1}                // eventfd adds this little-endian uint64 to its counter
 		_, _ = unix.Write(p.efd, one[:]) // cannot fail short of EAGAIN at 2^64-1
 	}
 }
