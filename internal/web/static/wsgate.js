@@ -49,7 +49,7 @@ export const CloseCode = Object.freeze({
   UNAUTHORIZED: 4500, FORBIDDEN: 4501, UNSUPPORTED_VERSION: 4502, REPLACED: 4503,
 });
 
-/** A message that does not decode. kind: short, unknown-type, trailing, bad-json. */
+/** A message that does not decode or encode. kind: short, unknown-type, trailing, too-long, bad-json. */
 export class WireError extends Error {
   constructor(kind, message) {
     super(message);
@@ -88,10 +88,19 @@ const HEADER = { request: 9, reply: 5, error: 7, push: 13 };
 /** Encodes a frame object to its binary form. Throws RangeError/TypeError on bad fields. */
 export function encodeFrame(f) {
   switch (f.type) {
-    case "request": return withHeader(1, f.payload, (v) => { v.setUint32(1, u32(f.action, "action")); v.setUint32(5, u32(f.id ?? 0, "id")); });
+    case "request": return withHeader(1, f.payload, (v) => {
+      v.setUint32(1, u32(f.action, "action"));
+      v.setUint32(5, u32(f.id ?? 0, "id"));
+    });
     case "reply": return withHeader(2, f.payload, (v) => v.setUint32(1, u32(f.id ?? 0, "id")));
-    case "error": return withHeader(3, f.message ?? "", (v) => { v.setUint32(1, u32(f.id ?? 0, "id")); v.setUint16(5, u16(f.code ?? 0, "code")); });
-    case "push": return withHeader(4, f.payload, (v) => { v.setUint32(1, u32(f.action, "action")); v.setBigUint64(5, u64(f.seq ?? 0)); });
+    case "error": return withHeader(3, f.message ?? "", (v) => {
+      v.setUint32(1, u32(f.id ?? 0, "id"));
+      v.setUint16(5, u16(f.code ?? 0, "code"));
+    });
+    case "push": return withHeader(4, f.payload, (v) => {
+      v.setUint32(1, u32(f.action, "action"));
+      v.setBigUint64(5, u64(f.seq ?? 0));
+    });
     case "ack": case "resume": {
       const b = new Uint8Array(9);
       b[0] = f.type === "ack" ? 5 : 7;
@@ -135,11 +144,22 @@ export function decodeFrame(data) {
   const b = toBytes(data);
   const v = view(b);
   switch (b[0]) {
-    case 1: need(b, 9); return { type: "request", action: v.getUint32(1), id: v.getUint32(5), payload: b.subarray(9) };
-    case 2: need(b, 5); return { type: "reply", id: v.getUint32(1), payload: b.subarray(5) };
-    case 3: need(b, 7); return { type: "error", id: v.getUint32(1), code: v.getUint16(5), message: decoder.decode(b.subarray(7)) };
-    case 4: need(b, 13); return { type: "push", action: v.getUint32(1), seq: v.getBigUint64(5), payload: b.subarray(13) };
-    case 5: case 7: need(b, 9); noTrailing(b, 9); return { type: TYPE_NAMES[b[0] - 1], seq: v.getBigUint64(1) };
+    case 1:
+      need(b, 9);
+      return { type: "request", action: v.getUint32(1), id: v.getUint32(5), payload: b.subarray(9) };
+    case 2:
+      need(b, 5);
+      return { type: "reply", id: v.getUint32(1), payload: b.subarray(5) };
+    case 3:
+      need(b, 7);
+      return { type: "error", id: v.getUint32(1), code: v.getUint16(5), message: decoder.decode(b.subarray(7)) };
+    case 4:
+      need(b, 13);
+      return { type: "push", action: v.getUint32(1), seq: v.getBigUint64(5), payload: b.subarray(13) };
+    case 5: case 7:
+      need(b, 9);
+      noTrailing(b, 9);
+      return { type: TYPE_NAMES[b[0] - 1], seq: v.getBigUint64(1) };
     case 6: return decodeHello(b, v);
     case undefined: throw short();
   }
@@ -200,16 +220,19 @@ export function decodeSimple(data) {
 
 /** Returns the canonical JSON form of a frame, byte for byte what the Go encoder writes. */
 export function frameToJSON(f) {
-  const t = f.type;
-  let s = `{"type":"${t}"`;
-  switch (t) {
-    case "request": s += `,"id":${u32(f.id ?? 0, "id")},"action":${u32(f.action, "action")}` + jsonPayload(f.payload); break;
-    case "reply": s += `,"id":${u32(f.id ?? 0, "id")}` + jsonPayload(f.payload); break;
-    case "error": s += `,"id":${u32(f.id ?? 0, "id")},"code":${u16(f.code ?? 0, "code")},"message":${JSON.stringify(f.message ?? "")}`; break;
-    case "push": s += `,"action":${u32(f.action, "action")},"seq":${u64(f.seq ?? 0)}` + jsonPayload(f.payload); break;
-    case "ack": case "resume": s += `,"seq":${u64(f.seq ?? 0)}`; break;
+  const id = () => `,"id":${u32(f.id ?? 0, "id")}`;
+  const action = () => `,"action":${u32(f.action, "action")}`;
+  const seq = () => `,"seq":${u64(f.seq ?? 0)}`;
+  const str = (k) => `,"${k}":${JSON.stringify(f[k] ?? "")}`;
+  let s = `{"type":"${f.type}"`;
+  switch (f.type) {
+    case "request": s += id() + action() + jsonPayload(f.payload); break;
+    case "reply": s += id() + jsonPayload(f.payload); break;
+    case "error": s += id() + `,"code":${u16(f.code ?? 0, "code")}` + str("message"); break;
+    case "push": s += action() + seq() + jsonPayload(f.payload); break;
+    case "ack": case "resume": s += seq(); break;
     case "hello":
-      s += `,"conn":${JSON.stringify(f.conn ?? "")},"user":${JSON.stringify(f.user ?? "")},"seq":${u64(f.seq ?? 0)}` +
+      s += str("conn") + str("user") + seq() +
         `,"maxMessage":${u32(f.maxMessage ?? 0, "maxMessage")},"heartbeat":${u16(f.heartbeat ?? 0, "heartbeat")}`;
       break;
     default: throw new WireError("unknown-type", "wsgate: unknown frame type");
@@ -266,7 +289,9 @@ export function frameFromJSON(text) {
   const allowed = Object.hasOwn(JSON_FIELDS, type) ? JSON_FIELDS[type] : null;
   if (!allowed) throw new WireError("unknown-type", `wsgate: unknown frame type ${JSON.stringify(type)}`);
   for (const k of fields.keys()) {
-    if (k !== "type" && !allowed.includes(k)) throw badJSON(`field ${JSON.stringify(k)} not allowed in ${type} frame`);
+    if (k !== "type" && !allowed.includes(k)) {
+      throw badJSON(`field ${JSON.stringify(k)} not allowed in ${type} frame`);
+    }
   }
   const f = { type };
   for (const k of allowed) {
@@ -332,7 +357,9 @@ function skipValue(text, i) {
 function rawUint(fields, k, max) {
   if (!fields.has(k)) return 0n;
   const raw = fields.get(k);
-  if (!/^(0|[1-9][0-9]*)$/.test(raw) || BigInt(raw) > max) throw badJSON(`"${k}" is not an unsigned integer in range`);
+  if (!/^(0|[1-9][0-9]*)$/.test(raw) || BigInt(raw) > max) {
+    throw badJSON(`"${k}" is not an unsigned integer in range`);
+  }
   return BigInt(raw);
 }
 
@@ -493,15 +520,19 @@ export class WsgateClient {
     this.#failAll(new ConnectionError("closed", "wsgate: client closed"));
   }
 
-  /** Sends a request; resolves with the reply payload (Uint8Array), rejects with WsgateError or ConnectionError. */
+  /**
+   * Sends a request; resolves with the reply payload (Uint8Array), rejects
+   * with WsgateError or ConnectionError. timeout ms; Infinity waits until
+   * the connection closes.
+   */
   request(action, payload, { timeout = this.#opts.requestTimeout } = {}) {
     return new Promise((resolve, reject) => {
       const id = this.#nextID = (this.#nextID % 0xffffffff) + 1;
       this.#send({ type: "request", action, id, payload });
-      const timer = setTimeout(() => {
+      const timer = Number.isFinite(timeout) ? setTimeout(() => {
         this.#pending.delete(id);
         reject(new ConnectionError("timeout", `wsgate: request ${id} timed out`));
-      }, timeout);
+      }, timeout) : null;
       this.#pending.set(id, { resolve, reject, timer });
     });
   }
@@ -512,7 +543,11 @@ export class WsgateClient {
   /** Tells the server every sequenced push up to seq has been handled. */
   ack(seq) { this.#send({ type: "ack", seq }); }
 
-  /** Subscribes to a topic, and again after every reconnect. */
+  /**
+   * Subscribes to a topic, and again after every hello. While not connected
+   * the promise rejects with ConnectionError("not-connected") but the topic
+   * is kept and subscribed on the next hello; an error frame forgets it.
+   */
   async subscribe(topic) {
     this.#topics.add(topic);
     try {

@@ -203,6 +203,10 @@ test("client request timeout, not connected, too large", { timeout: 5000 }, asyn
   await assert.rejects(idle.request(110, ""), (e) => e instanceof ConnectionError && e.kind === "not-connected");
   const { client, sock } = await connected({ hello: { maxMessage: 20 } });
   await assert.rejects(client.request(110, "", { timeout: 5 }), (e) => e instanceof ConnectionError && e.kind === "timeout");
+  const forever = client.request(110, "", { timeout: Infinity }); // id 2
+  await new Promise((r) => setTimeout(r, 10));
+  sock.deliver({ type: "reply", id: 2, payload: "eventually" });
+  assert.equal(dec.decode(await forever), "eventually");
   sock.deliver({ type: "reply", id: 1, payload: "late" }); // ignored
   await assert.rejects(client.request(110, "x".repeat(12)), (e) => e instanceof WsgateError && e.code === ErrorCode.TOO_LARGE);
   client.close();
