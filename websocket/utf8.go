@@ -27,10 +27,11 @@ const (
 const asciiMask = 0x8080808080808080
 
 // write advances the validator over b and reports whether b is still a valid
-// prefix. Bytes are ASCII-checked eight at a time between sequences.
+// prefix. Between sequences, bytes are ASCII-checked eight at a time; other
+// bytes take two table lookups.
 func (s *utf8State) write(b []byte) bool {
 	st := *s
-	for i := 0; i < len(b); {
+	for i := 0; i < len(b); i++ {
 		if st == utf8Accept {
 			for len(b)-i >= 8 && binary.LittleEndian.Uint64(b[i:])&asciiMask == 0 {
 				i += 8
@@ -42,12 +43,11 @@ func (s *utf8State) write(b []byte) bool {
 				break
 			}
 		}
-		st = utf8Step(st, b[i])
+		st = utf8State(utf8Transitions[int(st)*utf8Classes+int(utf8ByteClass[b[i]])])
 		if st == utf8Reject {
 			*s = st
 			return false
 		}
-		i++
 	}
 	*s = st
 	return true
@@ -57,68 +57,42 @@ func (s *utf8State) write(b []byte) bool {
 // boundary, i.e. it is a whole valid UTF-8 text.
 func (s utf8State) complete() bool { return s == utf8Accept }
 
-// utf8Step is the DFA transition for one byte.
-func utf8Step(s utf8State, c byte) utf8State {
-	switch s {
-	case utf8Accept:
-		return utf8Start(c)
-	case utf8Need1:
-		if c&0xC0 == 0x80 {
-			return utf8Accept
-		}
-	case utf8Need2:
-		if c&0xC0 == 0x80 {
-			return utf8Need1
-		}
-	case utf8Need3:
-		if c&0xC0 == 0x80 {
-			return utf8Need2
-		}
-	case utf8AfterE0:
-		if c >= 0xA0 && c <= 0xBF {
-			return utf8Need1
-		}
-	case utf8AfterED:
-		if c >= 0x80 && c <= 0x9F {
-			return utf8Need1
-		}
-	case utf8AfterF0:
-		if c >= 0x90 && c <= 0xBF {
-			return utf8Need2
-		}
-	case utf8AfterF4:
-		if c >= 0x80 && c <= 0x8F {
-			return utf8Need2
-		}
-	}
-	return utf8Reject
-}
+// utf8Classes is the number of byte classes: bytes that every state treats
+// alike share a class.
+const utf8Classes = 12
 
-// utf8Start is the transition from utf8Accept: the lead byte decides how
-// many continuation bytes follow and which range the first one must be in.
-func utf8Start(c byte) utf8State {
-	switch {
-	case c < 0x80:
-		return utf8Accept
-	case c < 0xC2: // continuation byte or overlong 2-byte lead
-		return utf8Reject
-	case c < 0xE0:
-		return utf8Need1
-	case c == 0xE0:
-		return utf8AfterE0
-	case c == 0xED:
-		return utf8AfterED
-	case c < 0xF0:
-		return utf8Need2
-	case c == 0xF0:
-		return utf8AfterF0
-	case c < 0xF4:
-		return utf8Need3
-	case c == 0xF4:
-		return utf8AfterF4
-	}
-	return utf8Reject
-}
+// utf8ByteClass maps a byte to its class: 0 ASCII, 1 80-8F, 2 90-9F,
+// 3 A0-BF, 4 never valid (C0, C1, F5-FF), 5 C2-DF, 6 E0, 7 E1-EC and EE-EF,
+// 8 ED, 9 F0, 10 F1-F3, 11 F4. Tables are strings so they are constant.
+const utf8ByteClass = "" +
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" + // 00-0F
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" + // 10-1F
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" + // 20-2F
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" + // 30-3F
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" + // 40-4F
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" + // 50-5F
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" + // 60-6F
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" + // 70-7F
+	"\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01" + // 80-8F
+	"\x02\x02\x02\x02\x02\x02\x02\x02\x02\x02\x02\x02\x02\x02\x02\x02" + // 90-9F
+	"\x03\x03\x03\x03\x03\x03\x03\x03\x03\x03\x03\x03\x03\x03\x03\x03" + // A0-AF
+	"\x03\x03\x03\x03\x03\x03\x03\x03\x03\x03\x03\x03\x03\x03\x03\x03" + // B0-BF
+	"\x04\x04\x05\x05\x05\x05\x05\x05\x05\x05\x05\x05\x05\x05\x05\x05" + // C0-CF
+	"\x05\x05\x05\x05\x05\x05\x05\x05\x05\x05\x05\x05\x05\x05\x05\x05" + // D0-DF
+	"\x06\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x08\x07\x07" + // E0-EF
+	"\x09\x0a\x0a\x0a\x0b\x04\x04\x04\x04\x04\x04\x04\x04\x04\x04\x04" // F0-FF
+
+// utf8Transitions[state*utf8Classes+class] is the next state.
+const utf8Transitions = "" +
+	"\x00\x01\x01\x01\x01\x02\x05\x03\x06\x07\x04\x08" + // utf8Accept
+	"\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01" + // utf8Reject
+	"\x01\x00\x00\x00\x01\x01\x01\x01\x01\x01\x01\x01" + // utf8Need1
+	"\x01\x02\x02\x02\x01\x01\x01\x01\x01\x01\x01\x01" + // utf8Need2
+	"\x01\x03\x03\x03\x01\x01\x01\x01\x01\x01\x01\x01" + // utf8Need3
+	"\x01\x01\x01\x02\x01\x01\x01\x01\x01\x01\x01\x01" + // utf8AfterE0
+	"\x01\x02\x02\x01\x01\x01\x01\x01\x01\x01\x01\x01" + // utf8AfterED
+	"\x01\x01\x03\x03\x01\x01\x01\x01\x01\x01\x01\x01" + // utf8AfterF0
+	"\x01\x03\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01" // utf8AfterF4
 
 // validUTF8 reports whether b is a complete valid UTF-8 text.
 func validUTF8(b []byte) bool {

@@ -154,3 +154,70 @@ func BenchmarkUTF8Mixed(b *testing.B) {
 		}
 	}
 }
+
+// TestUTF8TablesMatchTable37 checks the DFA tables against the well-formed
+// byte sequences of Unicode Table 3-7, for every byte in every state.
+func TestUTF8TablesMatchTable37(t *testing.T) {
+	in := func(c, lo, hi byte) bool { return c >= lo && c <= hi }
+	next := func(s utf8State, c byte) utf8State {
+		switch s {
+		case utf8Accept:
+			switch {
+			case c < 0x80:
+				return utf8Accept
+			case in(c, 0xC2, 0xDF):
+				return utf8Need1
+			case c == 0xE0:
+				return utf8AfterE0
+			case in(c, 0xE1, 0xEC), in(c, 0xEE, 0xEF):
+				return utf8Need2
+			case c == 0xED:
+				return utf8AfterED
+			case c == 0xF0:
+				return utf8AfterF0
+			case in(c, 0xF1, 0xF3):
+				return utf8Need3
+			case c == 0xF4:
+				return utf8AfterF4
+			}
+		case utf8Need1:
+			if in(c, 0x80, 0xBF) {
+				return utf8Accept
+			}
+		case utf8Need2:
+			if in(c, 0x80, 0xBF) {
+				return utf8Need1
+			}
+		case utf8Need3:
+			if in(c, 0x80, 0xBF) {
+				return utf8Need2
+			}
+		case utf8AfterE0:
+			if in(c, 0xA0, 0xBF) {
+				return utf8Need1
+			}
+		case utf8AfterED:
+			if in(c, 0x80, 0x9F) {
+				return utf8Need1
+			}
+		case utf8AfterF0:
+			if in(c, 0x90, 0xBF) {
+				return utf8Need2
+			}
+		case utf8AfterF4:
+			if in(c, 0x80, 0x8F) {
+				return utf8Need2
+			}
+		}
+		return utf8Reject
+	}
+	for s := utf8Accept; s <= utf8AfterF4; s++ {
+		for c := range 256 {
+			want := next(s, byte(c))
+			got := utf8State(utf8Transitions[int(s)*utf8Classes+int(utf8ByteClass[c])])
+			if got != want {
+				t.Fatalf("state %d byte %#x: got %d, want %d", s, c, got, want)
+			}
+		}
+	}
+}
