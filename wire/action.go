@@ -44,10 +44,10 @@ const (
 	// message. A simple-form message too short to carry an action is
 	// answered with action SimpleErrorBit itself (A = 0).
 	SimpleErrorBit Action = 1 << 31
-
-	// MaxTopicLen is the longest topic, in bytes, a server must accept.
-	MaxTopicLen = 255
 )
+
+// MaxTopicLen is the longest topic, in bytes, a server must accept.
+const MaxTopicLen = 255
 
 // ErrorCode classifies a failed request in an error frame. Codes 1–999 are
 // reserved for wsgate; applications use MinAppCode and above. Code 0 is
