@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -37,16 +36,23 @@ func (ts *testServer) wsURL(path string) string { return "ws://" + ts.addr + pat
 // that Serve returned nil. setup runs before serving (register handlers).
 func startServer(t *testing.T, cfg wsgate.Config, setup ...func(*wsgate.Server)) *testServer {
 	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	return startServerOn(t, cfg, ln, setup...)
+}
+
+// startServerOn is startServer on a given listener.
+func startServerOn(t *testing.T, cfg wsgate.Config, ln net.Listener, setup ...func(*wsgate.Server)) *testServer {
+	t.Helper()
 	srv, err := wsgate.New(cfg)
 	if err != nil {
+		_ = ln.Close() // the test is over
 		t.Fatalf("New: %v", err)
 	}
 	for _, f := range setup {
 		f(srv)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ts := &testServer{Server: srv, addr: ln.Addr().String(), cancel: cancel, done: make(chan struct{})}
@@ -287,9 +293,3 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 // u32 encodes n big-endian.
 func u32(n uint32) []byte { return binary.BigEndian.AppendUint32(nil, n) }
-
-// counter is a concurrency-safe count of received messages.
-type counter struct {
-	mu sync.Mutex
-	n  map[*websocket.Conn]int
-}
