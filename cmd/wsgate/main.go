@@ -1,0 +1,97 @@
+// Command wsgate runs the WebSocket gateway and talks to it.
+//
+//	wsgate serve            run the gateway (page at /, WebSocket at /ws)
+//	wsgate client URL       interactive WebSocket client, like wscat
+//	wsgate push ...         push a message through the HTTP API
+//	wsgate token ...        print a signed HS256 demo token
+//
+// Run "wsgate COMMAND --help" for the flags of each command.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(exitCode(err, os.Stderr))
+}
+
+// exitCode prints err (if any) and maps it to the process exit status:
+// 0 for success and --help, 2 for usage errors, 1 for everything else.
+func exitCode(err error, stderr io.Writer) int {
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		// The flag package has already printed the problem and the usage.
+		return 2
+	default:
+		fmt.Fprintln(stderr, "wsgate:", err)
+		return 1
+	}
+}
+
+// errUsage marks bad command lines; the message has already been printed.
+var errUsage = errors.New("wsgate: usage error")
+
+const usage = `wsgate — WebSocket long-connection gateway
+
+Usage:
+  wsgate serve  [flags]        run the gateway (try: wsgate serve)
+  wsgate client [flags] URL    send stdin lines to a WebSocket, print what arrives
+  wsgate push   [flags]        push a message through the HTTP API
+  wsgate token  [flags]        print a signed HS256 token
+
+Run "wsgate COMMAND --help" for the flags of a command.
+`
+
+// run is the whole program; main only turns its error into an exit status.
+// stdin is a parameter (beside stdout and stderr) so that tests can drive
+// "wsgate client" through a pipe.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errUsage
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return runServe(ctx, rest, stdout, stderr)
+	case "client":
+		return runClient(ctx, rest, stdin, stdout, stderr)
+	case "push":
+		return runPush(ctx, rest, stdout, stderr)
+	case "token":
+		return runToken(rest, stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprintf(stderr, "wsgate: unknown command %q\n\n%s", cmd, usage)
+		return errUsage
+	}
+}
+
+// parseFlags parses args with fs and turns the flag package's errors into
+// errUsage (the message is already printed) while keeping flag.ErrHelp.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	err := fs.Parse(args)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, flag.ErrHelp):
+		return flag.ErrHelp
+	default:
+		return errUsage
+	}
+}

@@ -1,0 +1,224 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/wsgate/wsgate"
+	"github.com/wsgate/wsgate/internal/api"
+	"github.com/wsgate/wsgate/internal/auth"
+	"github.com/wsgate/wsgate/internal/backend"
+	"github.com/wsgate/wsgate/internal/config"
+	"github.com/wsgate/wsgate/internal/web"
+)
+
+// demoTokenTTL is how long the token printed in first-run mode is valid.
+const demoTokenTTL = 24 * time.Hour
+
+// runServe implements "wsgate serve".
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := config.Parse(args, os.Getenv, stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return err
+	case err != nil:
+		return errUsage // Parse printed the problem
+	}
+	return serve(ctx, cfg, stdout, stderr)
+}
+
+// firstRun is what serve makes up when no authentication is configured: a
+// secret for this process only, a token for user "demo" and an API key.
+type firstRun struct {
+	secret, token, apiKey string
+}
+
+func newFirstRun(now time.Time) (*firstRun, error) {
+	secret, err := randomHex(32)
+	if err != nil {
+		return nil, err
+	}
+	key, err := randomHex(16)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := auth.Issue([]byte(secret), "demo", demoTokenTTL, nil, now)
+	if err != nil {
+		return nil, err
+	}
+	return &firstRun{secret: secret, token: tok, apiKey: key}, nil
+}
+
+func randomHex(n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("wsgate: random secret: %w", err)
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// serve runs the gateway until ctx ends, then shuts it down gracefully.
+func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) error {
+	logger := newLogger(cfg, stderr)
+	var fr *firstRun
+	if cfg.FirstRun() {
+		var err error
+		if fr, err = newFirstRun(time.Now()); err != nil {
+			return err
+		}
+		cfg.JWTSecret = fr.secret
+		if cfg.APIKey == "" {
+			cfg.APIKey = fr.apiKey
+		}
+	}
+	srv, cleanup, err := newGateway(cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", cfg.Server.Addr)
+	if err != nil {
+		return fmt.Errorf("wsgate: listen: %w", err)
+	}
+	printBanner(stdout, cfg, fr, ln.Addr())
+	logger.Info("serving", "addr", ln.Addr().String())
+	if err := srv.Serve(ctx, ln); err != nil {
+		return err
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+// newGateway builds the server with authentication, the page, the API, the
+// backend forwarder and the demo handlers as configured. cleanup releases
+// what outlives the server (the forwarder's calls in flight).
+func newGateway(cfg *config.Config, logger *slog.Logger) (*wsgate.Server, func(), error) {
+	sc := cfg.Server
+	sc.Logger = logger
+	if !sc.InsecureNoAuth {
+		authn, err := authenticator(cfg)
+		if err != nil {
+			return nil, nil, err
+		}
+		sc.Authenticate = authn
+	}
+	cleanup := func() {}
+	if cfg.Backend != "" {
+		fw, err := backend.New(backend.Config{URL: cfg.Backend, Timeout: cfg.BackendTimeout, MaxConcurrent: cfg.BackendConcurrency, Logger: logger})
+		if err != nil {
+			return nil, nil, err
+		}
+		sc.Fallback, sc.OnConnect, sc.OnDisconnect = fw.Handle, fw.OnConnect, fw.OnDisconnect
+		cleanup = fw.Close
+	}
+	page := http.NewServeMux()
+	page.Handle("/", web.Handler())
+	sc.Page = page
+	srv, err := wsgate.New(sc)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	if cfg.APIKey != "" {
+		a, err := api.New(srv, api.Config{APIKey: cfg.APIKey, MaxPayload: int(cfg.APIMaxPayload), Logger: logger})
+		if err != nil {
+			cleanup()
+			return nil, nil, err
+		}
+		page.Handle("/api/", a)
+	}
+	if cfg.Demo {
+		if err := new(demo).register(srv); err != nil {
+			cleanup()
+			return nil, nil, err
+		}
+	}
+	return srv, cleanup, nil
+}
+
+// authenticator verifies the JWT of every /ws handshake.
+func authenticator(cfg *config.Config) (func(context.Context, *http.Request) (wsgate.Identity, error), error) {
+	ac := auth.Config{Secret: []byte(cfg.JWTSecret), Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience}
+	if cfg.JWTPublicKeyFile != "" {
+		pem, err := os.ReadFile(cfg.JWTPublicKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("wsgate: --jwt-public-key: %w", err)
+		}
+		ac.PublicKeyPEM = pem
+	}
+	v, err := auth.NewVerifier(ac)
+	if err != nil {
+		return nil, err
+	}
+	return func(_ context.Context, r *http.Request) (wsgate.Identity, error) {
+		c, err := v.FromRequest(r)
+		if err != nil {
+			return wsgate.Identity{}, err
+		}
+		return wsgate.Identity{UserID: c.UserID, Topics: c.Topics}, nil
+	}, nil
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// printBanner tells the person who started serve where everything is; in
+// first-run mode it also prints the demo token and API key.
+func printBanner(w io.Writer, cfg *config.Config, fr *firstRun, addr net.Addr) {
+	base := "http://" + displayAddr(addr)
+	ws := "ws://" + displayAddr(addr)
+	page := base + "/"
+	if fr != nil {
+		page += "?token=" + fr.token
+	}
+	fmt.Fprintf(w, "wsgate listening on %s\n", base)
+	fmt.Fprintf(w, "  test page:  %s\n", page)
+	fmt.Fprintf(w, "  WebSocket:  %s/ws", ws)
+	if !cfg.Server.DisableEcho {
+		fmt.Fprintf(w, "   echo: %s/echo", ws)
+	}
+	fmt.Fprintln(w)
+	if cfg.Demo {
+		fmt.Fprintln(w, "  demo actions: 100 echo, 110 add friend (payload: a user id), 111 get info")
+	}
+	if cfg.Server.InsecureNoAuth {
+		fmt.Fprintln(w, "  auth: OFF (--insecure-no-auth): anyone who can reach the port may connect")
+	}
+	if fr == nil {
+		return
+	}
+	fmt.Fprintf(w, "  demo token (user \"demo\", valid %.0f hours): %s\n", demoTokenTTL.Hours(), fr.token)
+	fmt.Fprintf(w, "  API key: %s\n", cfg.APIKey)
+	fmt.Fprintf(w, "  try:  echo bob | wsgate client --token %s --action 110 %s/ws\n", fr.token, ws)
+	fmt.Fprintf(w, "        wsgate push --api %s --api-key %s --user demo --action 120 --data hello\n", base, cfg.APIKey)
+	fmt.Fprintf(w, "        wsgate token --secret %s --user alice\n", fr.secret)
+	fmt.Fprintln(w, "  first-run mode: the secret and key above are random and last until exit;")
+	fmt.Fprintln(w, "  set --jwt-secret and --api-key (or WSGATE_JWT_SECRET, WSGATE_API_KEY) to keep them.")
+}
+
+// displayAddr turns a listener address into one a browser can open: an
+// unspecified IP (":8080", "0.0.0.0") becomes localhost.
+func displayAddr(a net.Addr) string {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok || !tcp.IP.IsUnspecified() {
+		return a.String()
+	}
+	return net.JoinHostPort("localhost", fmt.Sprint(tcp.Port))
+}

@@ -1,0 +1,40 @@
+// Package web serves wsgate's test page: a single HTML page with vanilla
+// JavaScript (no build step) that connects to the gateway, sends text and
+// action frames and logs everything that arrives. The files are embedded,
+// so the binary needs nothing on disk.
+package web
+
+import (
+	"embed"
+	"net/http"
+)
+
+// The protocol module wsgate.js is shared with other clients; the page's own
+// script is page.js. Tests (*.mjs) are not embedded.
+//
+//go:embed static/*.html static/*.js
+var files embed.FS
+
+// Handler serves the page at "/" and its scripts beside it. Anything else
+// is 404; methods other than GET and HEAD get 405.
+func Handler() http.Handler {
+	static := http.FileServerFS(files)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		h := w.Header()
+		// The page may connect to any ws:// or wss:// URL typed into it, but
+		// loads code only from this server and cannot be framed.
+		h.Set("Content-Security-Policy", "default-src 'self'; connect-src 'self' ws: wss:; style-src 'self' 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer") // the URL may carry a token
+		h.Set("Cache-Control", "no-cache")
+		r2, u := *r, *r.URL
+		u.Path, u.RawPath = "/static"+u.Path, ""
+		r2.URL = &u
+		static.ServeHTTP(w, &r2)
+	})
+}
