@@ -1,0 +1,707 @@
+package websocket_test
+
+// Client ↔ server round trips through the public API, in reactor and
+// blocking mode, with a goroutine-leak check on every test.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wsgate/wsgate/websocket"
+)
+
+// rtLimit bounds every wait in these tests: liveness, not speed.
+const rtLimit = 10 * time.Second
+
+var rtModes = []struct {
+	name string
+	mode websocket.Mode
+}{
+	{"reactor", websocket.ModeReactor},
+	{"blocking", websocket.ModeBlocking},
+}
+
+// rtEachMode runs f once per server I/O mode, each with a leak check.
+func rtEachMode(t *testing.T, f func(t *testing.T, mode websocket.Mode)) {
+	t.Helper()
+	for _, m := range rtModes {
+		t.Run(m.name, func(t *testing.T) {
+			checkGoroutines(t)
+			f(t, m.mode)
+		})
+	}
+}
+
+// checkGoroutines registers a cleanup, run after every later one, that
+// waits (bounded) for the goroutine count to fall back to what it is now
+// and fails with a dump of every goroutine if it does not.
+func checkGoroutines(t *testing.T) {
+	t.Helper()
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		deadline := time.Now().Add(rtLimit)
+		for runtime.NumGoroutine() > before {
+			if time.Now().After(deadline) {
+				buf := make([]byte, 1<<20)
+				n := runtime.Stack(buf, true)
+				t.Errorf("goroutine leak: got %d goroutines, want at most %d\n%s", runtime.NumGoroutine(), before, buf[:n])
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+}
+
+// rtServer runs a Server behind httptest and returns it with its ws:// URL.
+// Cleanup closes the listener and shuts the server down.
+func rtServer(t *testing.T, cfg websocket.Config, h websocket.Handler) (*websocket.Server, string) {
+	t.Helper()
+	srv := websocket.NewServer(cfg, h)
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = srv.Accept(w, r, nil) // a failed handshake has been answered already
+	}))
+	t.Cleanup(func() {
+		hs.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), rtLimit)
+		defer cancel()
+		if err := srv.Shutdown(ctx, websocket.StatusGoingAway, ""); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return srv, "ws" + strings.TrimPrefix(hs.URL, "http")
+}
+
+// rtEcho echoes every message with its type.
+func rtEcho() websocket.Handler {
+	return websocket.Handler{OnMessage: func(c *websocket.Conn, typ websocket.MessageType, data []byte) {
+		_ = c.WriteMessage(typ, data) // fails only when closing; the client notices
+	}}
+}
+
+// rtDial opens a pull-mode client; cleanup drops it and waits for it.
+func rtDial(t *testing.T, url string, cfg *websocket.Config) *websocket.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), rtLimit)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, url, cfg, nil)
+	if err != nil {
+		t.Fatalf("dial %s: %v", url, err)
+	}
+	t.Cleanup(func() {
+		_ = c.CloseNow() // may be closed already
+		select {
+		case <-c.Done():
+		case <-time.After(rtLimit):
+			t.Errorf("client connection not done %v after CloseNow", rtLimit)
+		}
+	})
+	return c
+}
+
+// rtRead reads one message within rtLimit.
+func rtRead(t *testing.T, c *websocket.Conn) (websocket.MessageType, []byte) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), rtLimit)
+	defer cancel()
+	typ, data, err := c.Read(ctx)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	return typ, data
+}
+
+// rtReadErr reads until the connection ends and returns why.
+func rtReadErr(t *testing.T, c *websocket.Conn) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), rtLimit)
+	defer cancel()
+	for {
+		_, _, err := c.Read(ctx)
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func rtPayload(n int, text bool) []byte {
+	b := make([]byte, n)
+	rng := rand.New(rand.NewPCG(uint64(n), 1))
+	for i := range b {
+		if text {
+			b[i] = byte('a' + rng.IntN(26))
+		} else {
+			b[i] = byte(rng.Uint32())
+		}
+	}
+	return b
+}
+
+func TestRoundTripSizes(t *testing.T) {
+	sizes := []int{0, 1, 125, 126, 127, 65535, 65536, 1 << 20}
+	for _, compress := range []bool{false, true} {
+		t.Run(fmt.Sprintf("compress=%v", compress), func(t *testing.T) {
+			rtEachMode(t, func(t *testing.T, mode websocket.Mode) {
+				_, url := rtServer(t, websocket.Config{Mode: mode, Compression: compress}, rtEcho())
+				ctx, cancel := context.WithTimeout(context.Background(), rtLimit)
+				defer cancel()
+				c, resp, err := websocket.Dial(ctx, url, &websocket.Config{Compression: compress}, nil)
+				if err != nil {
+					t.Fatalf("dial: %v", err)
+				}
+				defer func() { _ = c.CloseNow(); <-c.Done() }()
+				ext := resp.Header.Get("Sec-WebSocket-Extensions")
+				if got := strings.Contains(ext, "permessage-deflate"); got != compress {
+					t.Fatalf("got Sec-WebSocket-Extensions %q, want permessage-deflate negotiated = %v", ext, compress)
+				}
+				for _, n := range sizes {
+					for _, typ := range []websocket.MessageType{websocket.TextMessage, websocket.BinaryMessage} {
+						want := rtPayload(n, typ == websocket.TextMessage)
+						if err := c.WriteMessage(typ, want); err != nil {
+							t.Fatalf("write %d bytes: %v", n, err)
+						}
+						gotTyp, got := rtRead(t, c)
+						if gotTyp != typ || !bytes.Equal(got, want) {
+							t.Fatalf("size %d type %d: got type %d, %d bytes (equal=%v), want the same message back",
+								n, typ, gotTyp, len(got), bytes.Equal(got, want))
+						}
+					}
+				}
+			})
+		})
+	}
+}
+
+func TestRoundTripPipelined(t *testing.T) {
+	rtEachMode(t, func(t *testing.T, mode websocket.Mode) {
+		_, url := rtServer(t, websocket.Config{Mode: mode}, rtEcho())
+		c := rtDial(t, url, nil)
+		const n = 200
+		for i := range n {
+			if err := c.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf("msg %d", i))); err != nil {
+				t.Fatalf("write %d: %v", i, err)
+			}
+		}
+		for i := range n {
+			_, got := rtRead(t, c)
+			if want := fmt.Sprintf("msg %d", i); string(got) != want {
+				t.Fatalf("message %d: got %q, want %q", i, got, want)
+			}
+		}
+	})
+}
+
+// TestRoundTripEventClient drives the server with a Dialer client (event
+// mode, the client side of the reactor or blocking machinery).
+func TestRoundTripEventClient(t *testing.T) {
+	rtEachMode(t, func(t *testing.T, mode websocket.Mode) {
+		_, url := rtServer(t, websocket.Config{Mode: mode, Compression: true}, rtEcho())
+		got := make(chan string, 300)
+		opened := make(chan *websocket.Conn, 1)
+		closed := make(chan error, 1)
+		d := websocket.NewDialer(websocket.Config{Mode: mode, Compression: true}, websocket.Handler{
+			OnOpen:    func(c *websocket.Conn) { opened <- c },
+			OnMessage: func(_ *websocket.Conn, _ websocket.MessageType, data []byte) { got <- string(data) },
+			OnClose:   func(_ *websocket.Conn, err error) { closed <- err },
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), rtLimit)
+		defer cancel()
+		c, _, err := d.Dial(ctx, url, nil)
+		if err != nil {
+			t.Fatalf("dial: %v", err)
+		}
+		if oc := <-opened; oc != c {
+			t.Errorf("OnOpen got a different *Conn than Dial returned")
+		}
+		const n = 200
+		for i := range n {
+			msg := fmt.Sprintf("%d:%s", i, strings.Repeat("x", i*10))
+			if err := c.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+				t.Fatalf("write %d: %v", i, err)
+			}
+		}
+		for i := range n {
+			select {
+			case m := <-got:
+				if want := fmt.Sprintf("%d:%s", i, strings.Repeat("x", i*10)); m != want {
+					t.Fatalf("message %d: got %.20q, want %.20q", i, m, want)
+				}
+			case <-time.After(rtLimit):
+				t.Fatalf("message %d did not arrive within %v", i, rtLimit)
+			}
+		}
+		if err := d.Shutdown(ctx, 4000, "done"); err != nil {
+			t.Fatalf("dialer shutdown: %v", err)
+		}
+		if err := <-closed; websocket.CloseStatus(err) != 4000 {
+			t.Errorf("OnClose: got %v, want close code 4000", err)
+		}
+		if n := d.Len(); n != 0 {
+			t.Errorf("dialer Len after Shutdown: got %d, want 0", n)
+		}
+	})
+}
+
+func TestCloseFromServer(t *testing.T) {
+	rtEachMode(t, func(t *testing.T, mode websocket.Mode) {
+		serverErr := make(chan error, 1)
+		_, url := rtServer(t, websocket.Config{Mode: mode}, websocket.Handler{
+			OnMessage: func(c *websocket.Conn, _ websocket.MessageType, _ []byte) {
+				_ = c.Close(4001, "bye now")
+				if err := c.WriteMessage(websocket.TextMessage, []byte("late")); !errors.Is(err, net.ErrClosed) {
+					t.Errorf("write after Close: got %v, want an error wrapping net.ErrClosed", err)
+				}
+			},
+			OnClose: func(_ *websocket.Conn, err error) { serverErr <- err },
+		})
+		c := rtDial(t, url, nil)
+		if err := c.WriteMessage(websocket.TextMessage, []byte("close please")); err != nil {
+			t.Fatalf("write: %v", err)
+		}
+		err := rtReadErr(t, c)
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != 4001 || ce.Reason != "bye now" {
+			t.Fatalf("client read: got %v, want *CloseError 4001 %q", err, "bye now")
+		}
+		select {
+		case err := <-serverErr:
+			if !errors.As(err, &ce) || ce.Code != 4001 || ce.Reason != "bye now" {
+				t.Errorf("server OnClose: got %v, want *CloseError 4001 (the close it started)", err)
+			}
+		case <-time.After(rtLimit):
+			t.Fatal("server OnClose not called")
+		}
+		select {
+		case <-c.Done():
+		case <-time.After(rtLimit):
+			t.Fatal("client not done after the close handshake")
+		}
+	})
+}
+
+func TestCloseFromClient(t *testing.T) {
+	rtEachMode(t, func(t *testing.T, mode websocket.Mode) {
+		serverErr := make(chan error, 1)
+		srv, url := rtServer(t, websocket.Config{Mode: mode}, websocket.Handler{
+			OnClose: func(_ *websocket.Conn, err error) { serverErr <- err },
+		})
+		c := rtDial(t, url, nil)
+		if err := c.Close(4002, "client leaving"); err != nil {
+			t.Fatalf("close: %v", err)
+		}
+		err := rtReadErr(t, c)
+		if got := websocket.CloseStatus(err); got != 4002 {
+			t.Fatalf("client read after Close: got %v (status %d), want status 4002", err, got)
+		}
+		select {
+		case err := <-serverErr:
+			var ce *websocket.CloseError
+			if !errors.As(err, &ce) || ce.Code != 4002 || ce.Reason != "client leaving" {
+				t.Errorf("server OnClose: got %v, want *CloseError 4002 %q", err, "client leaving")
+			}
+		case <-time.After(rtLimit):
+			t.Fatal("server OnClose not called")
+		}
+		waitFor(t, "server Len 0", func() bool { return srv.Len() == 0 })
+	})
+}
+
+func TestCloseStatusWithoutHandshake(t *testing.T) {
+	rtEachMode(t, func(t *testing.T, mode websocket.Mode) {
+		serverErr := make(chan error, 1)
+		_, url := rtServer(t, websocket.Config{Mode: mode}, websocket.Handler{
+			OnClose: func(_ *websocket.Conn, err error) { serverErr <- err },
+		})
+		c := rtDial(t, url, nil)
+		_ = c.CloseNow()
+		select {
+		case err := <-serverErr:
+			if err == nil || websocket.CloseStatus(err) != -1 {
+				t.Errorf("server OnClose after a dropped TCP: got %v, want a non-close error (CloseStatus -1)", err)
+			}
+		case <-time.After(rtLimit):
+			t.Fatal("server OnClose not called")
+		}
+	})
+}
+
+// TestCallbackOrder checks OnOpen first, messages in order, OnClose once
+// and last, never two callbacks of one connection at the same time.
+func TestCallbackOrder(t *testing.T) {
+	rtEachMode(t, func(t *testing.T, mode websocket.Mode) {
+		var mu sync.Mutex
+		var events []string
+		inside := 0
+		enter := func(ev string) {
+			mu.Lock()
+			defer mu.Unlock()
+			inside++
+			if inside > 1 {
+				t.Errorf("two callbacks of one connection ran at once (%s)", ev)
+			}
+			events = append(events, ev)
+		}
+		leave := func() { mu.Lock(); inside--; mu.Unlock() }
+		closed := make(chan struct{})
+		_, url := rtServer(t, websocket.Config{Mode: mode, Workers: 4}, websocket.Handler{
+			OnOpen: func(*websocket.Conn) { enter("open"); time.Sleep(time.Millisecond); leave() },
+			OnMessage: func(_ *websocket.Conn, _ websocket.MessageType, data []byte) {
+				enter(string(data))
+				leave()
+			},
+			OnClose: func(*websocket.Conn, error) { enter("close"); leave(); close(closed) },
+		})
+		c := rtDial(t, url, nil)
+		const n = 100
+		for i := range n {
+			if err := c.WriteMessage(websocket.TextMessage, []byte(fmt.Sprint(i))); err != nil {
+				t.Fatalf("write: %v", err)
+			}
+		}
+		_ = c.Close(websocket.StatusNormalClosure, "")
+		select {
+		case <-closed:
+		case <-time.After(rtLimit):
+			t.Fatal("OnClose not called")
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		want := []string{"open"}
+		for i := range n {
+			want = append(want, fmt.Sprint(i))
+		}
+		want = append(want, "close")
+		if strings.Join(events, ",") != strings.Join(want, ",") {
+			t.Errorf("got callbacks %v, want %v", events, want)
+		}
+	})
+}
+
+func TestServerPing(t *testing.T) {
+	rtEachMode(t, func(t *testing.T, mode websocket.Mode) {
+		pinged := make(chan error, 1)
+		_, url := rtServer(t, websocket.Config{Mode: mode}, websocket.Handler{
+			OnOpen: func(c *websocket.Conn) { pinged <- c.Ping([]byte("are you there")) },
+			OnMessage: func(c *websocket.Conn, typ websocket.MessageType, data []byte) {
+				_ = c.WriteMessage(typ, data)
+			},
+		})
+		c := rtDial(t, url, nil)
+		if err := <-pinged; err != nil {
+			t.Fatalf("server ping: %v", err)
+		}
+		if err := c.Ping(bytes.Repeat([]byte("p"), 125)); err != nil {
+			t.Fatalf("client ping: %v", err)
+		}
+		if err := c.Ping(make([]byte, 126)); err == nil {
+			t.Error("ping with 126 bytes: got nil error, want one (control frames carry ≤ 125)")
+		}
+		// The connection still works after the pings and their pongs.
+		if err := c.WriteMessage(websocket.TextMessage, []byte("after ping")); err != nil {
+			t.Fatalf("write: %v", err)
+		}
+		if _, got := rtRead(t, c); string(got) != "after ping" {
+			t.Errorf("got %q, want %q", got, "after ping")
+		}
+	})
+}
+
+func TestConcurrentWriters(t *testing.T) {
+	rtEachMode(t, func(t *testing.T, mode websocket.Mode) {
+		const writers, perWriter = 8, 200
+		start := make(chan *websocket.Conn, 1)
+		_, url := rtServer(t, websocket.Config{Mode: mode}, websocket.Handler{
+			OnOpen: func(c *websocket.Conn) { start <- c },
+		})
+		c := rtDial(t, url, nil)
+		sc := <-start
+		var wg sync.WaitGroup
+		for w := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range perWriter {
+					msg := fmt.Appendf(nil, "%d/%d/%s", w, i, strings.Repeat("z", (w*31+i)%700))
+					if err := sc.Write(context.Background(), websocket.BinaryMessage, msg); err != nil {
+						t.Errorf("writer %d message %d: %v", w, i, err)
+						return
+					}
+				}
+			}()
+		}
+		next := make([]int, writers)
+		for range writers * perWriter {
+			_, data := rtRead(t, c)
+			parts := strings.SplitN(string(data), "/", 3)
+			if len(parts) != 3 {
+				t.Fatalf("malformed message %.40q", data)
+			}
+			w, _ := strconv.Atoi(parts[0])
+			i, _ := strconv.Atoi(parts[1])
+			pad := parts[2]
+			if w < 0 || w >= writers || i != next[w] {
+				t.Fatalf("got message %d from writer %d, want message %d", i, w, next[w])
+			}
+			if want := strings.Repeat("z", (w*31+i)%700); pad != want {
+				t.Fatalf("message %d/%d corrupted", w, i)
+			}
+			next[w]++
+		}
+		wg.Wait()
+	})
+}
+
+// TestWriteQueueFull writes to a peer that never reads until the bounded
+// queue refuses, then checks Write(ctx) waits and gives up with ctx.
+func TestWriteQueueFull(t *testing.T) {
+	rtEachMode(t, func(t *testing.T, mode websocket.Mode) {
+		const limit = 256 << 10
+		start := make(chan *websocket.Conn, 1)
+		_, url := rtServer(t, websocket.Config{Mode: mode, WriteQueueLimit: limit}, websocket.Handler{
+			OnOpen: func(c *websocket.Conn) { start <- c },
+		})
+		_ = rtDial(t, url, nil) // reads ahead only pullQueue messages, then TCP pushes back
+		sc := <-start
+		msg := make([]byte, 64<<10)
+		// Fill the kernel buffers and the queue: Write(ctx) gives up once the
+		// queue stayed full for the whole of its short ctx.
+		var err error
+		deadline := time.Now().Add(rtLimit)
+		for time.Now().Before(deadline) {
+			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			err = sc.Write(ctx, websocket.BinaryMessage, msg)
+			cancel()
+			if err != nil {
+				break
+			}
+		}
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Write(ctx) on a full queue: got %v, want context.DeadlineExceeded", err)
+		}
+		if err := sc.WriteMessage(websocket.BinaryMessage, msg); !errors.Is(err, websocket.ErrWriteQueueFull) {
+			t.Fatalf("WriteMessage on a full queue: got %v, want ErrWriteQueueFull", err)
+		}
+		if b := sc.Buffered(); b <= 0 || b > limit+len(msg)+16 {
+			t.Errorf("Buffered: got %d, want between 1 and %d", b, limit+len(msg)+16)
+		}
+	})
+}
+
+func TestIdleTimeout(t *testing.T) {
+	rtEachMode(t, func(t *testing.T, mode websocket.Mode) {
+		_, url := rtServer(t, websocket.Config{Mode: mode, IdleTimeout: 200 * time.Millisecond}, rtEcho())
+		c := rtDial(t, url, nil)
+		err := rtReadErr(t, c)
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != websocket.StatusGoingAway || ce.Reason != "idle timeout" {
+			t.Errorf("got %v, want *CloseError 1001 \"idle timeout\"", err)
+		}
+	})
+}
+
+// TestInboxBackpressure: a connection whose OnMessage is stuck stops being
+// read, and another connection's messages keep flowing meanwhile.
+func TestInboxBackpressure(t *testing.T) {
+	rtEachMode(t, func(t *testing.T, mode websocket.Mode) {
+		release := make(chan struct{})
+		var mu sync.Mutex
+		var slowGot []string
+		_, url := rtServer(t, websocket.Config{Mode: mode, InboxLimit: 4, Workers: 4}, websocket.Handler{
+			OnMessage: func(c *websocket.Conn, typ websocket.MessageType, data []byte) {
+				if strings.HasPrefix(string(data), "slow") {
+					<-release
+					mu.Lock()
+					slowGot = append(slowGot, string(data))
+					mu.Unlock()
+					return
+				}
+				_ = c.WriteMessage(typ, data)
+			},
+		})
+		slow := rtDial(t, url, nil)
+		fast := rtDial(t, url, nil)
+		const n = 500
+		go func() {
+			for i := range n {
+				if err := slow.WriteMessage(websocket.TextMessage, fmt.Appendf(nil, "slow %d %s", i, strings.Repeat("s", 1000))); err != nil {
+					t.Errorf("slow write %d: %v", i, err)
+					return
+				}
+			}
+		}()
+		for i := range 20 {
+			want := fmt.Sprintf("fast %d", i)
+			if err := fast.WriteMessage(websocket.TextMessage, []byte(want)); err != nil {
+				t.Fatalf("fast write: %v", err)
+			}
+			if _, got := rtRead(t, fast); string(got) != want {
+				t.Fatalf("fast: got %q, want %q", got, want)
+			}
+		}
+		close(release)
+		waitFor(t, "all slow messages delivered", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return len(slowGot) == n
+		})
+		mu.Lock()
+		defer mu.Unlock()
+		for i, m := range slowGot {
+			if want := fmt.Sprintf("slow %d ", i); !strings.HasPrefix(m, want) {
+				t.Fatalf("slow message %d: got %.12q, want prefix %q", i, m, want)
+			}
+		}
+	})
+}
+
+func TestPanicClosesWith1011(t *testing.T) {
+	rtEachMode(t, func(t *testing.T, mode websocket.Mode) {
+		_, url := rtServer(t, websocket.Config{Mode: mode}, websocket.Handler{
+			OnMessage: func(*websocket.Conn, websocket.MessageType, []byte) { panic("handler bug") },
+		})
+		c := rtDial(t, url, nil)
+		if err := c.WriteMessage(websocket.TextMessage, []byte("boom")); err != nil {
+			t.Fatalf("write: %v", err)
+		}
+		if got := websocket.CloseStatus(rtReadErr(t, c)); got != websocket.StatusInternalError {
+			t.Errorf("got close status %d, want 1011", got)
+		}
+	})
+}
+
+func TestShutdownClosesEveryConnection(t *testing.T) {
+	rtEachMode(t, func(t *testing.T, mode websocket.Mode) {
+		srv := websocket.NewServer(websocket.Config{Mode: mode}, rtEcho())
+		hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = srv.Accept(w, r, nil) // a failed handshake has been answered already
+		}))
+		defer hs.Close()
+		url := "ws" + strings.TrimPrefix(hs.URL, "http")
+		const n = 20
+		clients := make([]*websocket.Conn, n)
+		for i := range clients {
+			clients[i] = rtDial(t, url, nil)
+		}
+		waitFor(t, "server Len = n", func() bool { return srv.Len() == n })
+		ctx, cancel := context.WithTimeout(context.Background(), rtLimit)
+		defer cancel()
+		if err := srv.Shutdown(ctx, websocket.StatusServiceRestart, "restarting"); err != nil {
+			t.Fatalf("shutdown: %v", err)
+		}
+		if got := srv.Len(); got != 0 {
+			t.Errorf("Len after Shutdown: got %d, want 0", got)
+		}
+		for i, c := range clients {
+			var ce *websocket.CloseError
+			if err := rtReadErr(t, c); !errors.As(err, &ce) || ce.Code != websocket.StatusServiceRestart || ce.Reason != "restarting" {
+				t.Errorf("client %d: got %v, want *CloseError 1012 \"restarting\"", i, err)
+			}
+		}
+		// After Shutdown, Accept answers 503.
+		if _, _, err := websocket.Dial(ctx, url, nil, nil); err == nil {
+			t.Error("dial after Shutdown: got nil error, want a rejected handshake")
+		}
+	})
+}
+
+// TestShutdownContextDropsStragglers: clients that never answer the close
+// are dropped when ctx ends, and Shutdown still leaves no goroutine.
+func TestShutdownContextDropsStragglers(t *testing.T) {
+	rtEachMode(t, func(t *testing.T, mode websocket.Mode) {
+		srv := websocket.NewServer(websocket.Config{Mode: mode, CloseTimeout: time.Minute}, rtEcho())
+		hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = srv.Accept(w, r, nil) // a failed handshake has been answered already
+		}))
+		defer hs.Close()
+		raw := dialRaw(t, hs) // a client that never answers
+		_ = raw
+		waitFor(t, "server Len = 1", func() bool { return srv.Len() == 1 })
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		if err := srv.Shutdown(ctx, websocket.StatusGoingAway, ""); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("shutdown: got %v, want context.DeadlineExceeded", err)
+		}
+		if got := srv.Len(); got != 0 {
+			t.Errorf("Len after Shutdown: got %d, want 0", got)
+		}
+	})
+}
+
+func TestWritePrepared(t *testing.T) {
+	for _, compress := range []bool{false, true} {
+		t.Run(fmt.Sprintf("compress=%v", compress), func(t *testing.T) {
+			rtEachMode(t, func(t *testing.T, mode websocket.Mode) {
+				conns := make(chan *websocket.Conn, 3)
+				_, url := rtServer(t, websocket.Config{Mode: mode, Compression: compress}, websocket.Handler{
+					OnOpen: func(c *websocket.Conn) { conns <- c },
+				})
+				payload := bytes.Repeat([]byte("broadcast "), 100)
+				pm, err := websocket.NewPreparedMessage(websocket.TextMessage, payload)
+				if err != nil {
+					t.Fatalf("prepare: %v", err)
+				}
+				var clients []*websocket.Conn
+				for range 3 {
+					clients = append(clients, rtDial(t, url, &websocket.Config{Compression: compress}))
+				}
+				for range 3 {
+					if err := (<-conns).WritePrepared(pm); err != nil {
+						t.Fatalf("WritePrepared: %v", err)
+					}
+				}
+				for i, c := range clients {
+					if typ, got := rtRead(t, c); typ != websocket.TextMessage || !bytes.Equal(got, payload) {
+						t.Errorf("client %d: got type %d %.20q, want the prepared text", i, typ, got)
+					}
+					// A client connection (masked) frames the prepared message itself.
+					if err := c.WritePrepared(pm); err != nil {
+						t.Errorf("client WritePrepared: %v", err)
+					}
+				}
+			})
+		})
+	}
+}
+
+func TestReadOnHandlerConn(t *testing.T) {
+	rtEachMode(t, func(t *testing.T, mode websocket.Mode) {
+		start := make(chan *websocket.Conn, 1)
+		_, url := rtServer(t, websocket.Config{Mode: mode}, websocket.Handler{
+			OnOpen: func(c *websocket.Conn) { start <- c },
+		})
+		_ = rtDial(t, url, nil)
+		sc := <-start
+		if _, _, err := sc.Read(context.Background()); !errors.Is(err, websocket.ErrReadNotSupported) {
+			t.Errorf("Read on a Handler conn: got %v, want ErrReadNotSupported", err)
+		}
+		if sc.RemoteAddr() == nil || !strings.HasPrefix(sc.RemoteAddr().String(), "127.0.0.1:") {
+			t.Errorf("RemoteAddr: got %v, want 127.0.0.1:port", sc.RemoteAddr())
+		}
+		if err := sc.WriteMessage(websocket.MessageType(9), nil); err == nil {
+			t.Error("WriteMessage with type 9: got nil error, want one")
+		}
+	})
+}
+
+// waitFor polls cond until it holds or rtLimit passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(rtLimit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
