@@ -5,6 +5,7 @@ import (
 	"compress/flate"
 	"errors"
 	"io"
+	"iter"
 	"strconv"
 	"strings"
 	"sync"
@@ -12,8 +13,8 @@ import (
 
 // permessage-deflate (RFC 7692).
 //
-// Memory. A compress/flate writer is about 1.1 MiB (its hash chains are
-// fixed arrays whatever the level) and a reader about 45 KiB; see
+// Memory. A compress/flate writer is about 1.2 MB (its hash chains are
+// fixed arrays whatever the level) and a reader about 48 KiB; see
 // TestDeflateMemoryCost. Holding them per connection would cost gigabytes
 // at 10k connections, so by default neither is: both come from a sync.Pool
 // for the duration of one message, and negotiation asks both sides for
@@ -21,7 +22,7 @@ import (
 //
 // Context takeover (compressionConfig.contextTakeover) compresses better for
 // streams of similar messages, at a price per connection: the compressing
-// side keeps its flate writer (~1.1 MiB) between messages, and the
+// side keeps its flate writer (~1.2 MB) between messages, and the
 // decompressing side keeps the last 32 KiB of output as a dictionary (the
 // pooled reader is reset with it for each message).
 
@@ -240,9 +241,6 @@ func acceptDeflateResponse(values []string, cfg compressionConfig) (*deflatePara
 
 // inflateMessage decompresses one message (its payload without the sync
 // tail) into a pooled buffer, starting from dict with context takeover.
-// Output is bounded by limit as it is produced, so a small compressed
-// message cannot expand past it (1009), and text is UTF-8 checked chunk by
-// chunk as it comes out of the decompressor (1007). Corrupt data is 1007.
 func inflateMessage(src, dict []byte, limit int64, text bool) (*[]byte, error) {
 	if len(src) == 0 {
 		// Not valid DEFLATE data (an empty message compresses to 0x00), but
@@ -251,11 +249,19 @@ func inflateMessage(src, dict []byte, limit int64, text bool) (*[]byte, error) {
 	}
 	in := getInflater()
 	defer putInflater(in)
-	in.src = inflateSource{data: src}
+	in.src = inflateSource{data: src, final: true}
 	if err := in.fr.(flate.Resetter).Reset(&in.src, dict); err != nil {
-		return nil, &CloseError{Code: StatusInvalidFramePayloadData, Reason: "invalid compressed data"}
+		return nil, errCorruptDeflate()
 	}
-	out := getMsgBuf(int(min(int64(len(src))*3+64, limit+1)))
+	return inflateAll(in.fr, limit, text, len(src))
+}
+
+// inflateAll reads r to the end into a pooled buffer. Output is bounded by
+// limit as it is produced, so a small compressed message cannot expand past
+// it (1009), and text is UTF-8 checked chunk by chunk as it comes out of the
+// decompressor (1007). Corrupt data is 1007.
+func inflateAll(r io.Reader, limit int64, text bool, sizeHint int) (*[]byte, error) {
+	out := getMsgBuf(int(min(int64(sizeHint)*3+64, limit+1)))
 	var u utf8State
 	for {
 		if len(*out) == cap(*out) {
@@ -263,29 +269,103 @@ func inflateMessage(src, dict []byte, limit int64, text bool) (*[]byte, error) {
 		}
 		buf := *out
 		avail := buf[len(buf):min(int64(cap(buf)), limit+1)]
-		n, err := in.fr.Read(avail)
-		if text && !u.write(avail[:n]) {
-			putMsgBuf(out)
-			return nil, errInvalidUTF8()
-		}
+		n, err := r.Read(avail)
 		*out = buf[:len(buf)+n]
-		if int64(len(*out)) > limit {
-			putMsgBuf(out)
-			return nil, &CloseError{Code: StatusMessageTooBig, Reason: "message larger than " + strconv.FormatInt(limit, 10) + " bytes after decompression"}
+		var cerr *CloseError
+		switch {
+		case text && !u.write(avail[:n]):
+			cerr = errInvalidUTF8()
+		case int64(len(*out)) > limit:
+			cerr = &CloseError{Code: StatusMessageTooBig, Reason: "message larger than " + strconv.FormatInt(limit, 10) + " bytes after decompression"}
+		case err == io.EOF && text && !u.complete():
+			cerr = errInvalidUTF8()
+		case err == io.EOF:
+			return out, nil
+		case err != nil:
+			cerr = errCorruptDeflate()
 		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
+		if cerr != nil {
 			putMsgBuf(out)
-			return nil, &CloseError{Code: StatusInvalidFramePayloadData, Reason: "invalid compressed data"}
+			return nil, cerr
 		}
 	}
-	if text && !u.complete() {
-		putMsgBuf(out)
-		return nil, errInvalidUTF8()
+}
+
+// errCorruptDeflate is the error for compressed data that does not inflate.
+func errCorruptDeflate() *CloseError {
+	return &CloseError{Code: StatusInvalidFramePayloadData, Reason: "invalid compressed data"}
+}
+
+// inflateStreamThreshold is the compressed size from which a message still
+// arriving is inflated as it arrives rather than buffered until its last
+// frame. Below it, buffering costs less than the flate reader (~48 KiB) a
+// stream holds; above it, streaming bounds memory by the output and finds
+// invalid text or a bomb before the message ends (within the 32 KiB the
+// decompressor emits at a time).
+const inflateStreamThreshold = 32 << 10
+
+// inflateStream inflates a message whose payload arrives over many reads,
+// as it arrives. compress/flate only reads from an io.Reader and cannot
+// resume after running out of input, so the reader runs in a coroutine
+// (iter.Pull): when it needs input it yields back to write, which resumes
+// it with the next chunk. No goroutine runs in parallel: control passes
+// back and forth on the caller's goroutine.
+type inflateStream struct {
+	in   *inflater
+	next func() (struct{}, bool)
+	stop func()
+	out  *[]byte // result, once done
+	err  error   // result, once done
+	done bool    // the coroutine has returned
+}
+
+// newInflateStream starts a stream; dict must not change until the first
+// write.
+func newInflateStream(dict []byte, limit int64, text bool) *inflateStream {
+	st := &inflateStream{in: getInflater()}
+	st.in.src = inflateSource{}
+	st.next, st.stop = iter.Pull(func(yield func(struct{}) bool) {
+		defer func() { st.done = true }()
+		st.in.src.yield = yield
+		if err := st.in.fr.(flate.Resetter).Reset(&st.in.src, dict); err != nil {
+			st.err = errCorruptDeflate()
+			return
+		}
+		st.out, st.err = inflateAll(st.in.fr, limit, text, inflateStreamThreshold)
+	})
+	return st
+}
+
+// write inflates chunk; it is consumed before write returns. An error is
+// final: invalid text, too big, or corrupt.
+func (st *inflateStream) write(chunk []byte) error {
+	if !st.done && len(chunk) > 0 {
+		st.in.src.data = chunk
+		st.next()
+		st.in.src.data = nil
 	}
-	return out, nil
+	return st.err
+}
+
+// finish feeds the end of the message and returns the whole output, which
+// the caller now owns.
+func (st *inflateStream) finish() (*[]byte, error) {
+	st.in.src.final = true
+	if !st.done {
+		st.next()
+	}
+	out := st.out
+	st.out = nil
+	return out, st.err
+}
+
+// release ends the coroutine if it is still waiting for input and returns
+// the pooled reader and any output.
+func (st *inflateStream) release() {
+	st.stop() // the reader gets errInflateStopped and returns
+	putInflater(st.in)
+	putMsgBuf(st.out)
+	st.in, st.out = nil, nil
 }
 
 // growMsgBuf moves b into a pooled buffer of capacity ≥ n.
@@ -334,13 +414,32 @@ func putInflater(in *inflater) {
 
 // inflateSource feeds the message payload and then inflateTail to the flate
 // reader. It is an io.ByteReader so flate does not wrap it in a bufio.Reader.
+// In a stream (yield set), running out of data before final suspends the
+// reader until more arrives.
 type inflateSource struct {
-	data []byte
-	tail int // bytes of inflateTail consumed
+	data  []byte
+	tail  int  // bytes of inflateTail consumed
+	final bool // no data after data: the tail comes next
+	yield func(struct{}) bool
+}
+
+// errInflateStopped ends a stream's reader when its parser is released.
+var errInflateStopped = errors.New("websocket: inflate stream released")
+
+// more waits for data; false means the tail is next.
+func (s *inflateSource) more() (bool, error) {
+	for len(s.data) == 0 && !s.final {
+		if s.yield == nil || !s.yield(struct{}{}) {
+			return false, errInflateStopped
+		}
+	}
+	return len(s.data) > 0, nil
 }
 
 func (s *inflateSource) Read(b []byte) (int, error) {
-	if len(s.data) > 0 {
+	if ok, err := s.more(); err != nil {
+		return 0, err
+	} else if ok {
 		n := copy(b, s.data)
 		s.data = s.data[n:]
 		return n, nil
@@ -354,7 +453,9 @@ func (s *inflateSource) Read(b []byte) (int, error) {
 }
 
 func (s *inflateSource) ReadByte() (byte, error) {
-	if len(s.data) > 0 {
+	if ok, err := s.more(); err != nil {
+		return 0, err
+	} else if ok {
 		c := s.data[0]
 		s.data = s.data[1:]
 		return c, nil
@@ -370,7 +471,7 @@ func (s *inflateSource) ReadByte() (byte, error) {
 // deflater compresses message payloads (RFC 7692 §7.2.1). The zero value
 // takes a flate writer from a pool for each message and compresses every
 // message on its own (no context takeover). With contextTakeover set it
-// keeps its writer, and so the LZ77 window, between messages: ~1.1 MiB per
+// keeps its writer, and so the LZ77 window, between messages: ~1.2 MB per
 // connection until release.
 type deflater struct {
 	contextTakeover bool

@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"testing"
+	"time"
 )
 
 // compressedFrame returns a single-frame compressed text message, masked as
@@ -113,9 +114,17 @@ func TestDeflateRoundTrip(t *testing.T) {
 		d := newDeflater(takeover)
 		var input []byte
 		var want []frameEvent
-		for i := range 40 {
-			n := []int{0, 1, 100, 5000, 40000, 100000}[i%6]
+		for i := range 48 {
+			n := []int{0, 1, 100, 5000, 40000, 100000, 120000, 300000}[i%8]
 			data := randomText(rng, n)
+			typ := TextMessage
+			if i%8 >= 6 { // hardly compressible: streamed when fragmented or split
+				typ = MessageType(1 + i%2)
+				data = randomLetters(rng, n)
+				if typ == BinaryMessage {
+					data = randomBytes(rng, n)
+				}
+			}
 			payload, err := d.compress(nil, []byte(data))
 			if err != nil {
 				t.Fatal(err)
@@ -125,11 +134,11 @@ func TestDeflateRoundTrip(t *testing.T) {
 				part := payload[f*len(payload)/frags : (f+1)*len(payload)/frags]
 				op := opContinuation
 				if f == 0 {
-					op = opText
+					op = opcode(typ)
 				}
 				input = appendFrame(input, op, f == frags-1, f == 0, part, true, coreTestKey)
 			}
-			want = append(want, msgEvent(TextMessage, data))
+			want = append(want, msgEvent(typ, data))
 		}
 		d.release()
 		cfg := deflateServerCfg
@@ -156,6 +165,105 @@ func randomText(rng *rand.Rand, n int) string {
 		b.WriteString(words[rng.IntN(len(words))])
 	}
 	return b.String()
+}
+
+// randomLetters returns n random ASCII letters: text that compresses little.
+func randomLetters(rng *rand.Rand, n int) string {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = 'a' + byte(rng.IntN(26))
+	}
+	return string(b)
+}
+
+// randomBytes returns n random bytes: data that does not compress.
+func randomBytes(rng *rand.Rand, n int) string {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(rng.Uint32())
+	}
+	return string(b)
+}
+
+// TestDeflateStreamFailsFast checks that a large compressed message is
+// inflated as it arrives: invalid text and a bomb fail before the message
+// ends, with no final frame ever sent.
+func TestDeflateStreamFailsFast(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	var d deflater
+	text := randomLetters(rng, 100000) + "\xff" + randomLetters(rng, 200000)
+	badText, _ := d.compress(nil, []byte(text))
+	bomb, _ := d.compress(nil, make([]byte, 256<<20))
+	tests := []struct {
+		name    string
+		op      opcode
+		payload []byte
+		limit   int64
+		status  StatusCode
+	}{
+		{"invalid utf8", opText, badText, 1 << 20, StatusInvalidFramePayloadData},
+		{"bomb", opBinary, bomb, 1 << 20, StatusMessageTooBig},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if len(tc.payload) < 2*inflateStreamThreshold {
+				t.Fatalf("got %d compressed bytes, want more than %d to exercise streaming", len(tc.payload), 2*inflateStreamThreshold)
+			}
+			// Every frame but the last, in 4 KiB frames, never FIN.
+			var input []byte
+			for i := 0; i < len(tc.payload)-4096; i += 4096 {
+				op := opContinuation
+				if i == 0 {
+					op = tc.op
+				}
+				input = appendFrame(input, op, false, i == 0, tc.payload[i:i+4096], true, coreTestKey)
+			}
+			cfg := parserConfig{server: true, readLimit: tc.limit, deflate: &deflateParams{}}
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			_, err := runParser(cfg, input, randomSplit(1))
+			runtime.ReadMemStats(&after)
+			if got := CloseStatus(err); got != tc.status {
+				t.Fatalf("got %v, want status %d before the last frame", err, tc.status)
+			}
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 16<<20 {
+				t.Fatalf("got %d bytes allocated, want ≤ 16 MiB", alloc)
+			}
+		})
+	}
+}
+
+// TestDeflateStreamRelease checks that releasing a parser in the middle of
+// a streamed message ends the inflate coroutine.
+func TestDeflateStreamRelease(t *testing.T) {
+	var d deflater
+	payload, _ := d.compress(nil, []byte(randomBytes(rand.New(rand.NewPCG(15, 16)), 100000)))
+	input := appendFrame(nil, opBinary, true, true, payload, true, coreTestKey)
+	input = input[:len(input)-1000] // the message never completes
+	before := runtime.NumGoroutine()
+	for range 20 {
+		var p parser
+		p.init(deflateServerCfg)
+		in := bytes.Clone(input) // feed unmasks in place
+		if err := p.feed(in[:len(in)/2], &recordSink{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.feed(in[len(in)/2:], &recordSink{}); err != nil {
+			t.Fatal(err)
+		}
+		if p.stream == nil {
+			t.Fatal("got no inflate stream for a 100 KB message split in two")
+		}
+		p.release()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := runtime.NumGoroutine(); got > before {
+		t.Fatalf("got %d goroutines after release, want ≤ %d", got, before)
+	}
 }
 
 // TestDeflateErrors checks compressed messages that must fail.

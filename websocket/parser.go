@@ -41,12 +41,13 @@ type frameSink interface {
 // a message split across frames or reads is copied, into a buffer taken from
 // a size-class pool and returned as soon as the message is delivered.
 type parser struct {
-	limit     int64   // max message size (decompressed)
-	remaining int64   // payload bytes of the current frame not yet consumed
-	msgLen    int64   // payload bytes of the current message so far (compressed size if compressed)
-	msg       *[]byte // pooled: a message split across frames or reads; nil when none
-	ctl       *[]byte // pooled: a control frame payload split across reads; nil when none
-	window    *[]byte // last 32 KiB of inflated output, kept only with context takeover
+	limit     int64          // max message size (decompressed)
+	remaining int64          // payload bytes of the current frame not yet consumed
+	msgLen    int64          // payload bytes of the current message so far (compressed size if compressed)
+	msg       *[]byte        // pooled: a message split across frames or reads; nil when none
+	ctl       *[]byte        // pooled: a control frame payload split across reads; nil when none
+	window    *[]byte        // last 32 KiB of inflated output, kept only with context takeover
+	stream    *inflateStream // a large compressed message being inflated as it arrives
 
 	hdr     [maxHeaderSize]byte // a frame header split across reads
 	hdrLen  uint8               // bytes collected in hdr
@@ -86,6 +87,10 @@ func (p *parser) release() {
 	putMsgBuf(p.ctl)
 	putMsgBuf(p.window)
 	p.msg, p.ctl, p.window = nil, nil, nil
+	if p.stream != nil {
+		p.stream.release()
+		p.stream = nil
+	}
 }
 
 // feed consumes all of b, unmasking it in place. Events go to s in wire
@@ -316,9 +321,7 @@ func (p *parser) unmask(chunk []byte) {
 
 // dataPayload consumes data frame payload from b. A single-frame message
 // wholly in b is unmasked in place and delivered as a sub-slice of b (the
-// hot path: no copy, no allocation). Anything else is collected in p.msg;
-// uncompressed text is UTF-8 checked as each piece arrives, so invalid
-// text fails before the message ends (RFC 6455 §8.1).
+// hot path: no copy, no allocation). Anything else goes through collect.
 func (p *parser) dataPayload(b []byte, s frameSink) (int, error) {
 	if p.fin && p.msgLen == 0 && p.msgOp == p.op && int64(len(b)) >= p.remaining {
 		n := int(p.remaining)
@@ -337,11 +340,8 @@ func (p *parser) dataPayload(b []byte, s frameSink) (int, error) {
 	p.unmask(chunk)
 	p.remaining -= int64(n)
 	p.msgLen += int64(n)
-	if !p.compressed && p.msgOp == opText && !p.utf8.write(chunk) {
-		return n, errInvalidUTF8()
-	}
-	if n > 0 {
-		p.appendMsg(chunk)
+	if err := p.collect(chunk); err != nil {
+		return n, err
 	}
 	if p.remaining > 0 {
 		return n, nil
@@ -358,6 +358,39 @@ func (p *parser) dataPayload(b []byte, s frameSink) (int, error) {
 		data = *p.msg
 	}
 	return n, p.finishMessage(data, s)
+}
+
+// collect keeps a payload piece of a message that spans frames or reads.
+// Uncompressed text is UTF-8 checked here, as each piece arrives, so
+// invalid text fails before the message ends (RFC 6455 §8.1). Compressed
+// data is buffered, and once there is enough of it, inflated (and checked)
+// as it arrives.
+func (p *parser) collect(chunk []byte) error {
+	switch {
+	case p.stream != nil:
+		return p.stream.write(chunk)
+	case !p.compressed && p.msgOp == opText && !p.utf8.write(chunk):
+		return errInvalidUTF8()
+	}
+	if len(chunk) > 0 {
+		p.appendMsg(chunk)
+	}
+	if !p.compressed || p.msg == nil || len(*p.msg) < inflateStreamThreshold {
+		return nil
+	}
+	p.stream = newInflateStream(p.dict(), p.limit, p.msgOp == opText)
+	err := p.stream.write(*p.msg)
+	putMsgBuf(p.msg)
+	p.msg = nil
+	return err
+}
+
+// dict returns the inflate dictionary: the window with context takeover.
+func (p *parser) dict() []byte {
+	if p.takeover && p.window != nil {
+		return *p.window
+	}
+	return nil
 }
 
 // errInvalidUTF8 is the error for a text message that is not UTF-8.
@@ -410,14 +443,19 @@ func (p *parser) finishMessage(data []byte, s frameSink) error {
 	return err
 }
 
-// inflate decompresses a whole message and, with context takeover, keeps
-// the last 32 KiB of output as the next message's dictionary.
+// inflate decompresses a whole message, or finishes its stream, and with
+// context takeover keeps the last 32 KiB of output as the next message's
+// dictionary.
 func (p *parser) inflate(data []byte) (*[]byte, error) {
-	var dict []byte
-	if p.takeover && p.window != nil {
-		dict = *p.window
+	var out *[]byte
+	var err error
+	if p.stream != nil {
+		out, err = p.stream.finish()
+		p.stream.release()
+		p.stream = nil
+	} else {
+		out, err = inflateMessage(data, p.dict(), p.limit, p.msgOp == opText)
 	}
-	out, err := inflateMessage(data, dict, p.limit, p.msgOp == opText)
 	if err != nil || !p.takeover {
 		return out, err
 	}
