@@ -1,0 +1,5 @@
+//go:build !race
+
+package wsgate_test
+
+const raceEnabled = false
