@@ -89,32 +89,48 @@ func (s *Server) routeSimple(sess *session, data []byte) {
 	s.dispatch(sess, replyTo{enc: encSimple, action: action}, action, payload)
 }
 
-// routeFrame handles a full-form frame, binary or JSON. A malformed binary
-// frame, or any frame only a server may send, is a protocol error (1002):
-// the two sides disagree about the protocol and cannot recover. A malformed
-// JSON frame is more likely a typo by a person at a terminal, so it gets an
-// error frame (request id 0) and the connection stays up.
+// routeFrame handles a full-form frame, binary or JSON (docs/PROTOCOL.md,
+// session rules). A malformed binary frame, a frame only a server may send
+// and a resume that is not the first frame are protocol errors (1002): the
+// two sides disagree about the protocol and cannot recover. A malformed JSON
+// frame is more likely a typo by a person at a terminal, so it gets an
+// error frame (request id 0) and the connection stays up; so does a simple-
+// form client's JSON frame other than a request.
 func (s *Server) routeFrame(sess *session, enc encoding, data []byte) {
+	first := !sess.started
+	sess.started = true
 	var f wire.Frame
 	if enc == encJSON {
 		if err := wire.DecodeJSON(data, &f); err != nil {
 			s.sendFrameError(sess, true, 0, wire.CodeBadRequest, err.Error())
 			return
 		}
+		if sess.form == formSimple && f.Type != wire.TypeRequest {
+			s.sendFrameError(sess, true, 0, wire.CodeBadRequest, "wsgate: the simple form accepts only request frames as JSON")
+			return
+		}
 	} else if err := wire.DecodeFrame(data, &f); err != nil {
-		_ = sess.conn.Close(websocket.StatusProtocolError, truncateReason(err.Error())) // already closing is fine
+		s.protocolError(sess, err.Error())
 		return
 	}
 	switch f.Type {
 	case wire.TypeRequest:
 		s.dispatch(sess, replyTo{enc: enc, action: f.Action, id: f.ID}, f.Action, f.Payload)
-	case wire.TypeAck, wire.TypeResume:
-		// Pushes are unsequenced (seq 0): there is nothing to acknowledge
-		// or replay yet.
+	case wire.TypeAck:
+		// Pushes are unsequenced (seq 0) for now: nothing to release.
+	case wire.TypeResume:
+		// Nothing is retained to replay; only the placement is checked.
+		if !first {
+			s.protocolError(sess, "resume must be the first frame")
+		}
 	default:
-		reason := "unexpected " + f.Type.String() + " frame from client"
-		_ = sess.conn.Close(websocket.StatusProtocolError, reason) // already closing is fine
+		s.protocolError(sess, "unexpected "+f.Type.String()+" frame from client")
 	}
+}
+
+// protocolError closes sess with 1002 and reason.
+func (s *Server) protocolError(sess *session, reason string) {
+	_ = sess.conn.Close(websocket.StatusProtocolError, truncateReason(reason)) // already closing is fine
 }
 
 // truncateReason cuts a close reason to what fits a close frame; the engine

@@ -262,3 +262,42 @@ func TestHandleReserved(t *testing.T) {
 		t.Error("Handle with nil handler: got nil error, want one")
 	}
 }
+
+func TestResumeMustComeFirst(t *testing.T) {
+	checkLeaks(t)
+	ts := startServer(t, anon(), handle(t, 110, echoHandler))
+	resume, _ := wire.AppendFrame(nil, &wire.Frame{Type: wire.TypeResume, Seq: 41})
+	ack, _ := wire.AppendFrame(nil, &wire.Frame{Type: wire.TypeAck, Seq: 41})
+
+	c := dial(t, ts.wsURL("/ws"), fullForm)
+	readFrame(t, c) // hello
+	write(t, c, websocket.BinaryMessage, resume)
+	write(t, c, websocket.BinaryMessage, ack)
+	write(t, c, websocket.BinaryMessage, request(110, 1, "x"))
+	if f := readFrame(t, c); f.Type != wire.TypeReply || f.ID != 1 {
+		t.Errorf("request after resume and ack: got %+v, want reply 1 (neither answers)", f)
+	}
+	write(t, c, websocket.BinaryMessage, resume)
+	if got := readClose(t, c); got != websocket.StatusProtocolError {
+		t.Errorf("resume not first: got close %d, want 1002", got)
+	}
+}
+
+func TestSimpleFormJSON(t *testing.T) {
+	checkLeaks(t)
+	ts := startServer(t, anon(), handle(t, 110, echoHandler))
+	c := dial(t, ts.wsURL("/ws"), nil)
+	write(t, c, websocket.TextMessage, []byte(`{"type":"request","id":9,"action":110,"text":"我们都好"}`))
+	if typ, got := read(t, c); typ != websocket.TextMessage || string(got) != `{"type":"reply","id":9,"text":"got 我们都好"}` {
+		t.Errorf("JSON request on the simple form: got %v %s", typ, got)
+	}
+	write(t, c, websocket.TextMessage, []byte(`{"type":"ack","seq":1}`))
+	var f wire.Frame
+	if _, got := read(t, c); wire.DecodeJSON(got, &f) != nil || f.Type != wire.TypeError || f.ID != 0 || f.Code != wire.CodeBadRequest {
+		t.Errorf("JSON ack on the simple form: got %s, want an error frame with id 0, code 2", got)
+	}
+	write(t, c, websocket.BinaryMessage, classic)
+	if _, got := read(t, c); !bytes.Equal(got, simple(110, "got 我们都好")) {
+		t.Errorf("connection after the error: got %q", got)
+	}
+}

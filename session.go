@@ -81,6 +81,7 @@ type session struct {
 	slow     atomic.Bool  // closed as a slow consumer (counted once)
 	form     form
 	limited  bool // closed for exceeding MessageRate; later messages are dropped
+	started  bool // a full-form frame has arrived (resume must be the first)
 }
 
 // info returns the session's public description.
