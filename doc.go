@@ -1,0 +1,140 @@
+// Package wsgate is a WebSocket long-connection gateway: application clients
+// keep one WebSocket open, send requests (a 4-byte big-endian action code
+// plus a payload) that handlers answer, and receive pushes the backend sends
+// to a connection, a user (every device), a topic's subscribers or everyone.
+// The wire format is defined by package wire and docs/PROTOCOL.md; the
+// WebSocket engine is package websocket.
+//
+//	srv, err := wsgate.New(wsgate.Config{Authenticate: verifyToken})
+//	if err != nil { ... }
+//	srv.Handle(110, func(ctx context.Context, req *wsgate.Request) ([]byte, error) {
+//		return []byte("hello " + req.Conn.UserID), nil
+//	})
+//	go srv.Run(ctx) // or mount srv.Handler() in your own http.Server
+//	srv.Push(ctx, wsgate.Target{User: "alice"}, 120, []byte("you have mail"))
+//
+// # Endpoints
+//
+// Handler serves:
+//
+//   - /ws: the application endpoint. A client that offers the subprotocol
+//     "wsgate.v1" speaks the full form (typed binary frames with request
+//     ids, a hello frame first); "wsgate.v1.json" the same frames as JSON
+//     text; no subprotocol the simple form (action + payload, one request
+//     at a time per action). Text messages are JSON frames in every form.
+//   - /echo, and WebSocket upgrades on "/": an RFC 6455 echo service for
+//     classic clients (same opcode back, up to Config.EchoMaxMessageSize,
+//     no authentication). Config.DisableEcho turns both off.
+//   - /healthz: 200 "ok" while the process serves HTTP.
+//   - /readyz: 200 while accepting connections, 503 once Shutdown has begun,
+//     so load balancers stop sending clients before the connections close.
+//
+// Everything else — a plain GET on "/", static assets, an HTTP API — goes to
+// Config.Page, which the wsgate binary sets to a mux holding its web page
+// and push API; with no Page it is a 404.
+//
+// # Lifecycle
+//
+// New validates and copies the Config and starts nothing. Run listens on
+// Config.Addr; Serve uses a listener you provide; both block until their
+// ctx is done and then shut down gracefully within Config.ShutdownTimeout,
+// returning nil after a clean shutdown. Handler alone is enough when you run
+// the http.Server yourself: call Shutdown when you stop it, because
+// http.Server.Shutdown does not close hijacked WebSocket connections.
+//
+// Shutdown makes /readyz answer 503 and refuses new handshakes (503), sends
+// every connection a close frame with 1001 (going away), waits for the
+// connections to finish their close handshake, for running handlers and for
+// the heartbeat goroutine, then stops the HTTP servers of Run and Serve. Its
+// ctx bounds the wait: connections still open are then dropped and handlers
+// see their ctx cancelled. Afterwards Push, Serve and Run return
+// ErrServerClosed.
+//
+// Before upgrading a /ws request the server checks, in this order: the
+// per-IP handshake rate (429 with Retry-After), Config.MaxConns (503), the
+// origin policy (403) and Config.Authenticate (401 with the error's
+// message). /echo applies the first two.
+//
+// # Concurrency
+//
+// All methods of Server are safe for concurrent use; Handle may be called
+// while serving. The engine runs the callbacks of one connection in order
+// on a small pool of executor goroutines, and the gateway never blocks
+// there: each request to a registered handler (or Config.Fallback) runs in
+// its own goroutine, at most Config.MaxInflight at a time per connection
+// (more get an error reply with code rate-limited), with a ctx that carries
+// the ConnInfo (ConnFrom) and expires after Config.HandlerTimeout. Replies
+// may therefore come back in a different order than their requests; the
+// full form matches them by request id. System actions (subscribe,
+// unsubscribe, presence, ping) are answered inline.
+//
+// Every outbound queue is bounded (Config.SendQueueBytes). Push and replies
+// never wait for a connection: one whose queue is full is closed with 4000
+// (slow consumer), counted in Stats.SlowConsumers, and the others are not
+// slowed. A push is framed once per protocol form and the same bytes are
+// shared by every recipient: a broadcast costs two allocations however many
+// connections it reaches.
+//
+// Connections live in a registry of 64 shards indexed by connection id, by
+// user and by topic. Lookups copy the recipients into a pooled slice under
+// the shard lock and write to them after unlocking; no I/O and no user code
+// runs under a lock. One heartbeat goroutine walks the shards, pinging each
+// connection once per Config.PingInterval, spread evenly over the interval;
+// the engine closes connections that sent nothing (not even a pong) for
+// Config.IdleTimeout.
+//
+// Authenticate runs on the HTTP request's goroutine; OnConnect and
+// OnDisconnect run on the engine's executor and must return quickly.
+//
+// # Security
+//
+// Clients authenticate before the upgrade: Config.Authenticate returns the
+// Identity (user id and the topics the user may subscribe to) or an error
+// that becomes a 401. New refuses a Config with neither Authenticate nor
+// InsecureNoAuth, so anonymous access is always a deliberate choice.
+// Subscriptions are checked against Identity.Topics (exact names, or
+// prefixes ending in "*"); a refused one gets an error reply with code
+// forbidden. Any connection may ask the presence (connection count) of any
+// user id.
+//
+// Browsers send an Origin header and let any page open a WebSocket to any
+// host, with the user's cookies. /ws therefore accepts only requests without
+// Origin (non-browser clients), from the same host, or from an origin in
+// Config.AllowedOrigins ("*" accepts all, which is safe only when
+// authentication does not rely on cookies).
+//
+// Limits are on by default: message size (Config.MaxMessageSize, 64 KiB;
+// larger closes with 1009), inbound message rate per connection
+// (Config.MessageRate; beyond it closes with 4002), handshakes per client IP
+// (Config.HandshakeRate), connections (Config.MaxConns), subscriptions per
+// connection (256), handler concurrency per connection (Config.MaxInflight)
+// and outbound queue bytes (Config.SendQueueBytes). The handshake rate is
+// keyed by the TCP peer address: behind a reverse proxy, raise it or turn
+// it off and limit at the proxy.
+//
+// # Close codes
+//
+// The gateway closes connections with these codes (wire.CloseCode holds the
+// full table and the reconnect rule every client SDK obeys: 4000–4499
+// reconnect with backoff, 4500–4999 stop):
+//
+//	1001  going away: Shutdown, or the engine's IdleTimeout
+//	1002  protocol error: malformed full-form binary frame, a frame only a
+//	      server sends, a resume that is not the first frame
+//	1009  message larger than MaxMessageSize
+//	4000  slow consumer: the send queue overflowed
+//	4002  rate limited: more than MessageRate messages per second
+//	any   the code given to Disconnect (e.g. 4503 replaced)
+//
+// OnDisconnect receives the code of the close handshake, or 1006 when the
+// connection dropped without one.
+//
+// # Memory
+//
+// A gateway holds hundreds of thousands of mostly idle connections, so the
+// per-connection state is small: a session (id, identity, subscriptions,
+// a 16-byte token bucket, counters) and its registry entries take about 160
+// bytes besides the engine's connection (about 1 KiB idle), with no
+// goroutine, timer, map or channel per connection. Buffers are pooled and
+// held only while a message is being handled or queued.
+package wsgate
