@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/wsgate/wsgate/websocket"
@@ -165,11 +166,11 @@ func (s *session) run(ctx context.Context, stdin io.Reader) error {
 				continue
 			}
 			if err := s.send(ctx, line); err != nil {
-				return s.finish(err, readDone)
+				return s.finish(ctx, err, readDone)
 			}
 		case <-tick:
 			if err := s.send(ctx, s.flags.message); err != nil {
-				return s.finish(err, readDone)
+				return s.finish(ctx, err, readDone)
 			}
 		case err := <-readDone:
 			return s.report(err)
@@ -189,27 +190,41 @@ func (s *session) send(ctx context.Context, line string) error {
 // close starts the closing handshake and waits for its end.
 func (s *session) close(readDone <-chan error) error {
 	_ = s.conn.Close(websocket.StatusNormalClosure, "") // a connection already closing reports its own end below
+	inTime, err := s.awaitEnd(readDone)
+	if !inTime {
+		fmt.Fprintf(s.stderr, "no close frame from the server within %v\n", s.flags.closeWait)
+	}
+	return s.report(err)
+}
+
+// finish handles a failed send. A send fails because the connection is
+// ending (the server closed it, or it broke) or because Ctrl-C interrupted
+// a wait for queue room; either way the reader's report says how it ended.
+func (s *session) finish(ctx context.Context, sendErr error, readDone <-chan error) error {
+	if ctx.Err() != nil {
+		return s.close(readDone)
+	}
+	inTime, err := s.awaitEnd(readDone)
+	if !inTime {
+		_ = s.report(err)
+		return fmt.Errorf("wsgate: send: %w", sendErr)
+	}
+	return s.report(err)
+}
+
+// awaitEnd waits for the reader to see the connection end and returns why.
+// The engine gives up on a silent peer after CloseTimeout (= close-wait) by
+// itself; past that, awaitEnd drops the connection and reports false.
+func (s *session) awaitEnd(readDone <-chan error) (inTime bool, err error) {
 	timer := time.NewTimer(s.flags.closeWait + 100*time.Millisecond)
 	defer timer.Stop()
 	select {
 	case err := <-readDone:
-		return s.report(err)
+		return true, err
 	case <-timer.C:
-		// The engine gives up after CloseTimeout (= close-wait) by itself;
-		// this is only a bound in case it does not.
 		_ = s.conn.CloseNow() // nothing more to wait for
-		fmt.Fprintf(s.stderr, "no close frame from the server within %v\n", s.flags.closeWait)
-		return s.report(<-readDone)
+		return false, <-readDone
 	}
-}
-
-// finish reports a failed send: the reader tells how the connection ended.
-func (s *session) finish(sendErr error, readDone <-chan error) error {
-	_ = s.conn.CloseNow() // sending failed: the connection is unusable
-	if err := s.report(<-readDone); err != nil {
-		return err
-	}
-	return fmt.Errorf("wsgate: send: %w", sendErr)
 }
 
 // report prints how the connection ended. A close handshake (either side's)
@@ -264,7 +279,7 @@ func describe(typ websocket.MessageType, data []byte, proto string) string {
 	if proto == wire.Subprotocol || proto == wire.SubprotocolJSON {
 		var f wire.Frame
 		if err := wire.DecodeFrame(data, &f); err != nil {
-			return head + "undecodable frame (" + err.Error() + ") " + showPayload(data)
+			return head + "undecodable frame (" + err.Error() + ") 0x" + hex.EncodeToString(data)
 		}
 		return head + describeFrame(&f)
 	}
@@ -292,13 +307,27 @@ func describeFrame(f *wire.Frame) string {
 	return fmt.Sprintf("%s frame", f.Type)
 }
 
-// showPayload quotes UTF-8 text and writes anything else in hex.
+// showPayload quotes printable UTF-8 text and writes anything else in hex.
 func showPayload(b []byte) string {
 	switch {
 	case len(b) == 0:
 		return "(empty)"
-	case utf8.Valid(b):
+	case isText(b):
 		return strconv.Quote(string(b))
 	}
 	return "0x" + hex.EncodeToString(b)
+}
+
+// isText reports whether b is UTF-8 made of printable characters and
+// ordinary whitespace.
+func isText(b []byte) bool {
+	if !utf8.Valid(b) {
+		return false
+	}
+	for _, r := range string(b) {
+		if !unicode.IsPrint(r) && r != '\t' && r != '\n' && r != '\r' {
+			return false
+		}
+	}
+	return true
 }

@@ -71,27 +71,32 @@ func (d *demo) addFriend(_ context.Context, req *wsgate.Request) ([]byte, error)
 		return nil, &wire.Error{Code: wire.CodeBadRequest, Message: fmt.Sprintf("payload must be the friend's user id: 1–%d bytes of UTF-8", maxFriendID)}
 	}
 	user := req.Conn.UserID
-	d.mu.Lock()
-	list, known := d.friends[user]
-	switch {
-	case !known && len(d.friends) >= maxDemoUsers:
-		d.mu.Unlock()
-		return nil, &wire.Error{Code: wire.CodeLimitExceeded, Message: "the demo keeps friend lists for at most 10000 users"}
-	case len(list) >= maxFriends:
-		d.mu.Unlock()
-		return nil, &wire.Error{Code: wire.CodeLimitExceeded, Message: fmt.Sprintf("at most %d friends in the demo", maxFriends)}
+	list, err := d.add(user, friend)
+	if err != nil {
+		return nil, err
 	}
-	if !slices.Contains(list, friend) {
-		list = append(list, friend)
-		d.friends[user] = list
-	}
-	list = append([]string(nil), list...)
-	d.mu.Unlock()
 	return json.Marshal(struct {
 		User    string   `json:"user"`
 		Added   string   `json:"added"`
 		Friends []string `json:"friends"`
 	}{user, friend, list})
+}
+
+// add puts friend on user's list and returns a copy of the list.
+func (d *demo) add(user, friend string) ([]string, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	list, known := d.friends[user]
+	switch {
+	case slices.Contains(list, friend):
+		return slices.Clone(list), nil
+	case !known && len(d.friends) >= maxDemoUsers:
+		return nil, &wire.Error{Code: wire.CodeLimitExceeded, Message: fmt.Sprintf("the demo keeps friend lists for at most %d users", maxDemoUsers)}
+	case len(list) >= maxFriends:
+		return nil, &wire.Error{Code: wire.CodeLimitExceeded, Message: fmt.Sprintf("at most %d friends in the demo", maxFriends)}
+	}
+	d.friends[user] = append(list, friend)
+	return slices.Clone(d.friends[user]), nil
 }
 
 func (d *demo) info(_ context.Context, req *wsgate.Request) ([]byte, error) {
