@@ -35,18 +35,10 @@ type Conn struct {
 	p        parser
 	closeErr error // why the connection ended; final once the close item is queued
 	lastRead int64 // unix nanos of the last read, for the reactor's idle sweep
-	fd       int32 // reactor mode: our duplicate of the socket
-	slot     int32 // reactor mode: index in the poller's table
-	gen      uint32
-	io       ioState
 
 	deadline atomic.Int64 // unix nanos when waiting for the peer's close ends; 0 = not closing
-	paused   atomic.Bool  // the inbox is full: reading stops until it drains
 
 	// Write side, guarded by wmu.
-	wmu        sync.Mutex
-	wflags     writeFlags
-	events     uint32 // reactor mode: the registered epoll interest
 	wq         []outChunk
 	wqBytes    int
 	room       chan struct{} // closed when wqBytes shrinks; made by Write(ctx)
@@ -54,16 +46,26 @@ type Conn struct {
 	werr       error         // the write error that broke the connection
 
 	// Handler side, guarded by imu.
-	imu       sync.Mutex
-	inHead    *inboxItem
-	inTail    *inboxItem
-	inN       int32 // messages (not open/close items) in the inbox
-	scheduled bool  // on the executor's run queue or being run
-	finalized bool  // OnClose returned; done is (to be) closed
-	done      chan struct{}
+	inHead *inboxItem
+	inTail *inboxItem
+	done   chan struct{}
 
 	runNext      *Conn // executor run queue, guarded by executor.mu
 	lprev, lnext *Conn // engine connection list, guarded by engine.mu
+
+	// Small fields last, packed. Owners as above.
+	wmu       sync.Mutex
+	imu       sync.Mutex
+	paused    atomic.Bool // the inbox is full: reading stops until it drains
+	fd        int32       // reactor mode: our duplicate of the socket (I/O)
+	slot      int32       // reactor mode: index in the poller's table (I/O)
+	gen       uint32      // reactor mode: tells stale epoll events apart (I/O)
+	events    uint32      // reactor mode: the registered epoll interest (wmu)
+	inN       int32       // messages (not open/close items) in the inbox (imu)
+	wflags    writeFlags  // (wmu)
+	io        ioState     // (I/O)
+	scheduled bool        // on the executor's run queue or being run (imu)
+	finalized bool        // OnClose returned; done is (to be) closed (imu)
 }
 
 // ioState is where the read side stands.
