@@ -1,0 +1,108 @@
+package wsgate_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/wsgate/wsgate"
+	"github.com/wsgate/wsgate/client"
+	"github.com/wsgate/wsgate/wire"
+)
+
+// The same gateway, driven by the Go SDK instead of raw engine connections.
+
+// sdkDial connects a client.Client, closed when the test ends.
+func sdkDial(t *testing.T, ts *testServer, opts client.Options) *client.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	c, err := client.Dial(ctx, ts.wsURL("/ws"), opts)
+	if err != nil {
+		t.Fatalf("client.Dial: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Errorf("client.Close: %v", err)
+		}
+	})
+	return c
+}
+
+func TestSDKConcurrentRequests(t *testing.T) {
+	checkLeaks(t)
+	const n = 1000
+	cfg := anon()
+	cfg.MaxInflight = n
+	cfg.MessageRate = -1
+	ts := startServer(t, cfg, handle(t, 110, echoHandler))
+	c := sdkDial(t, ts, client.Options{MaxInflight: n})
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			q := "q" + strconv.Itoa(i)
+			got, err := c.Request(ctx, 110, []byte(q))
+			if err == nil && string(got) != "got "+q {
+				err = errors.New("request " + q + ": got reply " + string(got))
+			}
+			if err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+func TestSDKErrorsAndSubscriptions(t *testing.T) {
+	checkLeaks(t)
+	cfg := wsgate.Config{Authenticate: func(context.Context, *http.Request) (wsgate.Identity, error) {
+		return wsgate.Identity{UserID: "alice", Topics: []string{"news.*"}}, nil
+	}}
+	ts := startServer(t, cfg, handle(t, 120, func(context.Context, *wsgate.Request) ([]byte, error) {
+		return nil, &wsgate.ReplyError{Code: wire.MinAppCode + 1, Message: "out of stock"}
+	}))
+	pushes := make(chan client.Push, 1)
+	c := sdkDial(t, ts, client.Options{OnPush: func(p client.Push) { pushes <- p }})
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+
+	var werr *client.Error
+	if _, err := c.Request(ctx, 120, nil); !errors.As(err, &werr) || werr.Code != wire.MinAppCode+1 || werr.Message != "out of stock" {
+		t.Errorf("ReplyError: got %v, want client.Error code %d", err, wire.MinAppCode+1)
+	}
+	if _, err := c.Request(ctx, 999, nil); !errors.As(err, &werr) || werr.Code != wire.CodeUnknownAction {
+		t.Errorf("unknown action: got %v, want code %d", err, wire.CodeUnknownAction)
+	}
+	if err := c.Subscribe(ctx, "admin"); !errors.As(err, &werr) || werr.Code != wire.CodeForbidden {
+		t.Errorf("subscribe outside Identity.Topics: got %v, want code %d", err, wire.CodeForbidden)
+	}
+	if err := c.Subscribe(ctx, "news.sport"); err != nil {
+		t.Fatalf("subscribe: %v", err)
+	}
+	if n, err := ts.Push(ctx, wsgate.Target{Topic: "news.sport"}, 130, []byte("goal")); n != 1 || err != nil {
+		t.Fatalf("Push: got %d, %v; want 1, nil", n, err)
+	}
+	select {
+	case p := <-pushes:
+		if p.Action != 130 || string(p.Payload) != "goal" {
+			t.Errorf("push: got %d %q, want 130 \"goal\"", p.Action, p.Payload)
+		}
+	case <-ctx.Done():
+		t.Fatal("push not received")
+	}
+	if c.Hello().UserID != "alice" || ts.Presence("alice") != 1 {
+		t.Errorf("hello user %q, presence %d; want alice, 1", c.Hello().UserID, ts.Presence("alice"))
+	}
+}
