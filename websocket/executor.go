@@ -20,9 +20,10 @@ const (
 )
 
 type executor struct {
-	max  int
-	wake chan struct{} // one token per idle worker told to look again
-	quit chan struct{} // closed by stop
+	max     int
+	idleFor time.Duration // workerIdle; shorter in tests
+	wake    chan struct{} // one token per idle worker told to look again
+	quit    chan struct{} // closed by stop
 
 	mu         sync.Mutex
 	head, tail *Conn // run queue, linked through Conn.runNext
@@ -34,6 +35,7 @@ type executor struct {
 
 func (e *executor) init(workers int) {
 	e.max = workers
+	e.idleFor = workerIdle
 	e.wake = make(chan struct{}, workers)
 	e.quit = make(chan struct{})
 }
@@ -67,7 +69,7 @@ func (e *executor) appendLocked(c *Conn) {
 // work is one worker goroutine.
 func (e *executor) work() {
 	defer e.wg.Done()
-	t := time.NewTimer(workerIdle)
+	t := time.NewTimer(e.idleFor)
 	defer t.Stop()
 	for {
 		c := e.next(t)
@@ -103,7 +105,7 @@ func (e *executor) next(t *time.Timer) *Conn {
 		}
 		e.idle++
 		e.mu.Unlock()
-		t.Reset(workerIdle)
+		t.Reset(e.idleFor)
 		select {
 		case <-e.wake:
 			t.Stop()

@@ -228,17 +228,6 @@ func TestStaleEventIgnored(t *testing.T) {
 	}
 }
 
-func waitUntil(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(reactorTestLimit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // BenchmarkReactorEcho measures a small message's round trip through a
 // reactor-mode echo server over loopback (client: pull-mode Dial).
 func BenchmarkReactorEcho(b *testing.B) {
