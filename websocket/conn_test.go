@@ -109,7 +109,7 @@ func TestPutHeaderMatchesAppendFrame(t *testing.T) {
 // waitUntil polls cond until it holds, failing the test after 10 s.
 func waitUntil(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10*time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
