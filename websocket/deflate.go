@@ -331,7 +331,7 @@ func newInflateStream(dict []byte, limit int64, text bool) *inflateStream {
 			st.err = errCorruptDeflate()
 			return
 		}
-		st.out, st.err = inflateAll(st.in.fr, limit, text, inflateStreamThreshold)
+		st.out, st.err = inflateAll(st.in.fr, limit, text, inflateStreamThreshold/2)
 	})
 	return st
 }

@@ -578,3 +578,45 @@ func FuzzNegotiateDeflate(f *testing.F) {
 		}
 	})
 }
+
+// FuzzInflateStream checks that inflating a message as it arrives, in any
+// pieces, gives exactly what inflating it whole gives: output or error.
+func FuzzInflateStream(f *testing.F) {
+	var d deflater
+	for _, s := range []string{"Hello", strings.Repeat("κόσμε ", 500), "bad \xff text", randomLetters(rand.New(rand.NewPCG(1, 1)), 3000)} {
+		c, _ := d.compress(nil, []byte(s))
+		f.Add(c, true, uint8(7))
+	}
+	f.Add([]byte{0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00}, false, uint8(1))
+	f.Add([]byte{0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00}, true, uint8(3))
+	f.Add([]byte{0x00, 0x05, 0x00, 0xfa, 0xff, 0x48, 0x65, 0x6c, 0x6c, 0x6f, 0x00}, true, uint8(2))
+	f.Fuzz(func(t *testing.T, data []byte, text bool, piece uint8) {
+		if len(data) == 0 {
+			return // the parser only streams messages of inflateStreamThreshold bytes or more
+		}
+		const limit = 1 << 16
+		whole, werr := inflateMessage(data, nil, limit, text)
+		st := newInflateStream(nil, limit, text)
+		defer st.release()
+		var serr error
+		for rest := data; len(rest) > 0 && serr == nil; {
+			n := min(len(rest), 1+int(piece)%32)
+			serr = st.write(rest[:n])
+			rest = rest[n:]
+		}
+		streamed, ferr := st.finish()
+		if serr == nil {
+			serr = ferr
+		}
+		if CloseStatus(werr) != CloseStatus(serr) {
+			t.Fatalf("got streamed error %v, whole error %v", serr, werr)
+		}
+		if werr == nil && !bytes.Equal(*whole, *streamed) {
+			t.Fatalf("got streamed output %d bytes, whole %d bytes, different", len(*streamed), len(*whole))
+		}
+		if werr == nil {
+			putMsgBuf(whole)
+			putMsgBuf(streamed)
+		}
+	})
+}
