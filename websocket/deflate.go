@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/flate"
 	"errors"
+	"fmt"
 	"io"
 	"iter"
 	"strconv"
@@ -96,8 +97,8 @@ func negotiateDeflate(values []string, cfg compressionConfig) (*deflateParams, s
 	return nil, "", nil
 }
 
-// offer is a parsed permessage-deflate parameter list.
-type offer struct {
+// offerParams is a parsed permessage-deflate parameter list.
+type offerParams struct {
 	serverNoContext, clientNoContext bool
 	serverBits, clientBits           int  // 0 when absent
 	clientBitsGiven                  bool // client_max_window_bits present, with or without value
@@ -106,7 +107,7 @@ type offer struct {
 // parseDeflateParams parses permessage-deflate parameters; ok is false for
 // unknown or duplicate parameters and invalid values. clientBits without a
 // value is allowed only where valueless is true (offers, RFC 7692 §7.1.2.2).
-func parseDeflateParams(params []extParam, valueless bool) (o offer, ok bool) {
+func parseDeflateParams(params []extParam, valueless bool) (o offerParams, ok bool) {
 	seen := map[string]bool{}
 	for _, pr := range params {
 		name := strings.ToLower(pr.name)
@@ -159,8 +160,9 @@ func windowBits(pr extParam) (int, bool) {
 
 // acceptOffer decides on one offer and builds the response. Without context
 // takeover the response always carries both no_context_takeover parameters:
-// RFC 7692 §7.1.1.1 and §7.1.1.2 let a server add them even when not offered,
-// and Chrome, Firefox, Node ws and Python websockets accept that.
+// RFC 7692 §7.1.1.1 and §7.1.1.2 let a server add them even when not offered
+// (gorilla/websocket servers have always answered so, and browsers, Node ws
+// and Python websockets honour it).
 // client_max_window_bits is never answered: we inflate any window.
 func acceptOffer(params []extParam, cfg compressionConfig) (*deflateParams, string, bool) {
 	o, ok := parseDeflateParams(params, true)
@@ -506,7 +508,7 @@ func (d *deflater) compress(dst, src []byte) ([]byte, error) {
 		putFlateWriter(w)
 	}
 	if err != nil {
-		return dst, errors.Join(errors.New("websocket: compress"), err)
+		return dst, fmt.Errorf("websocket: compress: %w", err)
 	}
 	if !bytes.HasSuffix(out[start:], []byte(syncTail)) {
 		return dst, errors.New("websocket: compress: flush did not end with a sync marker")
