@@ -128,19 +128,10 @@ func (s *Server) routeFrame(sess *session, enc encoding, data []byte) {
 	}
 }
 
-// protocolError closes sess with 1002 and reason.
+// protocolError closes sess with 1002; the engine cuts reason to fit the
+// close frame.
 func (s *Server) protocolError(sess *session, reason string) {
-	_ = sess.conn.Close(websocket.StatusProtocolError, truncateReason(reason)) // already closing is fine
-}
-
-// truncateReason cuts a close reason to what fits a close frame; the engine
-// repairs a cut rune.
-func truncateReason(s string) string {
-	const maxReason = 123
-	if len(s) > maxReason {
-		return s[:maxReason]
-	}
-	return s
+	_ = sess.conn.Close(websocket.StatusProtocolError, reason) // already closing is fine
 }
 
 // dispatch routes one request: system actions inline (they are quick and

@@ -222,7 +222,7 @@ func (s *Server) sendHello(sess *session) {
 		ConnID:     []byte(sess.id),
 		UserID:     []byte(sess.identity.UserID),
 		MaxMessage: uint32(min(s.cfg.MaxMessageSize, math.MaxUint32)),
-		Heartbeat:  uint16(min(s.cfg.PingInterval/time.Second, math.MaxUint16)),
+		Heartbeat:  uint16(min((s.cfg.PingInterval+time.Second-1)/time.Second, math.MaxUint16)), // rounded up: 0 would mean none
 	}
 	s.writeFrame(sess, sess.form == formJSON, &f)
 }
