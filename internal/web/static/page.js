@@ -107,6 +107,7 @@ function connect() {
     return;
   }
   ws.binaryType = "arraybuffer";
+  nextID = 1; // request ids are per connection
   setConnected(true);
   setStatus("connecting", "");
   log("info", `connecting to ${url}` + (protocol ? ` offering ${protocol}` : ""));

@@ -1,0 +1,140 @@
+package web_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wsgate/wsgate"
+	"github.com/wsgate/wsgate/internal/auth"
+	"github.com/wsgate/wsgate/internal/testbin"
+	"github.com/wsgate/wsgate/internal/web"
+)
+
+const chromiumPath = "/usr/bin/chromium"
+
+// startGateway serves the page and /ws the way "wsgate serve" does: JWT
+// auth (token in the query string for browsers) and a handler for action
+// 110 that replies "added <payload>". It returns the page URL with a token.
+func startGateway(t *testing.T) string {
+	t.Helper()
+	secret := []byte("page-test-secret-0123456789")
+	v, err := auth.NewVerifier(auth.Config{Secret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := wsgate.New(wsgate.Config{
+		Page: web.Handler(),
+		Authenticate: func(_ context.Context, r *http.Request) (wsgate.Identity, error) {
+			c, err := v.FromRequest(r)
+			return wsgate.Identity{UserID: c.UserID, Topics: c.Topics}, err
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = srv.Handle(110, func(_ context.Context, req *wsgate.Request) ([]byte, error) {
+		return append([]byte("added "), req.Payload...), nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	tok, err := auth.Issue(secret, "page-tester", time.Hour, nil, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "http://" + ln.Addr().String() + "/?token=" + tok
+}
+
+// nodeModules finds interop/node_modules (helper "ci" installs
+// playwright-core there) or stops the test the way every browser test does.
+func nodeModules(t *testing.T) string {
+	t.Helper()
+	dir, err := filepath.Abs(filepath.Join("..", "..", "interop", "node_modules"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "playwright-core", "package.json")); err != nil {
+		testbin.Missing(t, "web page test: playwright-core not installed in %s", dir)
+	}
+	return dir
+}
+
+// TestPageInChromium loads the test page in headless Chromium and drives it
+// through page_test.mjs: connect in each protocol form, send an action 110
+// frame and a text request, see the replies in #log, disconnect with 1000.
+func TestPageInChromium(t *testing.T) {
+	node := testbin.Require(t, "node")
+	if _, err := os.Stat(chromiumPath); err != nil {
+		testbin.Missing(t, "web page test: Debian chromium not found at %s", chromiumPath)
+	}
+	modules := nodeModules(t)
+	url := startGateway(t)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "page_test.mjs", url)
+	cmd.Env = append(os.Environ(), "NODE_PATH="+modules, "CHROMIUM_PATH="+chromiumPath)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	steps := parseSteps(t, out)
+	for _, s := range steps {
+		if !s.OK {
+			t.Errorf("step %q failed: %s", s.Step, s.Error)
+		}
+	}
+	if len(steps) < 13 {
+		t.Errorf("got %d steps, want 13 (load, 4 per form, no page errors)\nstdout:\n%s", len(steps), out)
+	}
+	if err != nil {
+		t.Errorf("page_test.mjs: %v\nstderr:\n%s", err, stderr.String())
+	}
+}
+
+type stepResult struct {
+	Step  string `json:"step"`
+	OK    bool   `json:"ok"`
+	Error string `json:"error"`
+}
+
+func parseSteps(t *testing.T, out []byte) []stepResult {
+	t.Helper()
+	var steps []stepResult
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.Contains(line, `"step"`) {
+			continue
+		}
+		var s stepResult
+		if err := json.Unmarshal([]byte(line), &s); err != nil {
+			t.Errorf("bad output line %q: %v", line, err)
+			continue
+		}
+		steps = append(steps, s)
+	}
+	return steps
+}
