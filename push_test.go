@@ -270,18 +270,3 @@ func TestShutdown(t *testing.T) {
 		t.Errorf("second Shutdown: got %v, want nil", err)
 	}
 }
-
-// readCloseQuiet is readClose for goroutines: it reports -2 on timeout
-// instead of failing the test.
-func readCloseQuiet(c *websocket.Conn) websocket.StatusCode {
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
-	for {
-		if _, _, err := c.Read(ctx); err != nil {
-			if ctx.Err() != nil {
-				return -2
-			}
-			return websocket.CloseStatus(err)
-		}
-	}
-}
