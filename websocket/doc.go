@@ -1,0 +1,127 @@
+// Package websocket is an RFC 6455 WebSocket engine, with permessage-deflate
+// (RFC 7692), built for servers that hold very many mostly idle
+// connections: on Linux an idle connection costs no goroutine and about
+// 400 bytes of heap.
+//
+// # Serving
+//
+// A Server upgrades HTTP requests and delivers each connection's events to
+// a Handler:
+//
+//	srv := websocket.NewServer(websocket.Config{}, websocket.Handler{
+//		OnMessage: func(c *websocket.Conn, typ websocket.MessageType, data []byte) {
+//			_ = c.WriteMessage(typ, data)
+//		},
+//	})
+//	http.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
+//		_, _ = srv.Accept(w, r, nil) // on error the HTTP answer is written
+//	})
+//	...
+//	srv.Shutdown(ctx, websocket.StatusGoingAway, "restarting")
+//
+// http.Server.Shutdown does not close hijacked connections: call
+// Server.Shutdown as well.
+//
+// Clients come in two kinds. A Dialer opens event-mode connections that
+// share one reactor and executor, like a Server's (load generators,
+// bridges: thousands per process). The package function Dial opens one
+// pull-mode connection read with Conn.Read, the simple choice for a
+// program with a few connections.
+//
+// # Two I/O modes
+//
+// Reactor mode (Linux, plain TCP): Config.Pollers goroutines each wait in
+// epoll_wait on their share of the connections. A poller reads into one
+// 64 KiB buffer shared by all its connections; the parser copies only
+// frames split across reads, so an idle connection holds no buffer, no
+// timer and no goroutine. Idle and close timeouts are checked by a sweep
+// about once a second. Writes go straight from the writing goroutine to
+// the socket; only what the kernel refuses is queued, and the poller sends
+// it when the socket is writable.
+//
+// Blocking mode: one reader goroutine per connection, and a writer
+// goroutine only while data is queued. It is used for TLS connections
+// (wss://, or a TLS http.Server), on platforms without epoll, for pull-mode
+// clients, and everywhere with Config.Mode = ModeBlocking. The API and its
+// guarantees are the same in both modes.
+//
+// # Lifecycle
+//
+// Accept (or Dialer.Dial) returns a running connection. Its callbacks run
+// in this order: OnOpen, OnMessage for each message, then OnClose exactly
+// once, last. Conn.Close starts the closing handshake: our close frame is
+// sent, writes fail from then on, and the TCP connection is closed when
+// the peer answers or after Config.CloseTimeout. When the peer starts the
+// handshake its close frame is answered after OnMessage has run for every
+// message that came before it, so replies to those messages are still
+// sent. Conn.CloseNow drops the TCP connection at once. Conn.Done is closed
+// when everything is over, after OnClose returned.
+//
+// # Concurrency
+//
+// Every Conn method may be called from any goroutine at any time,
+// including from callbacks, concurrently. Callbacks run on the executor (at
+// most Config.Workers goroutines, started on demand), never on an I/O
+// goroutine; the callbacks of one connection never run concurrently. A
+// slow callback holds one worker and its own connection only: when
+// Config.InboxLimit messages wait for it, the engine stops reading that
+// connection (TCP then pushes back on the peer) until half of them are
+// handled. The data passed to OnMessage is valid until it returns.
+//
+// WriteMessage, WritePrepared, Ping and Close never block. When more than
+// Config.WriteQueueLimit bytes wait for a slow reader, WriteMessage returns
+// ErrWriteQueueFull and sends nothing: the caller decides whether to drop
+// the message or the connection. Write(ctx) waits for room instead. Read is
+// for pull-mode connections only.
+//
+// A panic in a callback is recovered, as net/http recovers a handler's, and
+// closes that connection with 1011.
+//
+// # Memory per connection
+//
+// Reactor mode, idle: the Conn (384 bytes) and a table slot — about
+// 420 bytes of heap measured (TestReactorIdleConnections), no goroutine.
+// Buffers exist only while a message is split across reads or the kernel
+// refuses output, and come from size-class pools. Blocking mode adds a
+// reader goroutine and its 4 KiB buffer.
+//
+// Compression costs CPU on every message and memory only while a message
+// is compressed or decompressed: by default both sides are asked for
+// no_context_takeover and the flate writers (about 1.1 MiB each) and readers
+// (about 45 KiB) are pooled. Config.CompressionContextTakeover keeps a
+// writer per connection for its whole life (plus a 32 KiB window per
+// direction): better ratios for streams of similar messages, at a cost
+// that rules it out for large numbers of connections. Messages shorter
+// than Config.CompressionThreshold are never compressed. A PreparedMessage
+// is compressed once for all the connections it is sent to.
+//
+// # Security
+//
+// Accept rejects a request whose Origin header names another host than the
+// request's (403), unless AcceptOptions.CheckOrigin decides otherwise:
+// browsers send cookies with cross-site WebSocket requests, so accepting
+// every origin exposes authenticated sessions to any web page. Messages
+// larger than Config.ReadLimit (16 MiB by default, measured after
+// decompression, so compression bombs are cut off) close the connection
+// with 1009. Every queue is bounded: Config.WriteQueueLimit bytes per
+// connection for output, Config.InboxLimit messages for input. Set
+// Config.IdleTimeout to drop peers that went silent.
+//
+// # Close codes
+//
+// OnClose, and Read after the end of a pull-mode connection, report a
+// *CloseError when a closing handshake took place: the close frame that
+// started it, ours or the peer's, so both ends see the same code.
+// Otherwise they report the I/O error (CloseStatus returns -1). The engine
+// itself sends:
+//
+//	1000  answering an empty close frame
+//	1001  Config.IdleTimeout expired ("idle timeout")
+//	1002  protocol violation by the peer
+//	1007  invalid UTF-8 in a text message or close reason
+//	1009  message larger than Config.ReadLimit
+//	1011  a callback panicked
+//
+// Any other code comes from Close or Shutdown. 1005, 1006 and 1015 are
+// never sent: a Close with one of them sends an empty close frame.
+package websocket
