@@ -22,7 +22,9 @@ func TestEchoAndStats(t *testing.T) {
 		}
 		ctx, stop := context.WithCancel(context.Background())
 		served := make(chan error, 1)
-		go func() { served <- serve(ctx, ln, websocket.Config{Mode: mode, Compression: true, ReadLimit: readLimit}) }()
+		go func() {
+			served <- serve(ctx, ln, websocket.Config{Mode: mode, Compression: true, ReadLimit: readLimit})
+		}()
 
 		dctx, cancel := context.WithTimeout(context.Background(), testLimit)
 		c, _, err := websocket.Dial(dctx, "ws://"+ln.Addr().String()+"/echo", &websocket.Config{Compression: true}, nil)
