@@ -121,9 +121,12 @@ func launchEcho(t *testing.T, bin, mode string) (*echoServer, error) {
 		s.err = s.cmd.Wait()
 		close(s.exited)
 	}()
-	t.Cleanup(func() { s.stop(t) })
+	t.Cleanup(func() { // whatever happens to the test
+		s.stop()
+		s.checkRaces(t)
+	})
 	if err := s.waitReady(); err != nil {
-		s.stop(t)
+		s.stop()
 		return nil, fmt.Errorf("%s: %w; server output:\n%s", addr, err, s.log.String())
 	}
 	return s, nil
@@ -181,22 +184,68 @@ func (s *echoServer) stats(t *testing.T) map[string]any {
 	return m
 }
 
-// stop interrupts the server, kills it if it does not exit within
-// stopTimeout, and reports data races it printed. Safe to call twice.
-func (s *echoServer) stop(t *testing.T) {
+// waitNoConns polls GET /stats until the server reports no open connection:
+// every client has closed its connections, so the server must have let go
+// of them (the close handshake finishes asynchronously, hence the wait).
+func (s *echoServer) waitNoConns(t *testing.T) {
 	t.Helper()
+	deadline := time.Now().Add(stopTimeout)
+	for {
+		st := s.stats(t)
+		if st == nil {
+			return // stats reported why
+		}
+		n, ok := st["conns"].(float64)
+		switch {
+		case !ok:
+			t.Errorf("GET /stats: got %v, want a numeric \"conns\" field", st)
+			return
+		case n == 0:
+			t.Logf("GET /stats after the clients: %v", st)
+			return
+		case time.Now().After(deadline):
+			t.Errorf("GET /stats: got conns=%v %v after every client closed, want 0", n, stopTimeout)
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// shutdown interrupts the server and asserts that it exits cleanly (status 0)
+// within stopTimeout, as its SIGINT handling promises.
+func (s *echoServer) shutdown(t *testing.T) {
+	t.Helper()
+	if !s.stop() {
+		t.Errorf("echo server %s did not exit within %v of SIGINT; killed it", s.addr, stopTimeout)
+	} else if s.err != nil {
+		t.Errorf("echo server %s: got exit %v after SIGINT, want status 0; output:\n%s", s.addr, s.err, s.log.String())
+	}
+	s.checkRaces(t)
+}
+
+// stop interrupts the server and kills it if it has not exited within
+// stopTimeout. It reports whether the server exited by itself. Safe to call
+// more than once.
+func (s *echoServer) stop() bool {
 	select {
 	case <-s.exited:
+		return true
 	default:
-		_ = s.cmd.Process.Signal(os.Interrupt) // it may be exiting already
-		select {
-		case <-s.exited:
-		case <-time.After(stopTimeout):
-			t.Errorf("echo server %s did not exit within %v of SIGINT; killing it", s.addr, stopTimeout)
-			_ = s.cmd.Process.Kill() // nothing more to do if this fails
-			<-s.exited
-		}
 	}
+	_ = s.cmd.Process.Signal(os.Interrupt) // it may be exiting already
+	select {
+	case <-s.exited:
+		return true
+	case <-time.After(stopTimeout):
+		_ = s.cmd.Process.Kill() // nothing more to do if this fails
+		<-s.exited
+		return false
+	}
+}
+
+// checkRaces fails t if the (race-built) server printed a data race report.
+func (s *echoServer) checkRaces(t *testing.T) {
+	t.Helper()
 	if out := s.log.String(); strings.Contains(out, "WARNING: DATA RACE") {
 		t.Errorf("echo server %s reported a data race:\n%s", s.addr, out)
 		s.log.Reset() // report it once
