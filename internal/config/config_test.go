@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"log/slog"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -159,6 +160,35 @@ func TestParseByteSize(t *testing.T) {
 		got, err := parseByteSize(tc.in)
 		if (err == nil) != tc.ok || got != tc.want {
 			t.Errorf("parseByteSize(%q): got %d, %v; want %d, ok=%v", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+}
+
+// TestEveryServerSettingHasAFlag sets every flag to a non-default value and
+// checks that each plain setting of wsgate.Config changed, so a field added
+// to the library without a flag fails here. Hooks, the logger and the page
+// are filled in by the binary, not by flags.
+func TestEveryServerSettingHasAFlag(t *testing.T) {
+	args := []string{
+		"--addr", "127.0.0.1:1", "--insecure-no-auth", "--allowed-origins", "https://x.example",
+		"--max-conns", "1", "--max-message-size", "1", "--echo-max-message-size", "1", "--no-echo",
+		"--ping-interval", "1s", "--idle-timeout", "1s", "--send-queue-messages", "1", "--send-queue-bytes", "1",
+		"--max-inflight", "1", "--handler-timeout", "1s", "--message-rate", "1", "--handshake-rate", "1",
+		"--shutdown-timeout", "1s", "--mode", "blocking",
+	}
+	c, err := Parse(args, env(nil), &bytes.Buffer{})
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	v := reflect.ValueOf(c.Server)
+	for i := range v.NumField() {
+		f := v.Type().Field(i)
+		switch f.Type.Kind() {
+		case reflect.Func, reflect.Interface, reflect.Pointer:
+			continue // hooks, Logger, Page: set by the binary
+		}
+		if v.Field(i).IsZero() {
+			t.Errorf("wsgate.Config.%s has no flag (still zero after setting every flag)", f.Name)
 		}
 	}
 }
