@@ -69,6 +69,12 @@ func authenticate(_ context.Context, r *http.Request) (wsgate.Identity, error) {
 // test ends or stop is called.
 func startServer(t *testing.T, addr string) *testServer {
 	t.Helper()
+	return startServerConfig(t, addr, wsgate.Config{})
+}
+
+// startServerConfig is startServer with extra settings in cfg.
+func startServerConfig(t *testing.T, addr string, cfg wsgate.Config) *testServer {
+	t.Helper()
 	var ln net.Listener
 	var err error
 	for deadline := time.Now().Add(testTimeout); ; time.Sleep(20 * time.Millisecond) {
@@ -81,7 +87,8 @@ func startServer(t *testing.T, addr string) *testServer {
 	if err != nil {
 		t.Fatalf("listen %s: %v", addr, err)
 	}
-	srv, err := wsgate.New(wsgate.Config{Authenticate: authenticate, ShutdownTimeout: testTimeout})
+	cfg.Authenticate, cfg.ShutdownTimeout = authenticate, testTimeout
+	srv, err := wsgate.New(cfg)
 	if err != nil {
 		t.Fatalf("wsgate.New: %v", err)
 	}
