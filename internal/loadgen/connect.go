@@ -1,0 +1,106 @@
+package loadgen
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wsgate/wsgate/websocket"
+)
+
+// ConnectOptions tunes the connect scenario. Zero values take the defaults.
+type ConnectOptions struct {
+	N    int // handshakes; default 5000
+	Conc int // handshakes in flight; default 32
+}
+
+func (o ConnectOptions) withDefaults() ConnectOptions {
+	if o.N <= 0 {
+		o.N = 5000
+	}
+	if o.Conc <= 0 {
+		o.Conc = 32
+	}
+	return o
+}
+
+// Connect performs N opening handshakes, Conc at a time, and drops each
+// connection as soon as it is open: the rate at which a server takes new
+// connections (a reconnect storm), with the cost of registering and
+// unregistering them.
+func Connect(ctx context.Context, cfg Config, o ConnectOptions) (res Result, err error) {
+	o = o.withDefaults()
+	r, err := newRun(cfg, "connect", fmt.Sprintf("n=%d conc=%d", o.N, o.Conc))
+	if err != nil {
+		return Result{}, err
+	}
+	d := websocket.NewDialer(clientConfig(), websocket.Handler{})
+	defer func() {
+		cctx, cancel := closeCtx(ctx)
+		err = errors.Join(err, d.Shutdown(cctx, websocket.StatusNormalClosure, "bench done"))
+		cancel()
+		res = r.done()
+	}()
+	return r.res, r.connect(ctx, d, o)
+}
+
+func (r *run) connect(ctx context.Context, d *websocket.Dialer, o ConnectOptions) error {
+	cpu0, err := r.proc.cpu()
+	if err != nil {
+		return err
+	}
+	var h histogram
+	var next atomic.Int64
+	var firstErr atomic.Pointer[error]
+	t0 := time.Now()
+	var wg sync.WaitGroup
+	for range o.Conc {
+		wg.Go(func() {
+			for ctx.Err() == nil && next.Add(1) <= int64(o.N) {
+				if err := r.handshake(ctx, d, &h); err != nil {
+					firstErr.CompareAndSwap(nil, &err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(t0)
+	cpu1, err := r.proc.cpu()
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	n := float64(h.count())
+	if n == 0 {
+		return fmt.Errorf("wsgate: bench connect: no handshake succeeded: %w", *firstErr.Load())
+	}
+	r.res.add("handshakes", n, "", Info)
+	r.res.add("handshakes_per_s", n/elapsed.Seconds(), "conns/s", Higher)
+	r.res.addDuration("p50", h.quantile(0.5), Lower)
+	r.res.addDuration("p99", h.quantile(0.99), Lower)
+	if cpu := cpu1 - cpu0; r.proc.known() && cpu > 0 {
+		r.res.add("handshakes_per_cpu_s", n/cpu.Seconds(), "conns/CPU-s", Higher)
+		r.res.add("server_cpu_per_handshake", float64(cpu.Microseconds())/n, "µs", Lower)
+	}
+	return nil
+}
+
+// handshake opens one connection, times its handshake and drops it.
+func (r *run) handshake(ctx context.Context, d *websocket.Dialer, h *histogram) error {
+	dctx, cancel := context.WithTimeout(ctx, r.cfg.DialTimeout)
+	defer cancel()
+	t := time.Now()
+	c, _, err := d.Dial(dctx, userURL(r.cfg.URL, 0), nil)
+	if err != nil {
+		r.c.Errors.Add(1)
+		return err
+	}
+	h.record(time.Since(t))
+	r.c.Opened.Add(1)
+	return c.CloseNow()
+}
