@@ -49,7 +49,7 @@ func (d *driver) idle(ctx context.Context, t target, s *sample) (err error) {
 		return err
 	}
 	s.connectSecs = time.Since(start).Seconds()
-	if err := sleep(ctx, d.cfg.settle); err != nil {
+	if s.idleCPU, err = d.cpuShare(ctx, srv, d.cfg.settle); err != nil {
 		return err
 	}
 	after, err := sampleServer(ctx, srv)
@@ -107,6 +107,24 @@ func (d *driver) cpu(ctx context.Context, t target, s *sample) (err error) {
 	s.cpuUsPerMsg = s.cpuSecs * 1e6 / float64(msgs)
 	s.msgsPerSec = float64(msgs) / secs
 	return nil
+}
+
+// cpuShare waits d and returns the server's CPU use meanwhile as a
+// percentage of one core: an idle server should be near 0, whatever it holds.
+func (d *driver) cpuShare(ctx context.Context, srv *server, wait time.Duration) (float64, error) {
+	t0, err := cpuTicks(srv.pid())
+	if err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	if err := sleep(ctx, wait); err != nil {
+		return 0, err
+	}
+	t1, err := cpuTicks(srv.pid())
+	if err != nil {
+		return 0, err
+	}
+	return float64(t1-t0) / float64(d.hz) / time.Since(start).Seconds() * 100, nil
 }
 
 // serverSample is one look at a server from outside (RSS) and inside (/stats).

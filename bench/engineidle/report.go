@@ -21,6 +21,7 @@ type sample struct {
 	goroutines  float64 // goroutine delta / N
 	statsConns  int64   // connections the server reported; -1 unknown
 	connectSecs float64 // opening all N connections, as the driver saw it
+	idleCPU     float64 // server CPU while holding N idle connections, % of one core
 	cpuSecs     float64 // server utime+stime during the CPU run
 	cpuUsPerMsg float64
 	msgsPerSec  float64 // as the client measured it
@@ -77,16 +78,16 @@ func report(w io.Writer, cfg driverConfig, targets []target, res map[string][]sa
 	base := res["gorilla"]
 	baseRSS := median(base, func(s sample) float64 { return s.rssKiB })
 	baseCPU := median(base, func(s sample) float64 { return s.cpuUsPerMsg })
-	fmt.Fprintln(w, "| server | RSS KiB/conn | vs gorilla | heap KiB/conn | goroutines/conn | server CPU µs/msg | vs gorilla | msgs/s |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| server | RSS KiB/conn | vs gorilla | heap KiB/conn | goroutines/conn | idle CPU % | server CPU µs/msg | vs gorilla | msgs/s |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, t := range targets {
 		ss := res[t.key]
 		rss := median(ss, func(s sample) float64 { return s.rssKiB })
 		cpu := median(ss, func(s sample) float64 { return s.cpuUsPerMsg })
-		fmt.Fprintf(w, "| %s | %.2f | %s | %s | %s | %.2f | %s | %.0f |\n", t.name, rss, ratio(rss, baseRSS),
+		fmt.Fprintf(w, "| %s | %.2f | %s | %s | %s | %.1f | %.2f | %s | %.0f |\n", t.name, rss, ratio(rss, baseRSS),
 			num(median(ss, func(s sample) float64 { return s.heapKiB }), 2),
 			num(median(ss, func(s sample) float64 { return s.goroutines }), 2),
-			cpu, ratio(cpu, baseCPU), median(ss, func(s sample) float64 { return s.msgsPerSec }))
+			median(ss, func(s sample) float64 { return s.idleCPU }), cpu, ratio(cpu, baseCPU), median(ss, func(s sample) float64 { return s.msgsPerSec }))
 	}
 	fmt.Fprintln(w)
 	writeRounds(w, targets, res)
@@ -95,17 +96,17 @@ func report(w io.Writer, cfg driverConfig, targets []target, res map[string][]sa
 func writeRounds(w io.Writer, targets []target, res map[string][]sample) {
 	fmt.Fprintln(w, "Raw rounds:")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| round | server | RSS before MiB | RSS after MiB | KiB/conn | heap KiB/conn | goroutines/conn | conns (/stats) | connect s | server CPU s | µs/msg | msgs/s |")
-	fmt.Fprintln(w, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| round | server | RSS before MiB | RSS after MiB | KiB/conn | heap KiB/conn | goroutines/conn | conns (/stats) | connect s | idle CPU % | server CPU s | µs/msg | msgs/s |")
+	fmt.Fprintln(w, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, t := range targets {
 		for _, s := range res[t.key] {
 			conns := "n/a"
 			if s.statsConns >= 0 {
 				conns = fmt.Sprint(s.statsConns)
 			}
-			fmt.Fprintf(w, "| %d | %s | %.1f | %.1f | %.2f | %s | %s | %s | %.1f | %.2f | %.2f | %.0f |\n",
+			fmt.Fprintf(w, "| %d | %s | %.1f | %.1f | %.2f | %s | %s | %s | %.1f | %.1f | %.2f | %.2f | %.0f |\n",
 				s.round, t.name, float64(s.rssBefore)/(1<<20), float64(s.rssAfter)/(1<<20), s.rssKiB,
-				num(s.heapKiB, 2), num(s.goroutines, 3), conns, s.connectSecs, s.cpuSecs, s.cpuUsPerMsg, s.msgsPerSec)
+				num(s.heapKiB, 2), num(s.goroutines, 3), conns, s.connectSecs, s.idleCPU, s.cpuSecs, s.cpuUsPerMsg, s.msgsPerSec)
 		}
 	}
 }
