@@ -26,8 +26,10 @@ type result struct {
 // with errors.As and look at Code). While the client is reconnecting, and
 // when the connection drops before the reply, it returns an error wrapping
 // ErrNotConnected; requests are not retried, because the server may have
-// acted on them. At most Options.MaxInflight requests wait for replies at
-// once; more wait for a slot.
+// acted on them. A payload over the limit the server announced in hello
+// fails with *Error code wire.CodeTooLarge without being sent (the server
+// would close the connection with 1009). At most Options.MaxInflight
+// requests wait for replies at once; more wait for a slot.
 func (c *Client) Request(ctx context.Context, action wire.Action, payload []byte) ([]byte, error) {
 	select {
 	case c.inflight <- struct{}{}:

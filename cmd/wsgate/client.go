@@ -15,6 +15,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/wsgate/wsgate/internal/config"
 	"github.com/wsgate/wsgate/websocket"
 	"github.com/wsgate/wsgate/wire"
 )
@@ -108,7 +109,7 @@ func runClient(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	}
 	url := fs.Arg(0)
 	conn, resp, err := websocket.Dial(ctx, url, &websocket.Config{Compression: f.compress, CloseTimeout: f.closeWait},
-		&websocket.DialOptions{Header: f.header(), Subprotocols: splitList(f.subprotocols)})
+		&websocket.DialOptions{Header: f.header(), Subprotocols: config.SplitList(f.subprotocols)})
 	if err != nil {
 		if resp != nil {
 			return fmt.Errorf("wsgate: connect %s: HTTP %s: %w", url, resp.Status, err)

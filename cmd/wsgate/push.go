@@ -13,6 +13,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/wsgate/wsgate/internal/config"
 )
 
 // pushTarget is the "to" object of POST /api/v1/push; exactly one field is set.
@@ -58,7 +60,7 @@ func (p *pushFlags) register(fs *flag.FlagSet) {
 
 // body validates the flags and builds the request body.
 func (p *pushFlags) body() (pushBody, error) {
-	p.target.Users = splitList(p.users)
+	p.target.Users = config.SplitList(p.users)
 	n := 0
 	for _, set := range []bool{p.target.User != "", len(p.target.Users) > 0, p.target.Topic != "", p.target.Conn != "", p.target.All} {
 		if set {

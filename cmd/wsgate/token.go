@@ -5,23 +5,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/wsgate/wsgate/internal/auth"
+	"github.com/wsgate/wsgate/internal/config"
 )
-
-// splitList splits a comma-separated flag value, dropping empty items, so
-// that "" means "no list" rather than a list with one empty name.
-func splitList(s string) []string {
-	var out []string
-	for _, item := range strings.Split(s, ",") {
-		if item = strings.TrimSpace(item); item != "" {
-			out = append(out, item)
-		}
-	}
-	return out
-}
 
 // runToken implements "wsgate token".
 func runToken(args []string, stdout, stderr io.Writer) error {
@@ -52,7 +40,7 @@ func runToken(args []string, stdout, stderr io.Writer) error {
 	if len(*secret) < 16 {
 		return fmt.Errorf("wsgate: --secret must be at least 16 bytes (the server refuses shorter ones), got %d", len(*secret))
 	}
-	tok, err := auth.Issue([]byte(*secret), *user, *ttl, splitList(*topics), time.Now())
+	tok, err := auth.Issue([]byte(*secret), *user, *ttl, config.SplitList(*topics), time.Now())
 	if err != nil {
 		return err
 	}

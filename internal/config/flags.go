@@ -94,13 +94,20 @@ func (l *listValue) String() string {
 }
 
 func (l *listValue) Set(s string) error {
-	*l = (*l)[:0]
+	*l = SplitList(s)
+	return nil
+}
+
+// SplitList splits a comma-separated value, trimming spaces and dropping
+// empty items, so that "" means "no list" rather than one empty name.
+func SplitList(s string) []string {
+	var out []string
 	for _, item := range strings.Split(s, ",") {
 		if item = strings.TrimSpace(item); item != "" {
-			*l = append(*l, item)
+			out = append(out, item)
 		}
 	}
-	return nil
+	return out
 }
 
 // byteSize is a size in bytes, written as a number with an optional binary
