@@ -9,6 +9,10 @@
 // on a free loopback port, runs the scripts and checks their exit status and
 // that every required case was run and passed.
 //
+// go test's result cache does not see the echo server's sources or the
+// scripts (they are built and run as separate processes): after changing the
+// engine, run with -count=1, as scripts/test.sh always does.
+//
 // The clients' dependencies are installed by scripts/install-deps.sh (Debian
 // chromium and python3-websockets, `npm ci` here for ws and playwright-core).
 // When one is missing the test skips with a loud message, except under CI=true,
