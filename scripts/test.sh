@@ -8,7 +8,7 @@
 # websockets, redis-server, nginx) fail when it is missing; without it they
 # skip, and the summary lists every skipped test with its reason.
 #
-# Extra arguments go to `go test`, e.g. ./scripts/test.sh -run TestInterop -count=1
+# Extra arguments go to `go test`, e.g. ./scripts/test.sh -run TestInterop
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
