@@ -197,9 +197,7 @@ func TestAuthenticate(t *testing.T) {
 	if hello := readFrame(t, c); string(hello.UserID) != "alice" {
 		t.Errorf("hello user: got %q, want alice", hello.UserID)
 	}
-	if got := ts.Presence("alice"); got != 1 {
-		t.Errorf("Presence(alice): got %d, want 1", got)
-	}
+	waitFor(t, "Presence(alice) == 1", func() bool { return ts.Presence("alice") == 1 })
 }
 
 func TestHandshakeRate(t *testing.T) {

@@ -28,14 +28,18 @@ func userAuth() wsgate.Config {
 	}}
 }
 
-// as dials /ws as user, in the form subprotocols select, and consumes the
-// hello of full-form connections.
+// as dials /ws as user, in the form subprotocols select, consumes the hello
+// of full-form connections and waits until the connection is registered.
 func as(t *testing.T, ts *testServer, user string, subprotocols ...string) *websocket.Conn {
 	t.Helper()
+	before := ts.Presence(user)
 	c := dial(t, ts.wsURL("/ws"), &websocket.DialOptions{Header: http.Header{"X-User": {user}}, Subprotocols: subprotocols})
 	if len(subprotocols) > 0 {
 		readFrame(t, c) // hello
 	}
+	// The handshake (and even the hello) can complete a moment before the
+	// connection is registered for pushes.
+	waitFor(t, user+"'s connection registered", func() bool { return ts.Presence(user) > before })
 	return c
 }
 
@@ -178,6 +182,7 @@ func TestPushConnAndDisconnect(t *testing.T) {
 	ts := startServer(t, cfg)
 	c := dial(t, ts.wsURL("/ws"), fullForm)
 	id := string(readFrame(t, c).ConnID)
+	waitFor(t, "registration", func() bool { return ts.Stats().Conns == 1 })
 	if n, err := ts.Push(context.Background(), wsgate.Target{Conn: id}, 150, []byte("you")); n != 1 || err != nil {
 		t.Fatalf("Push to conn: got %d, %v; want 1, nil", n, err)
 	}
@@ -235,6 +240,10 @@ func TestShutdown(t *testing.T) {
 	for i := range conns {
 		conns[i] = dial(t, ts.wsURL("/ws"), nil)
 	}
+	// Every connection must be open on the server side too: one still
+	// between its 101 and its registration would be dropped by Shutdown
+	// without a close frame (an engine limitation, reported).
+	waitFor(t, "20 registered conns", func() bool { return ts.Stats().Conns == len(conns) })
 	write(t, conns[0], websocket.BinaryMessage, simple(110, ""))
 	<-started
 

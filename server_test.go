@@ -37,6 +37,7 @@ func TestRunReturnsNilAfterCleanShutdown(t *testing.T) {
 		c, err = dialErr(t, "ws://"+addr+"/ws", nil)
 		return err == nil
 	})
+	waitFor(t, "registration", func() bool { return srv.Stats().Conns == 1 })
 	cancel()
 	if got := readClose(t, c); got != websocket.StatusGoingAway {
 		t.Errorf("close code: got %d, want 1001", got)
