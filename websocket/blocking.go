@@ -69,7 +69,7 @@ func (c *Conn) readLoop(buffered []byte) {
 			return
 		}
 		c.setReadDeadline()
-		n, err := c.bio.conn.Read(buf)
+		n, err := c.blk().conn.Read(buf)
 		if n > 0 {
 			c.consume(buf[:n])
 		}
@@ -84,8 +84,8 @@ func (c *Conn) readLoop(buffered []byte) {
 func (c *Conn) waitResume() bool {
 	for c.paused.Load() && c.io == ioOpen {
 		select {
-		case <-c.bio.resume:
-		case <-c.bio.stop:
+		case <-c.blk().resume:
+		case <-c.blk().stop:
 			return false
 		}
 	}
@@ -111,7 +111,7 @@ func (c *Conn) setReadDeadline() {
 	} else if idle := c.eng.cfg.IdleTimeout; idle > 0 {
 		t = time.Now().Add(idle)
 	}
-	_ = c.bio.conn.SetReadDeadline(t) // fails only on a closed conn; Read reports that
+	_ = c.blk().conn.SetReadDeadline(t) // fails only on a closed conn; Read reports that
 }
 
 // readError handles an error from Read: timeouts drive the idle and close
@@ -160,7 +160,7 @@ func (c *Conn) startWriterLocked() {
 	}
 	c.wflags |= wfWriterRunning
 	c.eng.wg.Add(1)
-	c.bio.writers.Add(1)
+	c.blk().writers.Add(1)
 	go c.writeLoop()
 }
 
@@ -168,7 +168,7 @@ func (c *Conn) startWriterLocked() {
 // queue is empty.
 func (c *Conn) writeLoop() {
 	defer c.eng.wg.Done()
-	defer c.bio.writers.Done()
+	defer c.blk().writers.Done()
 	var batch []outChunk
 	var bufs net.Buffers
 	for {
@@ -188,8 +188,8 @@ func (c *Conn) writeLoop() {
 		for _, ch := range batch {
 			bufs = append(bufs, ch.b)
 		}
-		_ = c.bio.conn.SetWriteDeadline(time.Now().Add(blockingWriteTimeout)) // failure shows in the write
-		n, err := bufs.WriteTo(c.bio.conn)
+		_ = c.blk().conn.SetWriteDeadline(time.Now().Add(blockingWriteTimeout)) // failure shows in the write
+		n, err := bufs.WriteTo(c.blk().conn)
 
 		c.wmu.Lock()
 		if c.wflags&wfClosed == 0 {
@@ -210,8 +210,8 @@ func (c *Conn) stopBlockingLocked() {
 		return
 	}
 	c.wflags |= wfStopped
-	close(c.bio.stop)
-	_ = c.bio.conn.Close() // unblocks Read and Write; the reader finishes
+	close(c.blk().stop)
+	_ = c.blk().conn.Close() // unblocks Read and Write; the reader finishes
 }
 
 // closeWrite sends our FIN (TLS: close_notify) after the last frame.

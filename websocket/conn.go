@@ -22,14 +22,12 @@ import (
 // belongs to its poller and its write queue exists only while the kernel
 // refuses data.
 type Conn struct {
-	eng         *engine
-	poller      *poller     // reactor mode; nil in blocking mode
-	bio         *blockingIO // blocking mode; nil in reactor mode
-	value       any
-	subprotocol string
-	remote      netip.AddrPort
-	flate       *deflateParams // negotiated permessage-deflate; nil when off
-	defl        *deflater      // our compressor when it keeps its window between messages
+	eng    *engine
+	poller *poller // reactor mode; nil in blocking mode
+	value  any
+	remote netip.AddrPort
+	flate  *deflateParams          // negotiated permessage-deflate; nil when off
+	x      atomic.Pointer[connExt] // rarely needed fields, allocated on demand
 
 	// Owned by the I/O goroutine (the poller, or the blocking reader).
 	p        parser
@@ -39,16 +37,12 @@ type Conn struct {
 	deadline atomic.Int64 // unix nanos when waiting for the peer's close ends; 0 = not closing
 
 	// Write side, guarded by wmu.
-	wq         []outChunk
-	wqBytes    int
-	room       chan struct{} // closed when wqBytes shrinks; made by Write(ctx)
-	localClose *CloseError   // the close frame we started the handshake with
-	werr       error         // the write error that broke the connection
+	wq      []outChunk
+	wqBytes int
 
 	// Handler side, guarded by imu.
 	inHead *inboxItem
 	inTail *inboxItem
-	done   chan struct{}
 
 	runNext      *Conn // executor run queue, guarded by executor.mu
 	lprev, lnext *Conn // engine connection list, guarded by engine.mu
@@ -66,6 +60,56 @@ type Conn struct {
 	io        ioState     // (I/O)
 	scheduled bool        // on the executor's run queue or being run (imu)
 	finalized bool        // OnClose returned; done is (to be) closed (imu)
+}
+
+// connExt holds what most connections never need, or need only once they
+// end; allocating it on demand keeps Conn in a smaller size class.
+type connExt struct {
+	bio         *blockingIO // blocking mode; set before the Conn is shared
+	subprotocol string      // set before the Conn is shared
+	defl        *deflater   // our compressor when it keeps its window between messages (wmu)
+
+	localClose *CloseError   // the close frame we started the handshake with (wmu)
+	werr       error         // the write error that broke the connection (wmu)
+	room       chan struct{} // closed when wqBytes shrinks; made by Write(ctx) (wmu)
+	done       chan struct{} // closed by finalize; made by Done (imu)
+}
+
+// ext returns c's connExt, allocating it on first use.
+func (c *Conn) ext() *connExt {
+	if x := c.x.Load(); x != nil {
+		return x
+	}
+	x := new(connExt)
+	if c.x.CompareAndSwap(nil, x) {
+		return x
+	}
+	return c.x.Load()
+}
+
+// blk returns the blocking-mode state, nil in reactor mode.
+func (c *Conn) blk() *blockingIO {
+	if x := c.x.Load(); x != nil {
+		return x.bio
+	}
+	return nil
+}
+
+// ownDeflater returns the connection's own compressor, nil when pooled
+// ones are used.
+func (c *Conn) ownDeflater() *deflater {
+	if x := c.x.Load(); x != nil {
+		return x.defl
+	}
+	return nil
+}
+
+// localCloseLocked returns the close we started the handshake with, if any.
+func (c *Conn) localCloseLocked() *CloseError {
+	if x := c.x.Load(); x != nil {
+		return x.localClose
+	}
+	return nil
 }
 
 // ioState is where the read side stands.
@@ -113,7 +157,10 @@ var (
 // newConn builds a connection for a finished handshake; the caller picks
 // the I/O mode.
 func newConn(e *engine, res handshakeResult, value any) *Conn {
-	c := &Conn{eng: e, value: value, subprotocol: res.subprotocol, flate: res.deflate, fd: -1, slot: -1}
+	c := &Conn{eng: e, value: value, flate: res.deflate, fd: -1, slot: -1}
+	if res.subprotocol != "" {
+		c.ext().subprotocol = res.subprotocol
+	}
 	if ta, ok := res.conn.RemoteAddr().(*net.TCPAddr); ok {
 		c.remote = ta.AddrPort()
 	}
@@ -122,7 +169,7 @@ func newConn(e *engine, res handshakeResult, value any) *Conn {
 		var compress bool
 		compress, pc.contextTakeover = d.contextTakeover(!e.client)
 		if compress && e.cfg.CompressionContextTakeover {
-			c.defl = newDeflater(true)
+			c.ext().defl = newDeflater(true)
 		}
 	}
 	c.p.init(pc)
@@ -134,21 +181,26 @@ func (c *Conn) dropUnstarted() {
 	if c.poller != nil {
 		closeFD(int(c.fd))
 	} else {
-		_ = c.bio.conn.Close() // never used
+		_ = c.blk().conn.Close() // never used
 	}
 	c.p.release()
 }
 
 // Subprotocol returns the negotiated subprotocol, "" if none.
-func (c *Conn) Subprotocol() string { return c.subprotocol }
+func (c *Conn) Subprotocol() string {
+	if x := c.x.Load(); x != nil {
+		return x.subprotocol
+	}
+	return ""
+}
 
 // Value returns AcceptOptions.Value (nil for client connections).
 func (c *Conn) Value() any { return c.value }
 
 // RemoteAddr returns the peer's address, built on each call.
 func (c *Conn) RemoteAddr() net.Addr {
-	if c.bio != nil {
-		return c.bio.conn.RemoteAddr()
+	if b := c.blk(); b != nil {
+		return b.conn.RemoteAddr()
 	}
 	return net.TCPAddrFromAddrPort(c.remote)
 }
@@ -207,10 +259,11 @@ func (c *Conn) roomChan() chan struct{} {
 	if c.wqBytes == 0 || c.wflags&wfClosed != 0 {
 		return nil
 	}
-	if c.room == nil {
-		c.room = make(chan struct{})
+	x := c.ext()
+	if x.room == nil {
+		x.room = make(chan struct{})
 	}
-	return c.room
+	return x.room
 }
 
 // WritePrepared sends a prepared message. Server connections send its
@@ -223,7 +276,7 @@ func (c *Conn) WritePrepared(pm *PreparedMessage) error {
 	if err := c.writableLocked(); err != nil {
 		return err
 	}
-	if c.eng.client || c.defl != nil {
+	if c.eng.client || c.ownDeflater() != nil {
 		return c.sendDataLocked(opcode(pm.typ), pm.data)
 	}
 	compressed := c.flate != nil && len(pm.data) >= c.eng.cfg.CompressionThreshold
@@ -264,7 +317,7 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 	if c.wflags&wfCloseSent != 0 {
 		return nil
 	}
-	c.localClose = &CloseError{Code: code, Reason: reason}
+	c.ext().localClose = &CloseError{Code: code, Reason: reason}
 	return c.sendCloseLocked(code, reason)
 }
 
@@ -285,13 +338,14 @@ func (c *Conn) CloseNow() error {
 func (c *Conn) Done() <-chan struct{} {
 	c.imu.Lock()
 	defer c.imu.Unlock()
-	if c.done == nil {
-		c.done = make(chan struct{})
+	x := c.ext()
+	if x.done == nil {
+		x.done = make(chan struct{})
 		if c.finalized {
-			close(c.done)
+			close(x.done)
 		}
 	}
-	return c.done
+	return x.done
 }
 
 // Read returns the next message of a pull-mode connection (package Dial).
@@ -303,7 +357,7 @@ func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
 		return 0, nil, ErrReadNotSupported
 	}
 	select {
-	case m, ok := <-c.bio.msgs:
+	case m, ok := <-c.blk().msgs:
 		if !ok {
 			return 0, nil, c.closeErr
 		}
@@ -357,8 +411,8 @@ func (c *Conn) sendCompressedLocked(op opcode, data []byte) error {
 // compress deflates src with the connection's own compressor when it keeps
 // its window, else with a pooled one.
 func (c *Conn) compress(dst, src []byte) ([]byte, error) {
-	if c.defl != nil {
-		return c.defl.compress(dst, src)
+	if d := c.ownDeflater(); d != nil {
+		return d.compress(dst, src)
 	}
 	var d deflater // zero value: a pooled writer, no context kept
 	return d.compress(dst, src)
@@ -397,8 +451,8 @@ func (c *Conn) armDeadlineLocked() {
 	}
 	d := time.Now().Add(c.eng.cfg.CloseTimeout)
 	c.deadline.Store(d.UnixNano())
-	if c.bio != nil {
-		_ = c.bio.conn.SetReadDeadline(d) // wake a reader blocked without a deadline; failure means it is closed
+	if b := c.blk(); b != nil {
+		_ = b.conn.SetReadDeadline(d) // wake a reader blocked without a deadline; failure means it is closed
 	}
 }
 
@@ -497,9 +551,9 @@ func (c *Conn) dropQueueLocked() {
 }
 
 func (c *Conn) signalRoomLocked() {
-	if c.room != nil {
-		close(c.room)
-		c.room = nil
+	if x := c.x.Load(); x != nil && x.room != nil {
+		close(x.room)
+		x.room = nil
 	}
 }
 
@@ -510,7 +564,9 @@ func (c *Conn) breakLocked(err error) {
 		return
 	}
 	c.wflags |= wfBroken
-	c.werr = err
+	if err != nil {
+		c.ext().werr = err
+	}
 	if c.poller != nil {
 		c.poller.post(pollTask{c: c, op: taskAbort})
 		return
@@ -533,7 +589,7 @@ func (c *Conn) shutdownWriteLocked() {
 		c.shutdownFDLocked()
 		return
 	}
-	c.bio.closeWrite()
+	c.blk().closeWrite()
 }
 
 // endErr picks the error OnClose reports: the close frame that started the
@@ -544,13 +600,14 @@ func (c *Conn) endErr(ioErr error) error {
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	x := c.x.Load()
 	switch {
-	case c.localClose != nil:
-		return c.localClose
+	case x != nil && x.localClose != nil:
+		return x.localClose
 	case c.wflags&wfAborted != 0:
 		return errDropped
-	case c.werr != nil:
-		return fmt.Errorf("websocket: write: %w", c.werr)
+	case x != nil && x.werr != nil:
+		return fmt.Errorf("websocket: write: %w", x.werr)
 	}
 	return ioErr
 }
@@ -635,11 +692,11 @@ func (c *Conn) finish(err error) {
 	if c.poller != nil {
 		c.poller.release(c, registered)
 	} else {
-		c.bio.release(c)
+		c.blk().release(c)
 	}
 	c.p.release()
-	if c.defl != nil {
-		c.defl.release()
+	if d := c.ownDeflater(); d != nil {
+		d.release()
 	}
 	if c.closeErr == nil {
 		c.closeErr = err
@@ -650,7 +707,7 @@ func (c *Conn) finish(err error) {
 // onMessage implements frameSink.
 func (c *Conn) onMessage(typ MessageType, data []byte) error {
 	if c.eng.pull {
-		return c.bio.deliver(typ, data)
+		return c.blk().deliver(typ, data)
 	}
 	if c.eng.h.OnMessage == nil {
 		return nil
@@ -687,8 +744,8 @@ func (c *Conn) onClose(code StatusCode, reason string) error {
 	c.wmu.Lock()
 	weStarted := c.wflags&wfCloseSent != 0
 	c.closeErr = peer
-	if weStarted && c.localClose != nil {
-		c.closeErr = c.localClose
+	if lc := c.localCloseLocked(); weStarted && lc != nil {
+		c.closeErr = lc
 	}
 	c.wmu.Unlock()
 	switch {

@@ -189,7 +189,7 @@ func (c *Conn) pushOpen() {
 // executor and ends at once.
 func (c *Conn) pushClose() {
 	if c.eng.pull {
-		c.bio.endPull()
+		c.blk().endPull()
 		c.finalize()
 		return
 	}
@@ -303,8 +303,8 @@ func (c *Conn) finalize() {
 	c.eng.remove(c)
 	c.imu.Lock()
 	c.finalized = true
-	if c.done != nil {
-		close(c.done)
+	if x := c.x.Load(); x != nil && x.done != nil {
+		close(x.done)
 	}
 	c.imu.Unlock()
 }
@@ -318,6 +318,6 @@ func (c *Conn) readingChanged() {
 		return
 	}
 	if !c.paused.Load() {
-		c.bio.wakeReader()
+		c.blk().wakeReader()
 	}
 }

@@ -266,7 +266,7 @@ func (e *engine) open(res handshakeResult, value any) (*Conn, error) {
 		return nil, err
 	}
 	if c.poller == nil {
-		c.bio = newBlockingIO(res.conn, e.pull)
+		c.ext().bio = newBlockingIO(res.conn, e.pull)
 	}
 	if !e.add(c) {
 		c.dropUnstarted()
