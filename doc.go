@@ -42,6 +42,10 @@
 // the http.Server yourself: call Shutdown when you stop it, because
 // http.Server.Shutdown does not close hijacked WebSocket connections.
 //
+// A connection becomes visible to Push, Presence and Stats just before
+// OnConnect runs; its 101 response, and a full-form client's hello, can
+// reach the client a moment earlier.
+//
 // Shutdown makes /readyz answer 503 and refuses new handshakes (503), sends
 // every connection a close frame with 1001 (going away), waits for the
 // connections to finish their close handshake, for running handlers and for
