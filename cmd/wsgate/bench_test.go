@@ -47,7 +47,7 @@ func TestBench(t *testing.T) {
 	if err := runBench(t.Context(), []string{"report", results}, &stdout, &stderr); err != nil {
 		t.Fatalf("bench report: %v\nstderr: %s", err, stderr.String())
 	}
-	for _, want := range []string{"| idle | alive |  | 20 |", "| connect | handshakes |  | 10 |", "| pushallocs | allocs_per_recipient |", "fanout, every round:"} {
+	for _, want := range []string{"| idle | alive |  | 20 |", "| connect | handshakes |  | 10 |", "| pushallocs | allocs_per_recipient |", "### fanout"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, stdout.String())
 		}
