@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/wsgate/wsgate/websocket"
@@ -45,6 +46,13 @@ type Config struct {
 	// an Origin header (non-browser clients) and same-origin requests are
 	// always accepted; anything else gets HTTP 403.
 	AllowedOrigins []string
+	// TrustedProxies lists the networks of reverse proxies (nginx) in front
+	// of the gateway. For a request whose TCP peer is in one of them, the
+	// client address used by the per-IP handshake limit comes from X-Real-IP
+	// or, failing that, the right-most X-Forwarded-For entry that is not
+	// itself a trusted proxy. Default none: proxy headers are ignored, since
+	// any client can send them.
+	TrustedProxies []netip.Prefix
 
 	// MaxConns bounds open WebSocket connections (/ws and /echo together).
 	// Default 100000; beyond it handshakes get HTTP 503.

@@ -1,8 +1,8 @@
 package wsgate
 
 import (
-	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -119,7 +119,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 // success it has reserved a slot in s.ctr.open that the caller must release
 // unless the connection is established.
 func (s *Server) admit(w http.ResponseWriter, r *http.Request) bool {
-	if ok, wait := s.ipLimit.allow(clientIP(r), s.now()); !ok {
+	if ok, wait := s.ipLimit.allow(s.clientIP(r), s.now()); !ok {
 		s.ctr.rejRate.Add(1)
 		secs := int64((wait + time.Second - 1) / time.Second)
 		w.Header().Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
@@ -141,14 +141,40 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-// clientIP is the TCP peer's address without the port. Proxy headers are not
-// trusted: behind a reverse proxy every client shares the proxy's limit.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
+// clientIP is the address the per-IP handshake limit counts: the TCP peer,
+// or, when the peer is a trusted proxy, the client it names.
+func (s *Server) clientIP(r *http.Request) string {
+	peer, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr
 	}
-	return host
+	addr := peer.Addr().Unmap()
+	if !s.trusted(addr) {
+		return addr.String()
+	}
+	if ip, err := netip.ParseAddr(strings.TrimSpace(r.Header.Get("X-Real-IP"))); err == nil {
+		return ip.Unmap().String()
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		ip, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break // a malformed entry: everything left of it is unverifiable
+		}
+		if ip = ip.Unmap(); !s.trusted(ip) {
+			return ip.String()
+		}
+	}
+	return addr.String()
+}
+
+func (s *Server) trusted(ip netip.Addr) bool {
+	for _, p := range s.cfg.TrustedProxies {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // allowOrigin implements the origin policy: no Origin header (non-browser

@@ -124,6 +124,9 @@ func (p *pusher) deliverAll(list []*session) int {
 
 // deliver queues the push on one connection and returns 1 if it was queued.
 func (p *pusher) deliver(sess *session) int {
+	if !sess.ready.Load() {
+		return 0 // registered a moment ago; the client has no hello yet, so it is not connected to its eyes
+	}
 	pm := p.frame(sess.form)
 	if pm == nil {
 		return 0

@@ -68,7 +68,7 @@ const maxSubscriptions = 256
 
 // session is the gateway's state for one /ws connection. It is kept small
 // because a gateway holds hundreds of thousands of them: no goroutine, timer,
-// map or channel per session. Fields other than inflight are written only
+// map or channel per session. Fields other than the atomics are written only
 // before the connection is registered or from the engine's callbacks, which
 // the engine serialises per connection.
 type session struct {
@@ -78,6 +78,7 @@ type session struct {
 	topics   []string     // current subscriptions, small
 	bucket   tokenBucket  // inbound message rate
 	inflight atomic.Int32 // running handler calls
+	ready    atomic.Bool  // the hello is queued: pushes may follow it
 	slow     atomic.Bool  // closed as a slow consumer (counted once)
 	form     form
 	limited  bool // closed for exceeding MessageRate; later messages are dropped
@@ -168,9 +169,10 @@ func sessionOf(c *websocket.Conn) (*session, bool) {
 	return s, ok
 }
 
-// onOpen registers a new /ws connection. Full-form clients get their hello
-// first, before the connection is visible to pushes, so it is always the
-// first frame they read.
+// onOpen registers a new /ws connection. It is registered before full-form
+// clients get their hello, so a client that has its hello can already be
+// reached by Push, Presence and Disconnect; pushes skip it until the hello is
+// queued (session.ready), so the hello is always the first frame it reads.
 func (s *Server) onOpen(c *websocket.Conn) {
 	sess, ok := sessionOf(c)
 	if !ok {
@@ -178,10 +180,11 @@ func (s *Server) onOpen(c *websocket.Conn) {
 	}
 	sess.conn = c
 	sess.form = formOf(c.Subprotocol())
+	s.reg.add(sess)
 	if sess.form != formSimple {
 		s.sendHello(sess)
 	}
-	s.reg.add(sess)
+	sess.ready.Store(true)
 	s.ctr.accepted.Add(1)
 	s.startHeartbeat()
 	if s.cfg.OnConnect != nil {

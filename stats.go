@@ -5,30 +5,30 @@ import "sync/atomic"
 // Stats is a snapshot of a Server's gauges and counters. Counters only grow
 // over the Server's lifetime.
 type Stats struct {
-	Conns     int // open /ws connections
-	EchoConns int // open /echo connections
-	Users     int // distinct users with at least one open connection
-	Topics    int // topics with at least one subscriber
+	Conns     int `json:"conns"`      // open /ws connections
+	EchoConns int `json:"echo_conns"` // open /echo connections
+	Users     int `json:"users"`      // distinct users with at least one open connection
+	Topics    int `json:"topics"`     // topics with at least one subscriber
 
-	Accepted      uint64 // /ws connections accepted since start
-	Requests      uint64 // client messages dispatched to an action
-	HandlerErrors uint64 // handler calls that returned a non-ReplyError error
-	Pushes        uint64 // Push calls that framed a message
-	Delivered     uint64 // push deliveries queued on a connection
-	SlowConsumers uint64 // connections closed with 4000 because their send queue was full
-	RateLimited   uint64 // connections closed with 4002 for exceeding MessageRate
-	Busy          uint64 // requests refused because MaxInflight handlers were running
+	Accepted      uint64 `json:"accepted"`       // /ws connections accepted since start
+	Requests      uint64 `json:"requests"`       // client messages dispatched to an action
+	HandlerErrors uint64 `json:"handler_errors"` // handler calls that returned a non-ReplyError error
+	Pushes        uint64 `json:"pushes"`         // Push calls that framed a message
+	Delivered     uint64 `json:"delivered"`      // push deliveries queued on a connection
+	SlowConsumers uint64 `json:"slow_consumers"` // connections closed with 4000 because their send queue was full
+	RateLimited   uint64 `json:"rate_limited"`   // connections closed with 4002 for exceeding MessageRate
+	Busy          uint64 `json:"busy"`           // requests refused because MaxInflight handlers were running
 
-	Rejected HandshakeRejections // refused /ws and /echo handshakes, by reason
+	Rejected HandshakeRejections `json:"rejected"` // refused /ws and /echo handshakes, by reason
 }
 
 // HandshakeRejections counts refused handshakes by reason.
 type HandshakeRejections struct {
-	RateLimited  uint64 // 429: HandshakeRate exceeded
-	Overloaded   uint64 // 503: MaxConns reached or shutting down
-	Origin       uint64 // 403: origin not allowed
-	Unauthorized uint64 // 401: Authenticate failed
-	Invalid      uint64 // the WebSocket handshake itself failed (400, 426, ...)
+	RateLimited  uint64 `json:"rate_limited"` // 429: HandshakeRate exceeded
+	Overloaded   uint64 `json:"overloaded"`   // 503: MaxConns reached or shutting down
+	Origin       uint64 `json:"origin"`       // 403: origin not allowed
+	Unauthorized uint64 `json:"unauthorized"` // 401: Authenticate failed
+	Invalid      uint64 `json:"invalid"`      // the WebSocket handshake itself failed (400, 426, ...)
 }
 
 // counters holds the Server's atomic counters; Stats copies them.

@@ -174,7 +174,7 @@ func TestEveryServerSettingHasAFlag(t *testing.T) {
 		"--max-conns", "1", "--max-message-size", "1", "--echo-max-message-size", "1", "--no-echo",
 		"--ping-interval", "1s", "--idle-timeout", "1s", "--send-queue-messages", "1", "--send-queue-bytes", "1",
 		"--max-inflight", "1", "--handler-timeout", "1s", "--message-rate", "1", "--handshake-rate", "1",
-		"--shutdown-timeout", "1s", "--mode", "blocking",
+		"--shutdown-timeout", "1s", "--mode", "blocking", "--trusted-proxies", "127.0.0.1,10.0.0.0/8",
 	}
 	c, err := Parse(args, env(nil), &bytes.Buffer{})
 	if err != nil {
@@ -190,5 +190,19 @@ func TestEveryServerSettingHasAFlag(t *testing.T) {
 		if v.Field(i).IsZero() {
 			t.Errorf("wsgate.Config.%s has no flag (still zero after setting every flag)", f.Name)
 		}
+	}
+}
+
+func TestTrustedProxiesFlag(t *testing.T) {
+	c, err := Parse([]string{"--insecure-no-auth", "--trusted-proxies", "127.0.0.1, 10.1.2.3/8,::1"}, env(nil), &bytes.Buffer{})
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	got := (*prefixList)(&c.Server.TrustedProxies).String()
+	if want := "127.0.0.1/32,10.0.0.0/8,::1/128"; got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	if _, err := Parse([]string{"--trusted-proxies", "nginx"}, env(nil), &bytes.Buffer{}); err == nil {
+		t.Fatal("--trusted-proxies nginx: got nil error, want one")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"strconv"
 	"strings"
 
@@ -23,6 +24,7 @@ func (c *Config) register(fs *flag.FlagSet) *optionalBool {
 	fs.StringVar(&c.JWTAudience, "jwt-audience", "", "required aud claim of tokens (empty: not checked)")
 	fs.BoolVar(&s.InsecureNoAuth, "insecure-no-auth", false, "accept WebSocket connections without a token (anonymous users); for local experiments only")
 	fs.Var((*listValue)(&s.AllowedOrigins), "allowed-origins", "comma-separated extra `origins` browsers may connect from (https://app.example.com; * = any); same-origin is always allowed")
+	fs.Var((*prefixList)(&s.TrustedProxies), "trusted-proxies", "comma-separated `networks` of reverse proxies whose X-Real-IP/X-Forwarded-For name the client (127.0.0.1/32, 10.0.0.0/8; a bare IP is one host)")
 	fs.StringVar(&c.APIKey, "api-key", "", "`key` for the HTTP push API (Authorization: Bearer KEY); empty: API off")
 	fs.Var((*byteSize)(&c.APIMaxPayload), "api-max-payload", "largest payload of one push through the API (0: 64KiB)")
 	fs.StringVar(&c.Backend, "backend", "", "HTTP `URL` that actions without a handler are forwarded to")
@@ -95,6 +97,38 @@ func (l *listValue) String() string {
 
 func (l *listValue) Set(s string) error {
 	*l = SplitList(s)
+	return nil
+}
+
+// prefixList is a comma-separated list of networks; a bare address is a
+// network of one host.
+type prefixList []netip.Prefix
+
+func (l *prefixList) String() string {
+	if l == nil {
+		return ""
+	}
+	parts := make([]string, len(*l))
+	for i, p := range *l {
+		parts[i] = p.String()
+	}
+	return strings.Join(parts, ",")
+}
+
+func (l *prefixList) Set(s string) error {
+	var out []netip.Prefix
+	for _, item := range SplitList(s) {
+		p, err := netip.ParsePrefix(item)
+		if err != nil {
+			a, aerr := netip.ParseAddr(item)
+			if aerr != nil {
+				return fmt.Errorf("wsgate: %q is neither a network (10.0.0.0/8) nor an address", item)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	*l = out
 	return nil
 }
 
