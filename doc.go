@@ -42,9 +42,10 @@
 // the http.Server yourself: call Shutdown when you stop it, because
 // http.Server.Shutdown does not close hijacked WebSocket connections.
 //
-// A connection becomes visible to Push, Presence and Stats just before
-// OnConnect runs; its 101 response, and a full-form client's hello, can
-// reach the client a moment earlier.
+// A full-form client can be reached by Push, Presence and Disconnect from the
+// moment it has its hello, which is always the first frame it reads: a push
+// racing with the hello is not delivered, as the client was not connected yet
+// to its own eyes. A simple-form client can be reached a moment after its 101.
 //
 // Shutdown makes /readyz answer 503 and refuses new handshakes (503), sends
 // every connection a close frame with 1001 (going away), waits for the
