@@ -173,7 +173,7 @@ func (c *Conn) writeLoop() {
 	var bufs net.Buffers
 	for {
 		c.wmu.Lock()
-		if c.wflags&wfBroken != 0 || len(c.wq) == 0 {
+		if c.wflags&wfBroken != 0 || c.queuedLocked() == 0 {
 			if c.wflags&wfBroken == 0 {
 				c.flushedLocked()
 			}
@@ -181,7 +181,7 @@ func (c *Conn) writeLoop() {
 			c.wmu.Unlock()
 			return
 		}
-		batch = append(batch[:0], c.wq...)
+		batch = append(batch[:0], c.x.Load().q.chunks...)
 		c.wmu.Unlock()
 
 		bufs = bufs[:0]

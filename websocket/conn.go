@@ -25,20 +25,13 @@ type Conn struct {
 	eng    *engine
 	poller *poller // reactor mode; nil in blocking mode
 	value  any
-	remote netip.AddrPort
-	flate  *deflateParams          // negotiated permessage-deflate; nil when off
 	x      atomic.Pointer[connExt] // rarely needed fields, allocated on demand
 
 	// Owned by the I/O goroutine (the poller, or the blocking reader).
 	p        parser
-	closeErr error // why the connection ended; final once the close item is queued
 	lastRead int64 // unix nanos of the last read, for the reactor's idle sweep
 
 	deadline atomic.Int64 // unix nanos when waiting for the peer's close ends; 0 = not closing
-
-	// Write side, guarded by wmu.
-	wq      []outChunk
-	wqBytes int
 
 	// Handler side, guarded by imu.
 	inHead *inboxItem
@@ -60,14 +53,18 @@ type Conn struct {
 	io        ioState     // (I/O)
 	scheduled bool        // on the executor's run queue or being run (imu)
 	finalized bool        // OnClose returned; done is (to be) closed (imu)
+	remote    peerAddr    // set before the Conn is shared
 }
 
 // connExt holds what most connections never need, or need only once they
 // end; allocating it on demand keeps Conn in a smaller size class.
 type connExt struct {
-	bio         *blockingIO // blocking mode; set before the Conn is shared
-	subprotocol string      // set before the Conn is shared
-	defl        *deflater   // our compressor when it keeps its window between messages (wmu)
+	bio         *blockingIO    // blocking mode; set before the Conn is shared
+	subprotocol string         // set before the Conn is shared
+	flate       *deflateParams // negotiated permessage-deflate; set before the Conn is shared
+	defl        *deflater      // our compressor when it keeps its window between messages (wmu)
+	q           writeQueue     // output the kernel did not take yet (wmu)
+	closeErr    error          // why the connection ended; final once the close item is queued (I/O)
 
 	localClose *CloseError   // the close frame we started the handshake with (wmu)
 	werr       error         // the write error that broke the connection (wmu)
@@ -87,6 +84,66 @@ func (c *Conn) ext() *connExt {
 	return c.x.Load()
 }
 
+// writeQueue is output waiting for the socket.
+type writeQueue struct {
+	chunks []outChunk
+	bytes  int
+}
+
+// queuedLocked returns the bytes waiting in the write queue.
+func (c *Conn) queuedLocked() int {
+	if x := c.x.Load(); x != nil {
+		return x.q.bytes
+	}
+	return 0
+}
+
+// endReason returns why the connection ended, nil while it is open.
+// I/O goroutine, or after the close item was queued.
+func (c *Conn) endReason() error {
+	if x := c.x.Load(); x != nil {
+		return x.closeErr
+	}
+	return nil
+}
+
+// setEndReason records why the connection ended unless a reason is known
+// already. I/O goroutine.
+func (c *Conn) setEndReason(err error) {
+	if x := c.ext(); x.closeErr == nil {
+		x.closeErr = err
+	}
+}
+
+// deflateParams returns the negotiated permessage-deflate parameters, nil
+// when compression is off.
+func (c *Conn) deflateParams() *deflateParams {
+	if x := c.x.Load(); x != nil {
+		return x.flate
+	}
+	return nil
+}
+
+// peerAddr is a remote TCP address in 20 bytes (a netip.AddrPort takes
+// 32). IPv6 zones are not kept.
+type peerAddr struct {
+	ip   [16]byte
+	port uint16
+	v4   bool
+}
+
+func makePeerAddr(ap netip.AddrPort) peerAddr {
+	return peerAddr{ip: ap.Addr().As16(), port: ap.Port(), v4: ap.Addr().Is4() || ap.Addr().Is4In6()}
+}
+
+func (a peerAddr) tcpAddr() *net.TCPAddr {
+	ip := netip.AddrFrom16(a.ip)
+	if a.v4 {
+		ip = ip.Unmap()
+	}
+	return net.TCPAddrFromAddrPort(netip.AddrPortFrom(ip, a.port))
+}
+
 // blk returns the blocking-mode state, nil in reactor mode.
 func (c *Conn) blk() *blockingIO {
 	if x := c.x.Load(); x != nil {
@@ -100,14 +157,6 @@ func (c *Conn) blk() *blockingIO {
 func (c *Conn) ownDeflater() *deflater {
 	if x := c.x.Load(); x != nil {
 		return x.defl
-	}
-	return nil
-}
-
-// localCloseLocked returns the close we started the handshake with, if any.
-func (c *Conn) localCloseLocked() *CloseError {
-	if x := c.x.Load(); x != nil {
-		return x.localClose
 	}
 	return nil
 }
@@ -157,12 +206,15 @@ var (
 // newConn builds a connection for a finished handshake; the caller picks
 // the I/O mode.
 func newConn(e *engine, res handshakeResult, value any) *Conn {
-	c := &Conn{eng: e, value: value, flate: res.deflate, fd: -1, slot: -1}
+	c := &Conn{eng: e, value: value, fd: -1, slot: -1}
 	if res.subprotocol != "" {
 		c.ext().subprotocol = res.subprotocol
 	}
+	if res.deflate != nil {
+		c.ext().flate = res.deflate
+	}
 	if ta, ok := res.conn.RemoteAddr().(*net.TCPAddr); ok {
-		c.remote = ta.AddrPort()
+		c.remote = makePeerAddr(ta.AddrPort())
 	}
 	pc := parserConfig{server: !e.client, readLimit: e.cfg.ReadLimit, deflate: res.deflate}
 	if d := res.deflate; d != nil {
@@ -202,7 +254,7 @@ func (c *Conn) RemoteAddr() net.Addr {
 	if b := c.blk(); b != nil {
 		return b.conn.RemoteAddr()
 	}
-	return net.TCPAddrFromAddrPort(c.remote)
+	return c.remote.tcpAddr()
 }
 
 // Buffered returns the bytes waiting in the write queue (not yet taken by
@@ -210,7 +262,7 @@ func (c *Conn) RemoteAddr() net.Addr {
 func (c *Conn) Buffered() int {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	return c.wqBytes
+	return c.queuedLocked()
 }
 
 // WriteMessage sends one message. It never blocks: what the kernel does not
@@ -256,7 +308,7 @@ func (c *Conn) Write(ctx context.Context, typ MessageType, data []byte) error {
 func (c *Conn) roomChan() chan struct{} {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if c.wqBytes == 0 || c.wflags&wfClosed != 0 {
+	if c.queuedLocked() == 0 || c.wflags&wfClosed != 0 {
 		return nil
 	}
 	x := c.ext()
@@ -279,7 +331,7 @@ func (c *Conn) WritePrepared(pm *PreparedMessage) error {
 	if c.eng.client || c.ownDeflater() != nil {
 		return c.sendDataLocked(opcode(pm.typ), pm.data)
 	}
-	compressed := c.flate != nil && len(pm.data) >= c.eng.cfg.CompressionThreshold
+	compressed := c.deflateParams() != nil && len(pm.data) >= c.eng.cfg.CompressionThreshold
 	frame, err := pm.frame(compressed)
 	if err != nil {
 		return fmt.Errorf("websocket: prepare frame: %w", err)
@@ -359,7 +411,7 @@ func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
 	select {
 	case m, ok := <-c.blk().msgs:
 		if !ok {
-			return 0, nil, c.closeErr
+			return 0, nil, c.endReason()
 		}
 		return m.typ, m.data, nil
 	case <-ctx.Done():
@@ -382,13 +434,14 @@ func (c *Conn) writableLocked() error {
 // queue. An empty queue takes any one frame, so that every message can be
 // sent.
 func (c *Conn) queueFullLocked(size int) bool {
-	return c.wqBytes > 0 && c.wqBytes+size > c.eng.cfg.WriteQueueLimit
+	q := c.queuedLocked()
+	return q > 0 && q+size > c.eng.cfg.WriteQueueLimit
 }
 
 // sendDataLocked sends one data message, compressed when negotiated and
 // long enough.
 func (c *Conn) sendDataLocked(op opcode, data []byte) error {
-	if c.flate != nil && len(data) >= c.eng.cfg.CompressionThreshold {
+	if c.deflateParams() != nil && len(data) >= c.eng.cfg.CompressionThreshold {
 		return c.sendCompressedLocked(op, data)
 	}
 	return c.sendFrameLocked(op, false, data, false)
@@ -463,7 +516,7 @@ func (c *Conn) armDeadlineLocked() {
 // queue. shared bytes are immutable and are queued without a copy; other
 // bytes belong to the caller and are copied.
 func (c *Conn) transmitLocked(hdr, body []byte, pooled *[]byte, shared bool) error {
-	if c.poller != nil && len(c.wq) == 0 {
+	if c.poller != nil && c.queuedLocked() == 0 {
 		n, err := c.writeDirect(hdr, body)
 		if err != nil {
 			if pooled != nil {
@@ -500,8 +553,9 @@ func (c *Conn) transmitLocked(hdr, body []byte, pooled *[]byte, shared bool) err
 }
 
 func (c *Conn) enqueueLocked(ch outChunk) {
-	c.wq = append(c.wq, ch)
-	c.wqBytes += len(ch.b)
+	q := &c.ext().q
+	q.chunks = append(q.chunks, ch)
+	q.bytes += len(ch.b)
 }
 
 // kickLocked makes sure someone drains the queue.
@@ -518,10 +572,11 @@ func (c *Conn) consumedLocked(n int) {
 	if n <= 0 {
 		return
 	}
-	c.wqBytes -= n
+	q := &c.x.Load().q // n > 0 bytes were queued, so x exists
+	q.bytes -= n
 	i := 0
-	for ; i < len(c.wq) && n > 0; i++ {
-		ch := &c.wq[i]
+	for ; i < len(q.chunks) && n > 0; i++ {
+		ch := &q.chunks[i]
 		if n < len(ch.b) {
 			ch.b = ch.b[n:]
 			break
@@ -532,21 +587,23 @@ func (c *Conn) consumedLocked(n int) {
 		}
 		*ch = outChunk{}
 	}
-	c.wq = c.wq[i:]
-	if len(c.wq) == 0 {
-		c.wq = nil // an idle connection holds no queue
+	q.chunks = q.chunks[i:]
+	if len(q.chunks) == 0 {
+		q.chunks = nil // an idle connection holds no queue
 	}
 	c.signalRoomLocked()
 }
 
 // dropQueueLocked releases everything queued (the socket is gone).
 func (c *Conn) dropQueueLocked() {
-	for i := range c.wq {
-		if c.wq[i].buf != nil {
-			putMsgBuf(c.wq[i].buf)
+	if x := c.x.Load(); x != nil {
+		for i := range x.q.chunks {
+			if x.q.chunks[i].buf != nil {
+				putMsgBuf(x.q.chunks[i].buf)
+			}
 		}
+		x.q = writeQueue{}
 	}
-	c.wq, c.wqBytes = nil, 0
 	c.signalRoomLocked()
 }
 
@@ -595,8 +652,8 @@ func (c *Conn) shutdownWriteLocked() {
 // endErr picks the error OnClose reports: the close frame that started the
 // handshake, else CloseNow, else a write error, else ioErr.
 func (c *Conn) endErr(ioErr error) error {
-	if c.closeErr != nil {
-		return c.closeErr
+	if ce := c.endReason(); ce != nil {
+		return ce
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
@@ -641,9 +698,7 @@ func (c *Conn) readFailed(err error) {
 		_ = c.sendCloseLocked(ce.Code, ce.Reason) // a failed write breaks the conn itself
 	}
 	c.wmu.Unlock()
-	if c.closeErr == nil {
-		c.closeErr = ce
-	}
+	c.setEndReason(ce)
 	c.startDrain(true)
 }
 
@@ -666,7 +721,7 @@ func (c *Conn) drainLocked(shutdown bool) {
 	c.wflags |= wfDraining
 	c.armDeadlineLocked()
 	if shutdown && c.wflags&(wfClosed|wfBroken) == 0 {
-		if len(c.wq) == 0 {
+		if c.queuedLocked() == 0 {
 			c.shutdownWriteLocked()
 		} else {
 			c.wflags |= wfShutdownPending
@@ -698,9 +753,7 @@ func (c *Conn) finish(err error) {
 	if d := c.ownDeflater(); d != nil {
 		d.release()
 	}
-	if c.closeErr == nil {
-		c.closeErr = err
-	}
+	c.setEndReason(err)
 	c.pushClose()
 }
 
@@ -743,9 +796,10 @@ func (c *Conn) onClose(code StatusCode, reason string) error {
 	peer := &CloseError{Code: code, Reason: reason}
 	c.wmu.Lock()
 	weStarted := c.wflags&wfCloseSent != 0
-	c.closeErr = peer
-	if lc := c.localCloseLocked(); weStarted && lc != nil {
-		c.closeErr = lc
+	x := c.ext()
+	x.closeErr = peer
+	if weStarted && x.localClose != nil {
+		x.closeErr = x.localClose
 	}
 	c.wmu.Unlock()
 	switch {

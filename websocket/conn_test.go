@@ -1,19 +1,21 @@
 package websocket
 
 import (
+	"net"
+	"net/netip"
 	"testing"
 	"time"
 	"unsafe"
 )
 
-// TestConnSize keeps Conn in the 320-byte allocation class: a gateway holds
-// one per idle connection, and the next class up (352) costs 32 bytes more
+// TestConnSize keeps Conn in the 256-byte allocation class: a gateway holds
+// one per idle connection, and the next class up (288) costs 32 bytes more
 // for each of them.
 func TestConnSize(t *testing.T) {
 	size := unsafe.Sizeof(Conn{})
 	t.Logf("unsafe.Sizeof(Conn{}) = %d bytes (parser %d)", size, unsafe.Sizeof(parser{}))
-	if size > 320 {
-		t.Errorf("got unsafe.Sizeof(Conn{}) = %d, want ≤ 320", size)
+	if size > 256 {
+		t.Errorf("got unsafe.Sizeof(Conn{}) = %d, want ≤ 256", size)
 	}
 }
 
@@ -88,6 +90,17 @@ func TestDispatchOrderAndRelease(t *testing.T) {
 			t.Fatal("inbox not idle after every message was delivered")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestPeerAddr(t *testing.T) {
+	for _, s := range []string{"127.0.0.1:80", "10.1.2.3:65535", "[::1]:443", "[2001:db8::1]:1", "[::ffff:192.0.2.1]:8080"} {
+		ap := netip.MustParseAddrPort(s)
+		got := makePeerAddr(ap).tcpAddr().String()
+		want := net.TCPAddrFromAddrPort(netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())).String()
+		if got != want {
+			t.Errorf("%s: got %s, want %s", s, got, want)
+		}
 	}
 }
 

@@ -79,7 +79,7 @@
 //
 // # Memory per connection
 //
-// Reactor mode, idle: the Conn (320 bytes) and a table slot — under 400
+// Reactor mode, idle: the Conn (256 bytes) and a table slot — about 300
 // bytes of heap (TestReactorIdleConnections), no goroutine.
 // Buffers exist only while a message is split across reads or the kernel
 // refuses output, and come from size-class pools. Blocking mode adds a

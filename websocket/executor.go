@@ -286,7 +286,7 @@ func (c *Conn) callClose() {
 		return
 	}
 	defer c.recoverCallback()
-	c.eng.h.OnClose(c, c.closeErr)
+	c.eng.h.OnClose(c, c.endReason())
 }
 
 // recoverCallback turns a panicking callback into a 1011 close, as net/http

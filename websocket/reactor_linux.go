@@ -334,7 +334,7 @@ func (c *Conn) wantEventsLocked() uint32 {
 	if !c.paused.Load() || c.wflags&wfDraining != 0 {
 		ev |= unix.EPOLLIN | unix.EPOLLRDHUP
 	}
-	if len(c.wq) > 0 {
+	if c.queuedLocked() > 0 {
 		ev |= unix.EPOLLOUT
 	}
 	return ev
@@ -365,12 +365,13 @@ func (c *Conn) flushQueue() {
 	if c.wflags&(wfClosed|wfBroken) != 0 {
 		return
 	}
-	for len(c.wq) > 0 {
+	for c.queuedLocked() > 0 {
+		q := &c.x.Load().q
 		p.iov = p.iov[:0]
 		total := 0
-		for i := 0; i < len(c.wq) && i < maxIovecs; i++ {
-			p.iov = append(p.iov, c.wq[i].b)
-			total += len(c.wq[i].b)
+		for i := 0; i < len(q.chunks) && i < maxIovecs; i++ {
+			p.iov = append(p.iov, q.chunks[i].b)
+			total += len(q.chunks[i].b)
 		}
 		n, err := unix.Writev(int(c.fd), p.iov)
 		clear(p.iov)
@@ -386,7 +387,7 @@ func (c *Conn) flushQueue() {
 			break
 		}
 	}
-	if len(c.wq) == 0 {
+	if c.queuedLocked() == 0 {
 		c.flushedLocked()
 	}
 	c.updateEventsLocked()
