@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate"
+	"github.com/wsgate/wsgate/internal/leakcheck"
 	"github.com/wsgate/wsgate/websocket"
 )
 
@@ -63,7 +64,7 @@ func TestPushAllocsPerRecipient(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are not meaningful under -race (sync.Pool drops items)")
 	}
-	checkLeaks(t)
+	leakcheck.Check(t)
 	one := pushAllocs(t, 1)
 	hundred := pushAllocs(t, 100)
 	t.Logf("allocations per broadcast: %.1f to 1 conn, %.1f to 100 conns", one, hundred)

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/wsgate/wsgate"
+	"github.com/wsgate/wsgate/internal/leakcheck"
 	"github.com/wsgate/wsgate/websocket"
 )
 
@@ -32,7 +33,7 @@ func TestNewRequiresAuthDecision(t *testing.T) {
 }
 
 func TestEchoClassicMessage(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	ts := startServer(t, anon())
 	if len(classic) != 16 {
 		t.Fatalf("classic message: got %d bytes, want 16", len(classic))
@@ -52,7 +53,7 @@ func TestEchoClassicMessage(t *testing.T) {
 }
 
 func TestEchoMaxMessageSize(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	cfg := anon()
 	cfg.EchoMaxMessageSize = 100
 	ts := startServer(t, cfg)
@@ -64,7 +65,7 @@ func TestEchoMaxMessageSize(t *testing.T) {
 }
 
 func TestDisableEcho(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	cfg := anon()
 	cfg.DisableEcho = true
 	ts := startServer(t, cfg)
@@ -114,7 +115,7 @@ func TestHTTPEndpoints(t *testing.T) {
 }
 
 func TestMaxConns(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	cfg := anon()
 	cfg.MaxConns = 2
 	ts := startServer(t, cfg)
@@ -130,7 +131,7 @@ func TestMaxConns(t *testing.T) {
 }
 
 func TestOriginPolicy(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	cfg := anon()
 	cfg.AllowedOrigins = []string{"https://app.example.com"}
 	ts := startServer(t, cfg)
@@ -160,7 +161,7 @@ func TestOriginPolicy(t *testing.T) {
 }
 
 func TestAnyOrigin(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	cfg := anon()
 	cfg.AllowedOrigins = []string{"*"}
 	ts := startServer(t, cfg)
@@ -171,7 +172,7 @@ func TestAnyOrigin(t *testing.T) {
 }
 
 func TestAuthenticate(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	cfg := wsgate.Config{Authenticate: func(_ context.Context, r *http.Request) (wsgate.Identity, error) {
 		if r.Header.Get("Authorization") != "Bearer good" {
 			return wsgate.Identity{}, errors.New("wsgate: bad token")
@@ -201,7 +202,7 @@ func TestAuthenticate(t *testing.T) {
 }
 
 func TestHandshakeRate(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	cfg := anon()
 	cfg.HandshakeRate = 1 // burst 2
 	ts := startServer(t, cfg)

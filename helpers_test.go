@@ -7,8 +7,6 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"runtime"
-	"strings"
 	"testing"
 	"time"
 
@@ -77,68 +75,6 @@ func (ts *testServer) wait() error {
 	case <-time.After(2 * testTimeout):
 		return errors.New("Serve did not return")
 	}
-}
-
-// checkLeaks fails the test if goroutines started during it are still
-// running (after a grace period) when it ends. Call it first so that its
-// cleanup runs last.
-func checkLeaks(t *testing.T) {
-	t.Helper()
-	before := goroutineIDs()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(testTimeout)
-		for {
-			leaked := newGoroutines(before)
-			if len(leaked) == 0 {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Errorf("%d goroutines leaked:\n%s", len(leaked), strings.Join(leaked, "\n\n"))
-				return
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	})
-}
-
-// goroutineStacks returns every goroutine's stack keyed by its id line.
-func goroutineStacks() map[string]string {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	out := make(map[string]string)
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		id, _, _ := strings.Cut(g, " [")
-		out[id] = g
-	}
-	return out
-}
-
-func goroutineIDs() map[string]bool {
-	ids := make(map[string]bool)
-	for id := range goroutineStacks() {
-		ids[id] = true
-	}
-	return ids
-}
-
-// newGoroutines lists goroutines not in before, ignoring the testing
-// framework's own.
-func newGoroutines(before map[string]bool) []string {
-	var leaked []string
-	for id, stack := range goroutineStacks() {
-		if before[id] || strings.Contains(stack, "testing.tRunner") || strings.Contains(stack, "testing.(*T).Run") {
-			continue
-		}
-		leaked = append(leaked, stack)
-	}
-	return leaked
 }
 
 // dial opens a pull-mode client connection, closed when the test ends.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate"
+	"github.com/wsgate/wsgate/internal/leakcheck"
 	"github.com/wsgate/wsgate/websocket"
 	"github.com/wsgate/wsgate/wire"
 )
@@ -56,7 +57,7 @@ func expectNothing(t *testing.T, ts *testServer, c *websocket.Conn, user string)
 }
 
 func TestPushUser(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	ts := startServer(t, userAuth())
 	alice := []*websocket.Conn{as(t, ts, "alice"), as(t, ts, "alice", wire.Subprotocol), as(t, ts, "alice")}
 	bob := as(t, ts, "bob")
@@ -92,7 +93,7 @@ func TestPushUser(t *testing.T) {
 }
 
 func TestPushTopic(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	ts := startServer(t, userAuth())
 	sub, other := as(t, ts, "a"), as(t, ts, "b")
 	write(t, sub, websocket.BinaryMessage, simple(wire.ActionSubscribe, "news"))
@@ -125,7 +126,7 @@ func TestPushTopic(t *testing.T) {
 }
 
 func TestSubscribeForbidden(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	ts := startServer(t, userAuth())
 	c := dial(t, ts.wsURL("/ws"), &websocket.DialOptions{
 		Header:       http.Header{"X-User": {"u"}, "X-Topics": {"news.*,chat"}},
@@ -156,7 +157,7 @@ func TestSubscribeForbidden(t *testing.T) {
 }
 
 func TestPushBroadcast(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	ts := startServer(t, anon())
 	conns := make([]*websocket.Conn, 10)
 	for i := range conns {
@@ -175,7 +176,7 @@ func TestPushBroadcast(t *testing.T) {
 }
 
 func TestPushConnAndDisconnect(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	var disconnected atomic.Int32
 	cfg := anon()
 	cfg.OnDisconnect = func(c *wsgate.ConnInfo, code int) { disconnected.Store(int32(code)) }
@@ -227,7 +228,7 @@ func TestPushInvalid(t *testing.T) {
 }
 
 func TestShutdown(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	started := make(chan struct{})
 	var finished atomic.Bool
 	ts := startServer(t, anon(), handle(t, 110, func(ctx context.Context, req *wsgate.Request) ([]byte, error) {

@@ -12,12 +12,13 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate"
+	"github.com/wsgate/wsgate/internal/leakcheck"
 	"github.com/wsgate/wsgate/websocket"
 	"github.com/wsgate/wsgate/wire"
 )
 
 func TestClassicMessageOnWS(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	ts := startServer(t, anon(), handle(t, 110, echoHandler))
 	c := dial(t, ts.wsURL("/ws"), nil)
 	write(t, c, websocket.BinaryMessage, classic)
@@ -28,7 +29,7 @@ func TestClassicMessageOnWS(t *testing.T) {
 }
 
 func TestSimpleFormErrors(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	ts := startServer(t, anon(), handle(t, 110, echoHandler),
 		handle(t, 120, func(context.Context, *wsgate.Request) ([]byte, error) {
 			return nil, &wsgate.ReplyError{Code: wire.MinAppCode, Message: "no such thing"}
@@ -66,7 +67,7 @@ func TestSimpleFormErrors(t *testing.T) {
 }
 
 func TestFullFormHelloAndErrors(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	cfg := anon()
 	cfg.MaxMessageSize = 4096
 	cfg.PingInterval = 20 * time.Second
@@ -93,7 +94,7 @@ func TestFullFormHelloAndErrors(t *testing.T) {
 }
 
 func TestJSONForm(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	ts := startServer(t, anon(), handle(t, 110, echoHandler))
 	c := dial(t, ts.wsURL("/ws"), &websocket.DialOptions{Subprotocols: []string{wire.SubprotocolJSON}})
 	typ, data := read(t, c)
@@ -119,7 +120,7 @@ func TestJSONForm(t *testing.T) {
 }
 
 func TestOversizeMessage(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	cfg := anon()
 	cfg.MaxMessageSize = 1024
 	ts := startServer(t, cfg, handle(t, 110, echoHandler))
@@ -134,7 +135,7 @@ func TestOversizeMessage(t *testing.T) {
 // connection to a handler that answers after a random delay, so replies
 // come back out of order, and checks each reply matches its request.
 func TestConcurrentRequests(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	const n = 1000
 	cfg := anon()
 	cfg.MaxInflight = n
@@ -174,7 +175,7 @@ func TestConcurrentRequests(t *testing.T) {
 }
 
 func TestMaxInflight(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	cfg := anon()
 	cfg.MaxInflight = 2
 	release := make(chan struct{})
@@ -206,7 +207,7 @@ func TestMaxInflight(t *testing.T) {
 }
 
 func TestHandlerContext(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	cfg := anon()
 	cfg.HandlerTimeout = 50 * time.Millisecond
 	ts := startServer(t, cfg, handle(t, 110, func(ctx context.Context, req *wsgate.Request) ([]byte, error) {
@@ -232,7 +233,7 @@ func TestHandlerContext(t *testing.T) {
 }
 
 func TestMessageRate(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	cfg := anon()
 	cfg.MessageRate = 5 // burst 10
 	ts := startServer(t, cfg)
@@ -264,7 +265,7 @@ func TestHandleReserved(t *testing.T) {
 }
 
 func TestResumeMustComeFirst(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	ts := startServer(t, anon(), handle(t, 110, echoHandler))
 	resume, _ := wire.AppendFrame(nil, &wire.Frame{Type: wire.TypeResume, Seq: 41})
 	ack, _ := wire.AppendFrame(nil, &wire.Frame{Type: wire.TypeAck, Seq: 41})
@@ -284,7 +285,7 @@ func TestResumeMustComeFirst(t *testing.T) {
 }
 
 func TestSimpleFormJSON(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	ts := startServer(t, anon(), handle(t, 110, echoHandler))
 	c := dial(t, ts.wsURL("/ws"), nil)
 	write(t, c, websocket.TextMessage, []byte(`{"type":"request","id":9,"action":110,"text":"我们都好"}`))

@@ -10,6 +10,7 @@ import (
 
 	"github.com/wsgate/wsgate"
 	"github.com/wsgate/wsgate/client"
+	"github.com/wsgate/wsgate/internal/leakcheck"
 	"github.com/wsgate/wsgate/wire"
 )
 
@@ -33,7 +34,7 @@ func sdkDial(t *testing.T, ts *testServer, opts client.Options) *client.Client {
 }
 
 func TestSDKConcurrentRequests(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	const n = 1000
 	cfg := anon()
 	cfg.MaxInflight = n
@@ -66,7 +67,7 @@ func TestSDKConcurrentRequests(t *testing.T) {
 }
 
 func TestSDKErrorsAndSubscriptions(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	cfg := wsgate.Config{Authenticate: func(context.Context, *http.Request) (wsgate.Identity, error) {
 		return wsgate.Identity{UserID: "alice", Topics: []string{"news.*"}}, nil
 	}}

@@ -9,12 +9,13 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate"
+	"github.com/wsgate/wsgate/internal/leakcheck"
 	"github.com/wsgate/wsgate/websocket"
 	"github.com/wsgate/wsgate/wire"
 )
 
 func TestRunReturnsNilAfterCleanShutdown(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	// Find a free port, then let Run listen on it.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -67,7 +68,7 @@ func mustListen(t *testing.T) net.Listener {
 // connected past IdleTimeout because it answers the heartbeat's pings; with
 // pings too rare, the engine closes it.
 func TestHeartbeatKeepsConnectionsAlive(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	tests := []struct {
 		name      string
 		ping      time.Duration
@@ -95,7 +96,7 @@ func TestHeartbeatKeepsConnectionsAlive(t *testing.T) {
 }
 
 func TestHooks(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	connected := make(chan wsgate.ConnInfo, 1)
 	disconnected := make(chan int, 1)
 	cfg := wsgate.Config{

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate"
+	"github.com/wsgate/wsgate/internal/leakcheck"
 	"github.com/wsgate/wsgate/websocket"
 )
 
@@ -106,7 +107,7 @@ func TestSlowConsumerIsolation(t *testing.T) {
 	if testing.Short() {
 		t.Skip("1,000 connections; skipped with -short")
 	}
-	checkLeaks(t)
+	leakcheck.Check(t)
 	nReaders, nPushes := 1000, 2000
 	if raceEnabled {
 		nPushes = 500 // the race detector slows the 1,000 readers ~10×; the stall shows just the same

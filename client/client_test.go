@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wsgate/wsgate/internal/leakcheck"
 
 	"github.com/wsgate/wsgate"
 	"github.com/wsgate/wsgate/wire"
@@ -28,23 +29,6 @@ const testTimeout = 10 * time.Second
 
 // fastBackoff keeps reconnect tests short.
 var fastBackoff = wire.Backoff{Base: 20 * time.Millisecond, Max: 200 * time.Millisecond}
-
-// checkLeaks fails the test if goroutines started during it are still
-// running once its cleanups (registered later, so run earlier) are done.
-func checkLeaks(t *testing.T) {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(5 * time.Second)
-		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
-		if n := runtime.NumGoroutine(); n > before {
-			buf := make([]byte, 1<<20)
-			t.Errorf("goroutine leak: got %d goroutines, want at most %d\n%s", n, before, buf[:runtime.Stack(buf, true)])
-		}
-	})
-}
 
 // testServer is a real wsgate server on 127.0.0.1. Its users authenticate
 // with "Authorization: Bearer <user>"; the token "bad" is refused.
@@ -220,7 +204,7 @@ func testCtx(t *testing.T) context.Context {
 }
 
 func TestRequestReply(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	ts := startServer(t, "127.0.0.1:0")
 	c := dial(t, ts.url, Options{})
 	if got, want := c.State(), StateConnected; got != want {
@@ -254,7 +238,7 @@ func TestRequestReply(t *testing.T) {
 }
 
 func TestErrorReply(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	ts := startServer(t, "127.0.0.1:0")
 	c := dial(t, ts.url, Options{})
 	cases := []struct {
@@ -283,7 +267,7 @@ func TestErrorReply(t *testing.T) {
 }
 
 func TestPushAndSubscribe(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	ts := startServer(t, "127.0.0.1:0")
 	pushes := make(chan Push, 10)
 	c := dial(t, ts.url, Options{OnPush: func(p Push) { pushes <- p }})
@@ -317,7 +301,7 @@ func TestPushAndSubscribe(t *testing.T) {
 }
 
 func TestReconnectAfterServerRestart(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	ts := startServer(t, "127.0.0.1:0")
 	states := newStateLog()
 	pushes := make(chan Push, 10)
@@ -374,7 +358,7 @@ func TestReconnectAfterServerRestart(t *testing.T) {
 }
 
 func TestTerminalCloseStopsReconnecting(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	ts := startServer(t, "127.0.0.1:0")
 	states := newStateLog()
 	c := dial(t, ts.url, Options{Backoff: fastBackoff, OnStateChange: states.record})
@@ -396,7 +380,7 @@ func TestTerminalCloseStopsReconnecting(t *testing.T) {
 }
 
 func TestPendingFailOnDisconnect(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	ts := startServer(t, "127.0.0.1:0")
 	states := newStateLog()
 	c := dial(t, ts.url, Options{Backoff: fastBackoff, OnStateChange: states.record})
@@ -425,7 +409,7 @@ func TestPendingFailOnDisconnect(t *testing.T) {
 }
 
 func TestDialRefused(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	ts := startServer(t, "127.0.0.1:0")
 	_, err := Dial(testCtx(t), ts.url, Options{Token: "bad"})
 	var he *HandshakeError
@@ -469,7 +453,7 @@ func (f *fakeTimers) snapshot() []time.Duration {
 // with an injected clock: failed dials grow the attempt, a connection that
 // stayed up for Backoff.Max resets it, a draining close does not count.
 func TestBackoffSchedule(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	b := wire.Backoff{Base: time.Second, Max: 8 * time.Second}
 	const r = 0.5
 	delay := func(n int) time.Duration { return b.Delay(n, r) }
@@ -512,7 +496,7 @@ func TestBackoffSchedule(t *testing.T) {
 }
 
 func TestFailedDialsBackOff(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	ts := startServer(t, "127.0.0.1:0")
 	timers := &fakeTimers{}
 	b := wire.Backoff{Base: time.Second, Max: 4 * time.Second}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate"
+	"github.com/wsgate/wsgate/internal/leakcheck"
 	"github.com/wsgate/wsgate/wire"
 )
 
@@ -105,7 +106,7 @@ func (f *freezer) stop() {
 // a connection that goes silent is probed, declared dead after a second
 // heartbeat, closed with 4001 and replaced.
 func TestHeartbeatDetectsDeadConnection(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	ts := startServerConfig(t, "127.0.0.1:0", wsgate.Config{PingInterval: time.Second})
 	proxy := startFreezer(t, ts.addr)
 	states := newStateLog()

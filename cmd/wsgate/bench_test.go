@@ -10,13 +10,15 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/wsgate/wsgate/internal/leakcheck"
 )
 
 // TestBench runs every scenario with a small load against a real "wsgate
 // serve" started with the flags bench/run.sh uses, then builds the report
 // from their --json lines.
 func TestBench(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	g := startServe(t, "--insecure-no-auth", "--demo", "--api-key", "bench-key", "--message-rate", "-1", "--handshake-rate", "-1")
 	results := filepath.Join(t.TempDir(), "results.jsonl")
 	common := []string{"--url", g.ws + "/ws", "--server-pid", "0", "--label", "wsgate", "--json", results, "--progress", "0"}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wsgate/wsgate/internal/leakcheck"
 	"github.com/wsgate/wsgate/websocket"
 	"github.com/wsgate/wsgate/wire"
 )
@@ -60,7 +61,7 @@ func (c *cliClient) wait(t *testing.T) error {
 }
 
 func TestClientActionFrames(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	g := startServe(t)
 	c := startClient(t, "--token", g.token, "--action", "110", g.ws+"/ws")
 	c.send(t, "bob")
@@ -79,7 +80,7 @@ func TestClientActionFrames(t *testing.T) {
 }
 
 func TestClientErrorReplyAndText(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	g := startServe(t)
 	c := startClient(t, "--token", g.token, "--action", "999", g.ws+"/ws")
 	c.send(t, "x")
@@ -96,7 +97,7 @@ func TestClientErrorReplyAndText(t *testing.T) {
 }
 
 func TestClientFullForm(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	g := startServe(t)
 	c := startClient(t, "--token", g.token, "--subprotocol", wire.Subprotocol, g.ws+"/ws")
 	c.stdout.waitFor(t, `hello conn=`)
@@ -108,7 +109,7 @@ func TestClientFullForm(t *testing.T) {
 }
 
 func TestClientEveryAndServerClose(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	g := startServe(t)
 	c := startClient(t, "--token", g.token, "--every", "20ms", "--action", "100", "--message", "tick", g.ws+"/ws")
 	_ = c.stdin.Close() // with --every, EOF does not end the session
@@ -126,7 +127,7 @@ func TestClientEveryAndServerClose(t *testing.T) {
 }
 
 func TestClientHeadersAndRefusal(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	g := startServe(t)
 	// The token can also travel as a plain header.
 	c := startClient(t, "--header", "Authorization: Bearer "+g.token, "--binary", g.ws+"/ws")

@@ -8,11 +8,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wsgate/wsgate/internal/leakcheck"
 
 	"github.com/wsgate/wsgate"
 	"github.com/wsgate/wsgate/client"
@@ -21,23 +22,6 @@ import (
 
 // testTimeout bounds every wait in these tests.
 const testTimeout = 15 * time.Second
-
-// checkLeaks fails the test if goroutines started during it still run
-// after its cleanups.
-func checkLeaks(t *testing.T) {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(5 * time.Second)
-		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
-		if n := runtime.NumGoroutine(); n > before {
-			buf := make([]byte, 1<<20)
-			t.Errorf("goroutine leak: got %d goroutines, want at most %d\n%s", n, before, buf[:runtime.Stack(buf, true)])
-		}
-	})
-}
 
 // syncBuffer is an output the program writes while the test reads it.
 type syncBuffer struct {
@@ -162,7 +146,7 @@ func testCtx(t *testing.T) context.Context {
 }
 
 func TestServeFirstRun(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	g := startServe(t)
 	if g.token == "" || g.apiKey == "" {
 		t.Fatalf("first-run banner: got token %q, API key %q; want both\n%s", g.token, g.apiKey, g.stdout.String())
@@ -246,7 +230,7 @@ func checkDemo(t *testing.T, c *client.Client) {
 }
 
 func TestServeInsecureNoAuth(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	g := startServe(t, "--insecure-no-auth", "--no-echo")
 	if g.token != "" {
 		t.Errorf("banner with --insecure-no-auth: got a demo token, want none")
@@ -269,7 +253,7 @@ func TestServeInsecureNoAuth(t *testing.T) {
 }
 
 func TestServeConfiguredAuth(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	const secret = "a-secret-of-enough-length"
 	t.Setenv("WSGATE_API_KEY", "key-from-env")
 	g := startServe(t, "--jwt-secret", secret, "--demo")
