@@ -705,3 +705,92 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestTLSUsesBlockingMode: a reactor-mode server behind TLS serves wss://
+// (TLS connections always run in blocking mode).
+func TestTLSUsesBlockingMode(t *testing.T) {
+	checkGoroutines(t)
+	srv := websocket.NewServer(websocket.Config{Mode: websocket.ModeReactor}, rtEcho())
+	hs := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = srv.Accept(w, r, nil) // a failed handshake has been answered already
+	}))
+	defer func() {
+		hs.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), rtLimit)
+		defer cancel()
+		if err := srv.Shutdown(ctx, websocket.StatusGoingAway, ""); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), rtLimit)
+	defer cancel()
+	url := "wss" + strings.TrimPrefix(hs.URL, "https")
+	c, _, err := websocket.Dial(ctx, url, nil, &websocket.DialOptions{TLSConfig: hs.Client().Transport.(*http.Transport).TLSClientConfig})
+	if err != nil {
+		t.Fatalf("dial %s: %v", url, err)
+	}
+	defer func() { _ = c.CloseNow(); <-c.Done() }()
+	for _, n := range []int{0, 10, 70000} {
+		want := rtPayload(n, false)
+		if err := c.WriteMessage(websocket.BinaryMessage, want); err != nil {
+			t.Fatalf("write: %v", err)
+		}
+		if _, got := rtRead(t, c); !bytes.Equal(got, want) {
+			t.Fatalf("got %d bytes, want the %d sent", len(got), n)
+		}
+	}
+	if err := c.Close(websocket.StatusNormalClosure, "done"); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if got := websocket.CloseStatus(rtReadErr(t, c)); got != websocket.StatusNormalClosure {
+		t.Errorf("after close: got status %d, want 1000", got)
+	}
+}
+
+// TestContextTakeover: with context takeover on both sides, similar
+// messages compress against the previous ones; every one must still
+// decompress to what was sent, in both directions, prepared ones included.
+func TestContextTakeover(t *testing.T) {
+	rtEachMode(t, func(t *testing.T, mode websocket.Mode) {
+		cfg := websocket.Config{Mode: mode, Compression: true, CompressionContextTakeover: true}
+		conns := make(chan *websocket.Conn, 1)
+		_, url := rtServer(t, cfg, websocket.Handler{
+			OnOpen: func(c *websocket.Conn) { conns <- c },
+			OnMessage: func(c *websocket.Conn, typ websocket.MessageType, data []byte) {
+				_ = c.WriteMessage(typ, data)
+			},
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), rtLimit)
+		defer cancel()
+		c, resp, err := websocket.Dial(ctx, url, &cfg, nil)
+		if err != nil {
+			t.Fatalf("dial: %v", err)
+		}
+		defer func() { _ = c.CloseNow(); <-c.Done() }()
+		if ext := resp.Header.Get("Sec-WebSocket-Extensions"); strings.Contains(ext, "no_context_takeover") {
+			t.Fatalf("got Sec-WebSocket-Extensions %q, want context takeover", ext)
+		}
+		sc := <-conns
+		pm, err := websocket.NewPreparedMessage(websocket.TextMessage, []byte(strings.Repeat("prepared and shared ", 20)))
+		if err != nil {
+			t.Fatalf("prepare: %v", err)
+		}
+		for i := range 30 {
+			want := fmt.Sprintf(`{"seq":%d,"topic":"prices","body":"%s"}`, i, strings.Repeat("similar ", 20+i))
+			if err := c.WriteMessage(websocket.TextMessage, []byte(want)); err != nil {
+				t.Fatalf("write: %v", err)
+			}
+			if _, got := rtRead(t, c); string(got) != want {
+				t.Fatalf("message %d: got %.30q, want %.30q", i, got, want)
+			}
+			if i%10 == 0 {
+				if err := sc.WritePrepared(pm); err != nil {
+					t.Fatalf("WritePrepared: %v", err)
+				}
+				if _, got := rtRead(t, c); !bytes.Equal(got, []byte(strings.Repeat("prepared and shared ", 20))) {
+					t.Fatalf("prepared message %d: got %.30q", i, got)
+				}
+			}
+		}
+	})
+}
