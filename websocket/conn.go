@@ -404,6 +404,11 @@ func (c *Conn) Done() <-chan struct{} {
 // After the connection ends it returns the reason: a *CloseError after a
 // closing handshake. On a connection with a Handler it returns
 // ErrReadNotSupported.
+//
+// The connection reads ahead only a few messages: while nobody calls Read
+// it reads nothing more, so pings go unanswered and a close frame from the
+// peer is not seen. Keep calling Read until it returns an error, or call
+// CloseNow.
 func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
 	if !c.eng.pull {
 		return 0, nil, ErrReadNotSupported
@@ -742,17 +747,19 @@ func (c *Conn) finish(err error) {
 	c.wmu.Lock()
 	registered := c.wflags&wfRegistered != 0
 	c.wflags |= wfClosed | wfBroken
-	c.dropQueueLocked()
 	c.wmu.Unlock()
 	if c.poller != nil {
 		c.poller.release(c, registered)
 	} else {
-		c.blk().release(c)
+		c.blk().release(c) // waits for the writer, which may still be sending queued buffers
 	}
-	c.p.release()
+	c.wmu.Lock()
+	c.dropQueueLocked()
 	if d := c.ownDeflater(); d != nil {
 		d.release()
 	}
+	c.wmu.Unlock()
+	c.p.release()
 	c.setEndReason(err)
 	c.pushClose()
 }
