@@ -3,10 +3,13 @@
 package websocket
 
 import (
+	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -50,7 +53,9 @@ type reactor struct {
 type poller struct {
 	eng    *engine
 	epfd   int
-	efd    int // eventfd that wakes epoll_wait when tasks are posted
+	ep     *os.File        // epfd, registered with Go's netpoller
+	rc     syscall.RawConn // waits for epfd to become readable without blocking a thread
+	efd    int             // eventfd that wakes the poller when tasks are posted
 	buf    []byte
 	events []unix.EpollEvent
 	iov    [][]byte
@@ -110,14 +115,27 @@ func newPoller(e *engine) (*poller, error) {
 		return nil, fmt.Errorf("websocket: eventfd: %w", err)
 	}
 	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: wakeSlot}
-	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, efd, &ev); err != nil {
+	err = unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, efd, &ev)
+	if err == nil {
+		err = unix.SetNonblock(epfd, true) // makes os.NewFile hand it to Go's netpoller
+	}
+	if err != nil {
 		_ = unix.Close(efd)
 		_ = unix.Close(epfd)
-		return nil, fmt.Errorf("websocket: epoll_ctl eventfd: %w", err)
+		return nil, fmt.Errorf("websocket: epoll setup: %w", err)
+	}
+	ep := os.NewFile(uintptr(epfd), "websocket-epoll")
+	rc, err := ep.SyscallConn()
+	if err != nil {
+		_ = ep.Close()
+		_ = unix.Close(efd)
+		return nil, fmt.Errorf("websocket: epoll raw conn: %w", err)
 	}
 	return &poller{
 		eng:    e,
 		epfd:   epfd,
+		ep:     ep,
+		rc:     rc,
 		efd:    efd,
 		buf:    make([]byte, pollReadBuffer),
 		events: make([]unix.EpollEvent, pollEvents),
@@ -158,17 +176,31 @@ func (p *poller) post(t pollTask) {
 	}
 }
 
-// run is the poller goroutine.
+// run is the poller goroutine. It does not block a thread in epoll_wait:
+// an epoll fd is itself pollable, so the goroutine parks in Go's netpoller
+// until epfd is readable and then collects the events with a zero
+// timeout. Wakeups then cost what any network goroutine's cost, instead of
+// a thread leaving a blocking syscall and looking for a P. A read deadline
+// on epfd wakes it for the timeout sweep.
 func (p *poller) run(wg *sync.WaitGroup) {
 	defer wg.Done()
 	defer p.shutdown()
-	nextSweep := time.Now().Add(sweepEvery).UnixNano()
+	nextSweep := time.Now().Add(sweepEvery)
+	_ = p.ep.SetReadDeadline(nextSweep) // cannot fail on an open pollable file
+	var n int
+	var werr error
+	collect := func(fd uintptr) bool {
+		n, werr = unix.EpollWait(int(fd), p.events, 0)
+		return n > 0 || (werr != nil && werr != unix.EINTR)
+	}
 	for {
-		n, err := unix.EpollWait(p.epfd, p.events, int(sweepEvery/time.Millisecond))
-		if err != nil && err != unix.EINTR {
-			return // EBADF/EFAULT/EINVAL: a bug; shutdown drops every connection
+		n, werr = 0, nil
+		err := p.rc.Read(collect)
+		if werr != nil && werr != unix.EINTR || err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			return // a bug (EBADF, EINVAL): shutdown drops every connection
 		}
-		p.now = time.Now().UnixNano()
+		now := time.Now()
+		p.now = now.UnixNano()
 		for i := range n {
 			ev := &p.events[i]
 			if ev.Fd == wakeSlot {
@@ -179,9 +211,10 @@ func (p *poller) run(wg *sync.WaitGroup) {
 			}
 			p.handle(ev)
 		}
-		if p.now >= nextSweep {
+		if err != nil || !now.Before(nextSweep) {
 			p.sweep()
-			nextSweep = p.now + int64(sweepEvery)
+			nextSweep = now.Add(sweepEvery)
+			_ = p.ep.SetReadDeadline(nextSweep) // cannot fail on an open pollable file
 		}
 	}
 }
@@ -322,8 +355,8 @@ func (p *poller) shutdown() {
 }
 
 func (p *poller) closeFDs() {
-	_ = unix.Close(p.efd)  // the poller is gone; errors change nothing
-	_ = unix.Close(p.epfd) // idem
+	_ = unix.Close(p.efd) // the poller is gone; errors change nothing
+	_ = p.ep.Close()      // idem; also leaves Go's netpoller
 }
 
 // --- Conn methods for reactor mode ---
