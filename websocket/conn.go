@@ -183,6 +183,8 @@ const (
 	wfShutdownPending                        // shut the write side once the queue is empty
 	wfWriterRunning                          // blocking: a writer goroutine owns the queue
 	wfStopped                                // blocking: bio.stop is closed
+	wfCorked                                 // reactor: queue writes, the poller flushes them together
+	wfFlushPosted                            // reactor: a flush task is on its way to the poller
 )
 
 // outChunk is queued output.
@@ -521,7 +523,7 @@ func (c *Conn) armDeadlineLocked() {
 // queue. shared bytes are immutable and are queued without a copy; other
 // bytes belong to the caller and are copied.
 func (c *Conn) transmitLocked(hdr, body []byte, pooled *[]byte, shared bool) error {
-	if c.poller != nil && c.queuedLocked() == 0 {
+	if c.poller != nil && c.queuedLocked() == 0 && c.wflags&wfCorked == 0 {
 		n, err := c.writeDirect(hdr, body)
 		if err != nil {
 			if pooled != nil {
@@ -566,7 +568,7 @@ func (c *Conn) enqueueLocked(ch outChunk) {
 // kickLocked makes sure someone drains the queue.
 func (c *Conn) kickLocked() {
 	if c.poller != nil {
-		c.updateEventsLocked()
+		c.kickReactorLocked()
 		return
 	}
 	c.startWriterLocked()

@@ -230,29 +230,22 @@ func (c *Conn) push(it *inboxItem) {
 // runInbox delivers up to runBatch items on a worker; it reports whether
 // the connection has more and must be run again.
 func (c *Conn) runInbox() bool {
+	corked := false
+	defer func() {
+		if corked {
+			c.setCorked(false)
+		}
+	}()
 	for range runBatch {
-		c.imu.Lock()
-		it := c.inHead
+		it, more := c.popItem()
 		if it == nil {
-			c.scheduled = false
-			c.imu.Unlock()
 			return false
 		}
-		c.inHead = it.next
-		if c.inHead == nil {
-			c.inTail = nil
-		}
-		resume := false
-		if it.kind == itemMessage {
-			c.inN--
-			if c.paused.Load() && int(c.inN) <= c.eng.cfg.InboxLimit/2 {
-				c.paused.Store(false)
-				resume = true
-			}
-		}
-		c.imu.Unlock()
-		if resume {
-			c.readingChanged()
+		if more && !corked && c.poller != nil {
+			// More callbacks follow at once: let their writes collect
+			// and go out together (see Conn.setCorked).
+			corked = true
+			c.setCorked(true)
 		}
 		switch it.kind {
 		case itemClose:
@@ -268,6 +261,52 @@ func (c *Conn) runInbox() bool {
 		}
 	}
 	return true
+}
+
+// popItem takes the next inbox item, resuming reading when the inbox has
+// drained enough; more reports whether another item follows. A nil item
+// means the inbox is empty and the connection is off the run queue.
+func (c *Conn) popItem() (it *inboxItem, more bool) {
+	c.imu.Lock()
+	it = c.inHead
+	if it == nil {
+		c.scheduled = false
+		c.imu.Unlock()
+		return nil, false
+	}
+	c.inHead = it.next
+	if c.inHead == nil {
+		c.inTail = nil
+	}
+	resume := false
+	if it.kind == itemMessage {
+		c.inN--
+		if c.paused.Load() && int(c.inN) <= c.eng.cfg.InboxLimit/2 {
+			c.paused.Store(false)
+			resume = true
+		}
+	}
+	more = c.inHead != nil
+	c.imu.Unlock()
+	if resume {
+		c.readingChanged()
+	}
+	return it, more
+}
+
+// setCorked turns write batching on or off for a reactor connection whose
+// callbacks run back to back. While corked, writes are queued instead of
+// written one syscall each, and one flush task asks the poller to send
+// them together; the poller runs concurrently, so a slow callback does not
+// hold back the replies of the ones before it.
+func (c *Conn) setCorked(on bool) {
+	c.wmu.Lock()
+	if on {
+		c.wflags |= wfCorked
+	} else {
+		c.wflags &^= wfCorked
+	}
+	c.wmu.Unlock()
 }
 
 // deliver runs the callback for an open or message item.

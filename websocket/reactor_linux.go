@@ -81,6 +81,7 @@ type taskOp uint8
 const (
 	taskRegister taskOp = iota // add c to epoll after parsing buffered
 	taskAbort                  // tear c down (CloseNow or a write error)
+	taskFlush                  // send c's queue (writes made while corked)
 	taskStop                   // exit the poll loop
 )
 
@@ -236,6 +237,8 @@ func (p *poller) runTasks() bool {
 			p.add(t.c, t.buffered)
 		case taskAbort:
 			t.c.finish(t.c.endErr(errDropped))
+		case taskFlush:
+			t.c.flushQueue()
 		case taskStop:
 			keep = false
 		}
@@ -373,6 +376,19 @@ func (c *Conn) wantEventsLocked() uint32 {
 	return ev
 }
 
+// kickReactorLocked gets queued output moving: a corked connection posts
+// one flush task to its poller; otherwise EPOLLOUT is armed.
+func (c *Conn) kickReactorLocked() {
+	if c.wflags&(wfCorked|wfRegistered) == wfCorked|wfRegistered {
+		if c.wflags&wfFlushPosted == 0 {
+			c.wflags |= wfFlushPosted
+			c.poller.post(pollTask{c: c, op: taskFlush})
+		}
+		return
+	}
+	c.updateEventsLocked()
+}
+
 // updateEventsLocked brings the epoll interest in line with the pause
 // state and the write queue. Any goroutine may call it (under wmu).
 func (c *Conn) updateEventsLocked() {
@@ -395,6 +411,7 @@ func (c *Conn) flushQueue() {
 	p := c.poller
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	c.wflags &^= wfFlushPosted
 	if c.wflags&(wfClosed|wfBroken) != 0 {
 		return
 	}

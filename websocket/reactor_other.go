@@ -37,6 +37,8 @@ func (p *poller) release(*Conn, bool) {}
 
 func (c *Conn) updateEventsLocked() {}
 
+func (c *Conn) kickReactorLocked() {}
+
 func (c *Conn) shutdownFDLocked() {}
 
 func (c *Conn) writeDirect(hdr, body []byte) (int, error) { return 0, nil }

@@ -794,3 +794,46 @@ func TestContextTakeover(t *testing.T) {
 		}
 	})
 }
+
+// TestBatchedRepliesNotHeldBySlowCallback: replies written by callbacks
+// that run back to back are sent together, but a later callback that
+// blocks must not hold back the replies made before it. The blocked
+// callback is released only once the earlier replies arrived, so holding
+// them would deadlock the test.
+func TestBatchedRepliesNotHeldBySlowCallback(t *testing.T) {
+	rtEachMode(t, func(t *testing.T, mode websocket.Mode) {
+		release := make(chan struct{})
+		srv := websocket.NewServer(websocket.Config{Mode: mode}, websocket.Handler{
+			OnMessage: func(c *websocket.Conn, typ websocket.MessageType, data []byte) {
+				if string(data) == "block" {
+					select {
+					case <-release:
+					case <-time.After(rtLimit):
+						t.Error("the replies before the blocked callback never arrived")
+					}
+				}
+				_ = c.WriteMessage(typ, data) // fails only when closing; the client notices
+			},
+		})
+		hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = srv.Accept(w, r, nil) // a failed handshake has been answered already
+		}))
+		defer func() {
+			hs.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), rtLimit)
+			defer cancel()
+			if err := srv.Shutdown(ctx, websocket.StatusGoingAway, ""); err != nil {
+				t.Errorf("shutdown: %v", err)
+			}
+		}()
+		c := dialRaw(t, hs)
+		// One TCP write: the server reads all three messages at once, so
+		// their callbacks run back to back.
+		c.send(text("one"), text("two"), text("block"))
+		c.expectMessage(opText, []byte("one"))
+		c.expectMessage(opText, []byte("two"))
+		close(release)
+		c.expectMessage(opText, []byte("block"))
+		_ = c.conn.Close() // so that Shutdown need not wait for our close frame
+	})
+}
