@@ -37,7 +37,10 @@
 // timer and no goroutine. Idle and close timeouts are checked by a sweep
 // about once a second. Writes go straight from the writing goroutine to
 // the socket; only what the kernel refuses is queued, and the poller sends
-// it when the socket is writable.
+// it when the socket is writable. When one connection's callbacks run back
+// to back (pipelined requests), the replies they write are queued and the
+// poller sends them together in one writev while the callbacks go on, so a
+// slow callback never holds back the replies written before it.
 //
 // Blocking mode: one reader goroutine per connection, and a writer
 // goroutine only while data is queued. It is used for TLS connections
