@@ -127,6 +127,11 @@ func newPoller(e *engine) (*poller, error) {
 	}
 	ep := os.NewFile(uintptr(epfd), "websocket-epoll")
 	rc, err := ep.SyscallConn()
+	if err == nil {
+		// Only a file in Go's netpoller takes deadlines; without it the
+		// poller could not wait for events.
+		err = ep.SetReadDeadline(time.Time{})
+	}
 	if err != nil {
 		_ = ep.Close()
 		_ = unix.Close(efd)
