@@ -837,3 +837,56 @@ func TestBatchedRepliesNotHeldBySlowCallback(t *testing.T) {
 		_ = c.conn.Close() // so that Shutdown need not wait for our close frame
 	})
 }
+
+// TestShutdownRacingAccept: dials keep arriving while Shutdown runs; every
+// connection that was accepted is closed, Shutdown returns, and nothing
+// leaks.
+func TestShutdownRacingAccept(t *testing.T) {
+	rtEachMode(t, func(t *testing.T, mode websocket.Mode) {
+		srv := websocket.NewServer(websocket.Config{Mode: mode}, rtEcho())
+		hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = srv.Accept(w, r, nil) // after Shutdown: 503, or a dropped connection
+		}))
+		defer hs.Close()
+		url := "ws" + strings.TrimPrefix(hs.URL, "http")
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range 10 {
+					ctx, cancel := context.WithTimeout(context.Background(), rtLimit)
+					c, _, err := websocket.Dial(ctx, url, nil, nil)
+					if err == nil {
+						// Accepted: the connection must end (Shutdown closes it).
+						if err := rtReadErrCtx(ctx, c); err == nil {
+							t.Error("read after shutdown: got nil error")
+						}
+						_ = c.CloseNow()
+						<-c.Done()
+					}
+					cancel()
+				}
+			}()
+		}
+		time.Sleep(5 * time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), rtLimit)
+		defer cancel()
+		if err := srv.Shutdown(ctx, websocket.StatusGoingAway, ""); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		wg.Wait()
+		if n := srv.Len(); n != 0 {
+			t.Errorf("Len after Shutdown: got %d, want 0", n)
+		}
+	})
+}
+
+// rtReadErrCtx reads until the connection ends or ctx does.
+func rtReadErrCtx(ctx context.Context, c *websocket.Conn) error {
+	for {
+		if _, _, err := c.Read(ctx); err != nil {
+			return err
+		}
+	}
+}
