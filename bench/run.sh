@@ -3,11 +3,11 @@
 # gorilla baseline (bench/baseline), interleaved, for several rounds, and
 # write the medians and ratios to bench/RESULTS.md.
 #
-#   bench/run.sh                 # ROUNDS=5, about 8 minutes on 2 cores
+#   bench/run.sh                    # ROUNDS=7, about 7 minutes on 2 cores
 #   ROUNDS=1 QUICK=1 bench/run.sh   # a smoke test with small loads, ~1 minute
 #
 # Environment:
-#   ROUNDS   rounds of every scenario on both servers (default 5)
+#   ROUNDS   rounds of every scenario on both servers (default 7)
 #   QUICK=1  small loads (for checking the script, not for numbers)
 #   OUT      where to write the results (default bench/RESULTS.md); the part
 #            of an existing file after the line "<!-- notes -->" is kept
@@ -20,14 +20,14 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-ROUNDS=${ROUNDS:-5}
+ROUNDS=${ROUNDS:-7}
 OUT=${OUT:-bench/RESULTS.md}
 API_KEY=bench-$RANDOM$RANDOM
 
 if [[ -n "${QUICK:-}" ]]; then
 	IDLE_N=2000 FANOUT_N=1000 FANOUT_REPEATS=10 RPC_DURATION=2s CONNECT_N=2000
 else
-	IDLE_N=18000 FANOUT_N=10000 FANOUT_REPEATS=30 RPC_DURATION=8s CONNECT_N=15000
+	IDLE_N=18000 FANOUT_N=10000 FANOUT_REPEATS=30 RPC_DURATION=10s CONNECT_N=15000
 fi
 RPC_CONNS=50
 

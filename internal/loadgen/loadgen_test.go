@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/wsgate/wsgate"
 	"github.com/wsgate/wsgate/internal/api"
 	"github.com/wsgate/wsgate/internal/gatewaytest"
+	"github.com/wsgate/wsgate/internal/leakcheck"
 	"github.com/wsgate/wsgate/internal/loadgen"
 	"github.com/wsgate/wsgate/wire"
 )
@@ -47,24 +47,6 @@ func startGateway(t *testing.T, echo bool, tune func(*wsgate.Config)) *gatewayte
 	})
 }
 
-// checkGoroutines fails the test if goroutines started during it are still
-// running once it and its gateway have stopped. Call it before
-// startGateway: cleanups run last-registered first.
-func checkGoroutines(t *testing.T) {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(gatewaytest.Timeout)
-		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
-		if n := runtime.NumGoroutine(); n > before {
-			buf := make([]byte, 1<<16)
-			t.Errorf("goroutines: got %d after the test, want at most %d\n%s", n, before, buf[:runtime.Stack(buf, true)])
-		}
-	})
-}
-
 func config(g *gatewaytest.Gateway, progress io.Writer) loadgen.Config {
 	return loadgen.Config{
 		URL:           g.WS + "/ws",
@@ -93,7 +75,7 @@ func metric(t *testing.T, r loadgen.Result, name string) float64 {
 }
 
 func TestIdle(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	g := startGateway(t, true, nil)
 	var progress bytes.Buffer
 	res, err := loadgen.Idle(testCtx(t), config(g, &progress), loadgen.IdleOptions{N: 60, Conc: 8, Settle: 50 * time.Millisecond})
@@ -118,7 +100,7 @@ func TestIdle(t *testing.T) {
 // TestIdleRefused checks that connections the server refuses are counted
 // as errors and not as held connections.
 func TestIdleRefused(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	g := startGateway(t, true, func(c *wsgate.Config) { c.MaxConns = 10 })
 	res, err := loadgen.Idle(testCtx(t), config(g, nil), loadgen.IdleOptions{N: 25, Conc: 5, Settle: time.Millisecond})
 	if err != nil {
@@ -152,7 +134,7 @@ func pipeSpawner(t *testing.T) loadgen.Spawner {
 }
 
 func TestIdleWorkers(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	g := startGateway(t, true, nil)
 	cfg := config(g, nil)
 	cfg.Spawn = pipeSpawner(t)
@@ -173,7 +155,7 @@ func TestIdleWorkers(t *testing.T) {
 func TestFanout(t *testing.T) {
 	for _, procs := range []int{1, 2} {
 		t.Run(map[int]string{1: "one process", 2: "two workers"}[procs], func(t *testing.T) {
-			checkGoroutines(t)
+			leakcheck.Check(t)
 			g := startGateway(t, true, nil)
 			cfg := config(g, nil)
 			cfg.Spawn = pipeSpawner(t)
@@ -199,7 +181,7 @@ func TestFanout(t *testing.T) {
 }
 
 func TestFanoutWrongKey(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	g := startGateway(t, true, nil)
 	cfg := config(g, nil)
 	cfg.APIKey = "wrong"
@@ -210,7 +192,7 @@ func TestFanoutWrongKey(t *testing.T) {
 }
 
 func TestRPC(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	g := startGateway(t, true, nil)
 	o := loadgen.RPCOptions{Conns: 4, Window: 2, Warmup: 50 * time.Millisecond, Duration: 300 * time.Millisecond}
 	res, err := loadgen.RPC(testCtx(t), config(g, nil), o)
@@ -236,7 +218,7 @@ func TestRPC(t *testing.T) {
 // TestRPCErrorReplies checks that error replies are counted as errors,
 // not as answers: this gateway has no handler for the echo action.
 func TestRPCErrorReplies(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	g := startGateway(t, false, nil)
 	o := loadgen.RPCOptions{Conns: 2, Warmup: 20 * time.Millisecond, Duration: 100 * time.Millisecond}
 	res, err := loadgen.RPC(testCtx(t), config(g, nil), o)
@@ -252,7 +234,7 @@ func TestRPCErrorReplies(t *testing.T) {
 }
 
 func TestConnect(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	g := startGateway(t, true, nil)
 	res, err := loadgen.Connect(testCtx(t), config(g, nil), loadgen.ConnectOptions{N: 30, Conc: 4})
 	if err != nil {
@@ -268,7 +250,7 @@ func TestConnect(t *testing.T) {
 }
 
 func TestConnectRefused(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	g := startGateway(t, true, func(c *wsgate.Config) { c.HandshakeRate = 1 }) // burst 2, then 429
 	res, err := loadgen.Connect(testCtx(t), config(g, nil), loadgen.ConnectOptions{N: 10, Conc: 1})
 	if err != nil {
@@ -280,7 +262,7 @@ func TestConnectRefused(t *testing.T) {
 }
 
 func TestPushAllocs(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	res, err := loadgen.PushAllocs(testCtx(t), loadgen.PushAllocsOptions{Small: 5, Large: 20, Pushes: 5})
 	if err != nil {
 		t.Fatalf("PushAllocs: %v", err)
