@@ -65,6 +65,7 @@ const (
 	CodeTooLarge      ErrorCode = 8  // payload or reply exceeds an application limit
 	CodeNotSubscribed ErrorCode = 9  // unsubscribe from a topic the connection is not in
 	CodeLimitExceeded ErrorCode = 10 // a per-connection limit (subscriptions, in-flight requests)
+	CodePushesLost    ErrorCode = 11 // sequenced pushes the client asked for are gone; sent with id 0 after a resume
 
 	// MinAppCode is the lowest error code available to applications.
 	MinAppCode ErrorCode = 1000
@@ -93,6 +94,8 @@ func (c ErrorCode) String() string {
 		return "not subscribed"
 	case CodeLimitExceeded:
 		return "limit exceeded"
+	case CodePushesLost:
+		return "pushes lost"
 	}
 	if c >= MinAppCode {
 		return "application error " + strconv.Itoa(int(c))
