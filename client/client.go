@@ -178,7 +178,8 @@ type Client struct {
 	nextID  uint32
 	pending map[uint32]*call
 	topics  map[string]struct{} // resubscribed after a reconnect
-	lastSeq uint64              // highest push sequence received; sent in resume
+	lastSeq uint64              // highest push sequence received (or the first hello's); sent in resume
+	synced  bool                // lastSeq is known: a hello has set it
 	closed  bool
 }
 
@@ -203,7 +204,7 @@ func Dial(ctx context.Context, url string, opts Options) (*Client, error) {
 			Compression:  opts.Compression,
 		},
 	}
-	conn, hello, err := c.connect(ctx, 0)
+	conn, hello, err := c.connect(ctx, position{})
 	if err != nil {
 		return nil, err
 	}

@@ -32,10 +32,19 @@ func (e *HandshakeError) terminal() bool {
 	return e.StatusCode == http.StatusUnauthorized || e.StatusCode == http.StatusForbidden
 }
 
+// position is where the client stands in its user's push sequence.
+type position struct {
+	seq   uint64
+	known bool // false until the first hello: the client has no position yet
+}
+
 // connect opens one connection and waits for the server's hello, within
-// Options.DialTimeout. A resume > 0 is sent as the first frame, so the
-// server replays the user's pushes after that sequence.
-func (c *Client) connect(ctx context.Context, resume uint64) (*websocket.Conn, Hello, error) {
+// Options.DialTimeout. The first frame it sends is always a resume: with a
+// known position before the hello, so that the server replays the user's
+// pushes after it; without one after the hello, with the hello's sequence,
+// which tells the server at once that there is nothing to replay (it holds
+// a connection's pushes for a few seconds waiting for a resume).
+func (c *Client) connect(ctx context.Context, from position) (*websocket.Conn, Hello, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.DialTimeout)
 	defer cancel()
 	h := c.opts.Header.Clone()
@@ -60,8 +69,8 @@ func (c *Client) connect(ctx context.Context, resume uint64) (*websocket.Conn, H
 		_ = conn.CloseNow() // unusable; the error below says why
 		return nil, Hello{}, fmt.Errorf("wsgate: %s did not accept subprotocol %s (got %q); is it a wsgate /ws endpoint?", c.url, wire.Subprotocol, p)
 	}
-	if resume > 0 {
-		if err := writeFrame(ctx, conn, &wire.Frame{Type: wire.TypeResume, Seq: resume}); err != nil {
+	if from.known {
+		if err := writeFrame(ctx, conn, &wire.Frame{Type: wire.TypeResume, Seq: from.seq}); err != nil {
 			_ = conn.CloseNow() // already failing
 			return nil, Hello{}, err
 		}
@@ -70,6 +79,12 @@ func (c *Client) connect(ctx context.Context, resume uint64) (*websocket.Conn, H
 	if err != nil {
 		_ = conn.CloseNow() // nothing more to say to a server that broke the protocol
 		return nil, Hello{}, err
+	}
+	if !from.known {
+		if err := writeFrame(ctx, conn, &wire.Frame{Type: wire.TypeResume, Seq: hello.lastSeq}); err != nil {
+			_ = conn.CloseNow() // already failing
+			return nil, Hello{}, err
+		}
 	}
 	return conn, hello, nil
 }

@@ -13,7 +13,9 @@
 // (wire.Backoff: exponential with jitter, reset after a connection that
 // lasted Backoff.Max) and, on the new connection, sends a resume frame so
 // the server can replay the user's sequenced pushes, and subscribes again to
-// the topics of Subscribe. Close ends it for good.
+// the topics of Subscribe. Close ends it for good. (The first connection
+// sends a resume too, right after the hello, with the hello's sequence: it
+// tells the server that there is nothing to replay.)
 //
 // States move Connecting → Connected ⇄ Reconnecting → Closed and are
 // reported to Options.OnStateChange. Reconnecting stops, and the state
@@ -38,7 +40,11 @@
 // order the events happened. They must return quickly: pushes wait for them
 // in a bounded queue (Options.PushQueue), and when it is full the client
 // stops reading until there is room. Sequenced pushes (those addressed to a
-// user) are deduplicated by sequence and acknowledged after OnPush returns.
+// user) are deduplicated by sequence and acknowledged after OnPush returns;
+// after a reconnect the server replays the ones the client missed, in
+// order, before newer ones. A gap in the sequence, or a "pushes lost"
+// notice from the server (logged), means pushes were lost for good: the
+// server no longer retained them.
 // Close must not be called from a callback, because it waits for the
 // callback goroutine.
 //

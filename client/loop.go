@@ -84,7 +84,7 @@ func (c *Client) reconnect(attempt *int, code wire.CloseCode) (*websocket.Conn, 
 		if err := c.sleep(c.opts.Backoff.Delay(n, c.opts.clock.rand())); err != nil {
 			return nil, 0, Hello{}, err
 		}
-		conn, hello, err := c.connect(c.life, c.resumeSeq())
+		conn, hello, err := c.connect(c.life, c.position())
 		if err == nil {
 			gen, ok := c.attach(conn, hello)
 			if !ok { // Close ran while we dialed
@@ -114,10 +114,10 @@ func (c *Client) sleep(d time.Duration) error {
 	}
 }
 
-func (c *Client) resumeSeq() uint64 {
+func (c *Client) position() position {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.lastSeq
+	return position{seq: c.lastSeq, known: c.synced}
 }
 
 // attach makes conn the current connection under a new generation. It
@@ -130,10 +130,10 @@ func (c *Client) attach(conn *websocket.Conn, hello Hello) (uint64, bool) {
 	}
 	c.gen++
 	c.conn, c.hello = conn, hello
-	if c.lastSeq == 0 {
+	if !c.synced {
 		// A fresh client starts from the server's last sequence: older
 		// pushes were never meant for it.
-		c.lastSeq = hello.lastSeq
+		c.lastSeq, c.synced = hello.lastSeq, true
 	}
 	return c.gen, true
 }
@@ -255,7 +255,7 @@ func (c *Client) freshPush(seq uint64) bool {
 	if seq <= last {
 		return false
 	}
-	if last > 0 && seq > last+1 {
+	if seq > last+1 {
 		c.opts.Logger.Warn("wsgate client: pushes lost", "after", last, "next", seq)
 	}
 	return true

@@ -38,6 +38,7 @@ export const SIMPLE_ERROR_BIT = 0x80000000;
 export const ErrorCode = Object.freeze({
   UNKNOWN_ACTION: 1, BAD_REQUEST: 2, FORBIDDEN: 3, INTERNAL: 4, UNAVAILABLE: 5,
   TIMEOUT: 6, RATE_LIMITED: 7, TOO_LARGE: 8, NOT_SUBSCRIBED: 9, LIMIT_EXCEEDED: 10,
+  PUSHES_LOST: 11, // id-0 error after a resume: sequenced pushes are no longer retained
   MIN_APP: 1000,
 });
 
@@ -629,8 +630,11 @@ export class WsgateClient {
     this.#hello = hello;
     this.#openedAt = this.#opts.now();
     if (!this.#hasSeq) {
+      // A fresh client starts from the hello's sequence, and says so at once:
+      // the server holds pushes for a few seconds waiting for a resume.
       this.#lastSeq = hello.seq;
       this.#hasSeq = true;
+      this.#send({ type: "resume", seq: hello.seq });
     }
     this.#setState("open");
     this.#startHeartbeat(hello.heartbeat);

@@ -168,9 +168,12 @@ async function connected(options = {}) {
   const sock = Fake.instances[0];
   assert.deepStrictEqual(sock.protocols, [SUBPROTOCOL]);
   sock.accept();
-  sock.deliver({ ...HELLO, ...options.hello });
+  const hello = { ...HELLO, ...options.hello };
+  sock.deliver(hello);
   assert.equal((await ready).conn, "c1");
   assert.equal(client.state, "open");
+  // A fresh client's first frame is a resume from the hello's sequence.
+  assert.deepStrictEqual(sock.sent.shift(), { type: "resume", seq: hello.seq });
   return { client, Fake, sock, events };
 }
 
@@ -318,6 +321,7 @@ test("client heartbeat pings when idle and gives up after twice the period", { t
     const sock = Fake.instances[0];
     sock.accept();
     sock.deliver({ ...HELLO, heartbeat: 1 });
+    assert.deepStrictEqual(sock.sent.shift(), { type: "resume", seq: 0n });
     const advance = (ms) => { now += ms; mock.timers.tick(ms); };
     advance(500);
     assert.equal(sock.sent.length, 0, "pinged while traffic was recent");
