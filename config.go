@@ -95,6 +95,25 @@ type Config struct {
 	// disables it. Exceeding it gets HTTP 429 with Retry-After.
 	HandshakeRate float64
 
+	// HistorySize bounds the pushes kept per user for clients that resume
+	// after a reconnect (see Publish). Default 256; negative keeps none
+	// (pushes to users are still numbered, and a resume then only learns
+	// what it lost).
+	HistorySize int
+	// HistoryBytes bounds the payload bytes kept per user. Default 512 KiB.
+	// Keep it below SendQueueBytes: a replay that does not fit the send
+	// queue closes the connection as a slow consumer.
+	HistoryBytes int64
+	// HistoryTTL is how long a push is kept for resuming clients. Default
+	// 10 minutes.
+	HistoryTTL time.Duration
+	// HistoryMemory bounds the history of all users together, in bytes
+	// (payloads plus about 64 bytes per push and 192 per user); beyond it
+	// the users pushed to least recently lose their history first. Default
+	// 128 MiB. A user's sequence and ack outlive its history while the user
+	// is connected here; the state of others is forgotten with it.
+	HistoryMemory int64
+
 	// Fallback handles actions that have no registered handler. nil replies
 	// "unknown action N".
 	Fallback HandlerFunc
@@ -131,6 +150,10 @@ const (
 	defaultMessageRate        = 100
 	defaultHandshakeRate      = 20
 	defaultShutdownTimeout    = 10 * time.Second
+	defaultHistorySize        = 256
+	defaultHistoryBytes       = 512 << 10
+	defaultHistoryTTL         = 10 * time.Minute
+	defaultHistoryMemory      = 128 << 20
 )
 
 // withDefaults returns a copy of c with every zero field set to its default,
@@ -152,6 +175,10 @@ func (c Config) withDefaults() (Config, error) {
 	setDefault(&c.MessageRate, defaultMessageRate)
 	setDefault(&c.HandshakeRate, defaultHandshakeRate)
 	setDefault(&c.ShutdownTimeout, defaultShutdownTimeout)
+	setDefault(&c.HistorySize, defaultHistorySize)
+	setDefault(&c.HistoryBytes, defaultHistoryBytes)
+	setDefault(&c.HistoryTTL, defaultHistoryTTL)
+	setDefault(&c.HistoryMemory, defaultHistoryMemory)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -190,10 +217,18 @@ func (c *Config) validate() error {
 		{"MaxInflight", int64(c.MaxInflight)},
 		{"HandlerTimeout", int64(c.HandlerTimeout)},
 		{"ShutdownTimeout", int64(c.ShutdownTimeout)},
+		{"HistoryBytes", c.HistoryBytes},
+		{"HistoryTTL", int64(c.HistoryTTL)},
+		{"HistoryMemory", c.HistoryMemory},
 	} {
 		if f.v < 0 {
 			return fmt.Errorf("wsgate: Config.%s is negative (%d)", f.name, f.v)
 		}
 	}
 	return nil
+}
+
+// historyLimits are the in-memory broker's bounds.
+func (c *Config) historyLimits() historyLimits {
+	return historyLimits{size: max(c.HistorySize, 0), bytes: c.HistoryBytes, ttl: c.HistoryTTL, total: c.HistoryMemory}
 }

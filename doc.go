@@ -78,7 +78,9 @@
 // (slow consumer), counted in Stats.SlowConsumers, and the others are not
 // slowed. A push is framed once per protocol form and the same bytes are
 // shared by every recipient: a broadcast costs two allocations however many
-// connections it reaches.
+// connections it reaches. A push to a user is queued on the user's
+// connections while the user's delivery lock is held, which is what keeps
+// concurrent pushes to one user in sequence order; queueing never blocks.
 //
 // Connections live in a registry of 64 shards indexed by connection id, by
 // user and by topic. Lookups copy the recipients into a pooled slice under
@@ -90,6 +92,33 @@
 //
 // Authenticate runs on the HTTP request's goroutine; OnConnect and
 // OnDisconnect run on the engine's executor and must return quickly.
+//
+// # Sequenced delivery
+//
+// A push to a user (Target.User or Users) gets the user's next sequence
+// number, 1, 2, 3, …, and is kept in the user's history, bounded per user by
+// Config.HistorySize, HistoryBytes and HistoryTTL and for all users together
+// by HistoryMemory (the users pushed to least recently lose theirs first).
+// Full-form clients receive the sequence in the push frame, acknowledge what
+// they handled (UserStatus reports the highest ack per user) and, after a
+// reconnect, send a resume frame with the last sequence they hold: the server
+// replays every retained push after it, in order, before any newer push
+// reaches that connection, so a client loses nothing across reconnects and
+// sees nothing twice. Pushes it asked for that are no longer retained are
+// announced by an error frame (code pushes-lost) instead. Simple-form
+// clients get user pushes as plain action + payload, without sequence or
+// replay; topic, broadcast and connection pushes are unsequenced and framed
+// once for everyone.
+//
+// How it stays in order: the broker delivers one user's pushes one at a
+// time, in sequence order, and records each in the history before
+// delivering it. Each sequenced connection remembers the highest sequence
+// queued to it. A connection that resumes first switches to buffering, under
+// a lock striped by user that deliveries also take, then reads the history,
+// then sends the history and the buffer — skipping every sequence it already
+// sent — and goes live, under the lock again. Until a new connection's first
+// frame, the server may hold its user's pushes for up to 5 s waiting for a
+// resume; the Go and JavaScript clients always send one first.
 //
 // # Security
 //
@@ -138,8 +167,10 @@
 //
 // A gateway holds hundreds of thousands of mostly idle connections, so the
 // per-connection state is small: a session (id, identity, subscriptions,
-// a 16-byte token bucket, counters) and its registry entries take about 160
-// bytes besides the engine's connection (about 1 KiB idle), with no
-// goroutine, timer, map or channel per connection. Buffers are pooled and
-// held only while a message is being handled or queued.
+// a 16-byte token bucket, counters, the sequence last sent) and its registry
+// entries take about 160 bytes besides the engine's connection (about 1 KiB
+// idle), with no goroutine, timer, map or channel per connection. Buffers
+// are pooled and held only while a message is being handled or queued.
+// Users nobody pushed to recently have no history; a sequenced connection
+// has a push buffer only while it waits for or runs a replay.
 package wsgate

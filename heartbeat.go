@@ -6,10 +6,10 @@ import (
 	"time"
 )
 
-// startHeartbeat starts the heartbeat goroutine with the first connection,
+// startBackground starts the heartbeat goroutine with the first connection,
 // so that New starts nothing and a Server only mounted through Handler()
 // still pings. It does nothing once running or after Shutdown.
-func (s *Server) startHeartbeat() {
+func (s *Server) startBackground() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.heartbeatStop != nil || s.shutdownDone != nil {
@@ -42,6 +42,8 @@ func (s *Server) stopHeartbeat(ctx context.Context) error {
 // registry shard per tick, spreading the pings evenly over the interval
 // instead of waking every connection at once, and needs no timer per
 // connection. Silent connections are closed by the engine's IdleTimeout.
+// Each tick also ends the holds of connections that never sent a resume
+// and lets the history forget expired users.
 func (s *Server) heartbeat(stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
 	tick := time.NewTicker(max(s.cfg.PingInterval/registryShards, time.Millisecond))
@@ -59,5 +61,7 @@ func (s *Server) heartbeat(stop <-chan struct{}, done chan<- struct{}) {
 			_ = sess.conn.Ping(nil) // fails only when closing; onClose unregisters it
 		}
 		clear(*snap)
+		s.releaseExpired()
+		s.mem.sweep()
 	}
 }

@@ -33,24 +33,90 @@ func (t *Target) validate() error {
 }
 
 // Push sends payload under action to the target's connections and returns
-// how many had it queued. The message is framed once per protocol form and
-// the frame is shared by every recipient; Push never waits for a
-// connection: one whose send queue is full is closed with 4000 (slow
-// consumer) and not counted. ctx is checked between registry shards, so a
-// cancelled broadcast stops part-way and reports what it delivered.
+// how many had it queued; it is Publish without the sequence number.
 func (s *Server) Push(ctx context.Context, to Target, action wire.Action, payload []byte) (int, error) {
+	r, err := s.Publish(ctx, to, action, payload)
+	return r.Delivered, err
+}
+
+// PushResult is what Publish did.
+type PushResult struct {
+	// Delivered counts the connections that had the message queued, or is
+	// -1 with a shared Broker, where every node delivers it after Publish
+	// returns.
+	Delivered int
+	// Seq is the sequence number a push to Target.User got; 0 otherwise.
+	Seq uint64
+}
+
+// Publish sends payload under action to the target's connections. The
+// message is framed once per protocol form and the frame is shared by every
+// recipient; Publish never waits for a connection: one whose send queue is
+// full is closed with 4000 (slow consumer) and not counted. ctx is checked
+// between registry shards, so a cancelled broadcast stops part-way and
+// reports what it delivered.
+//
+// A push to a user (User, or each of Users) is sequenced: it gets the
+// user's next sequence number and stays in the user's history for a while
+// (Config.HistorySize, HistoryBytes, HistoryTTL), so that full-form clients
+// that reconnect get what they missed, exactly once and in order.
+// Simple-form clients get user pushes as plain action + payload, without
+// sequence or replay. Topic, All and Conn pushes are unsequenced.
+func (s *Server) Publish(ctx context.Context, to Target, action wire.Action, payload []byte) (PushResult, error) {
 	if err := to.validate(); err != nil {
-		return 0, err
+		return PushResult{}, err
 	}
 	if action < wire.MinAppAction || action&wire.SimpleErrorBit != 0 {
-		return 0, fmt.Errorf("wsgate: push action %d out of range [%d, %d]", action, wire.MinAppAction, wire.SimpleErrorBit-1)
+		return PushResult{}, fmt.Errorf("wsgate: push action %d out of range [%d, %d]", action, wire.MinAppAction, wire.SimpleErrorBit-1)
 	}
 	if s.draining.Load() {
-		return 0, ErrServerClosed
+		return PushResult{}, ErrServerClosed
 	}
 	if err := ctx.Err(); err != nil {
-		return 0, err
+		return PushResult{}, err
 	}
+	if s.local && to.User == "" && len(to.Users) == 0 {
+		// Nothing to number or share: straight to the fanout, which then
+		// costs the same two allocations for any number of recipients.
+		n, err := s.fanout(ctx, to, action, payload)
+		return PushResult{Delivered: n}, err
+	}
+	if len(to.Users) == 0 {
+		m := Message{Target: to, Action: action, Payload: payload}
+		n, err := s.broker.Publish(ctx, &m)
+		return PushResult{Delivered: n, Seq: m.Seq}, err
+	}
+	var r PushResult
+	for _, u := range to.Users {
+		m := Message{Target: Target{User: u}, Action: action, Payload: payload}
+		n, err := s.broker.Publish(ctx, &m)
+		if err != nil {
+			return r, err
+		}
+		r.Delivered = sumDelivered(r.Delivered, n)
+	}
+	return r, nil
+}
+
+// sumDelivered adds delivery counts, where -1 (unknown) wins.
+func sumDelivered(a, b int) int {
+	if a < 0 || b < 0 {
+		return -1
+	}
+	return a + b
+}
+
+// deliver is the DeliverFunc of this Server: it hands a message from the
+// broker to the connections on this node.
+func (s *Server) deliver(ctx context.Context, m *Message) (int, error) {
+	if m.Target.User != "" {
+		return s.deliverUser(m)
+	}
+	return s.fanout(ctx, m.Target, m.Action, m.Payload)
+}
+
+// fanout delivers an unsequenced push to this node's connections.
+func (s *Server) fanout(ctx context.Context, to Target, action wire.Action, payload []byte) (int, error) {
 	p := pusher{s: s, action: action, payload: payload}
 	n, err := p.push(ctx, to)
 	if p.framed {
@@ -66,11 +132,14 @@ type pusher struct {
 	s       *Server
 	action  wire.Action
 	payload []byte
+	seq     uint64 // the full forms' sequence number; 0 = unsequenced
 	frames  [numForms]*websocket.PreparedMessage
 	framed  bool
 	err     error // framing error; stops the push
 }
 
+// push delivers an unsequenced message to a connection, a topic or
+// everyone.
 func (p *pusher) push(ctx context.Context, to Target) (int, error) {
 	reg := p.s.reg
 	if to.Conn != "" {
@@ -82,18 +151,10 @@ func (p *pusher) push(ctx context.Context, to Target) (int, error) {
 	}
 	snap := reg.getSnapshot()
 	defer reg.putSnapshot(snap)
-	switch {
-	case to.User != "":
-		*snap = reg.appendUser(*snap, to.User)
-	case to.Topic != "":
-		*snap = reg.appendTopic(*snap, to.Topic)
-	case len(to.Users) > 0:
-		for _, u := range to.Users {
-			*snap = reg.appendUser(*snap, u)
-		}
-	default:
+	if to.Topic == "" {
 		return p.broadcast(ctx, snap)
 	}
+	*snap = reg.appendTopic(*snap, to.Topic)
 	return p.deliverAll(*snap), p.err
 }
 
@@ -153,10 +214,10 @@ func (p *pusher) frame(f form) *websocket.PreparedMessage {
 	case formSimple:
 		b = wire.AppendSimple(b, p.action, p.payload)
 	case formBinary:
-		b, _ = wire.AppendFrame(b, &wire.Frame{Type: wire.TypePush, Action: p.action, Payload: p.payload})
+		b, _ = wire.AppendFrame(b, &wire.Frame{Type: wire.TypePush, Action: p.action, Seq: p.seq, Payload: p.payload})
 	case formJSON:
 		typ = websocket.TextMessage
-		b, _ = wire.AppendJSON(b, &wire.Frame{Type: wire.TypePush, Action: p.action, Payload: p.payload})
+		b, _ = wire.AppendJSON(b, &wire.Frame{Type: wire.TypePush, Action: p.action, Seq: p.seq, Payload: p.payload})
 	}
 	*buf = b
 	pm, err := websocket.NewPreparedMessage(typ, b)
@@ -168,9 +229,22 @@ func (p *pusher) frame(f form) *websocket.PreparedMessage {
 	return pm
 }
 
-// Presence returns the number of open connections of userID.
+// Presence returns the number of open connections of userID on this node
+// (UserStatus counts every node of a shared Broker).
 func (s *Server) Presence(userID string) int {
 	return s.reg.userCount(userID)
+}
+
+// UserStatus returns userID's open connections on every node, the last
+// sequence number of a push to the user and the highest one a client of the
+// user acknowledged.
+func (s *Server) UserStatus(ctx context.Context, userID string) (UserStatus, error) {
+	st, err := s.broker.Status(ctx, userID)
+	if err != nil {
+		return UserStatus{}, fmt.Errorf("wsgate: status of %q: %w", userID, err)
+	}
+	st.Conns += s.reg.userCount(userID)
+	return st, nil
 }
 
 // Disconnect closes one connection with code and reason (a 4000–4499 code

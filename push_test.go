@@ -72,7 +72,7 @@ func TestPushUser(t *testing.T) {
 		typ, got := read(t, c)
 		want := simple(120, "hi alice")
 		if i == 1 {
-			want, _ = wire.AppendFrame(nil, &wire.Frame{Type: wire.TypePush, Action: 120, Payload: []byte("hi alice")})
+			want, _ = wire.AppendFrame(nil, &wire.Frame{Type: wire.TypePush, Action: 120, Seq: 1, Payload: []byte("hi alice")}) // the user's first sequenced push
 		}
 		if typ != websocket.BinaryMessage || !bytes.Equal(got, want) {
 			t.Errorf("alice #%d: got %x, want %x", i, got, want)

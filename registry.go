@@ -48,23 +48,28 @@ func (r *registry) shard(key string) *regShard {
 	return &r.shards[maphash.String(r.seed, key)%registryShards]
 }
 
-// add indexes s by id and user. Topics are added later by subscribe.
-func (r *registry) add(s *session) {
+// add indexes s by id and user and returns how many sessions its user now
+// has (0 for an anonymous session). Topics are added later by subscribe.
+func (r *registry) add(s *session) int {
 	sh := r.shard(s.id)
 	sh.mu.Lock()
 	sh.conns[s.id] = s
 	sh.mu.Unlock()
-	if s.identity.UserID == "" {
-		return
+	user := s.identity.UserID
+	if user == "" {
+		return 0
 	}
-	sh = r.shard(s.identity.UserID)
+	sh = r.shard(user)
 	sh.mu.Lock()
-	sh.users[s.identity.UserID] = append(sh.users[s.identity.UserID], s)
+	sh.users[user] = append(sh.users[user], s)
+	n := len(sh.users[user])
 	sh.mu.Unlock()
+	return n
 }
 
-// remove drops every index entry of s, including its subscriptions.
-func (r *registry) remove(s *session) {
+// remove drops every index entry of s, including its subscriptions, and
+// returns how many sessions its user still has (-1 for an anonymous one).
+func (r *registry) remove(s *session) int {
 	for _, t := range s.topics {
 		r.unsubscribe(s, t)
 	}
@@ -72,16 +77,19 @@ func (r *registry) remove(s *session) {
 	sh.mu.Lock()
 	delete(sh.conns, s.id)
 	sh.mu.Unlock()
-	if s.identity.UserID == "" {
-		return
+	user := s.identity.UserID
+	if user == "" {
+		return -1
 	}
-	sh = r.shard(s.identity.UserID)
+	sh = r.shard(user)
 	sh.mu.Lock()
-	sh.users[s.identity.UserID] = removeSession(sh.users[s.identity.UserID], s)
-	if len(sh.users[s.identity.UserID]) == 0 {
-		delete(sh.users, s.identity.UserID)
+	sh.users[user] = removeSession(sh.users[user], s)
+	n := len(sh.users[user])
+	if n == 0 {
+		delete(sh.users, user)
 	}
 	sh.mu.Unlock()
+	return n
 }
 
 // removeSession deletes s from list without keeping order.

@@ -113,19 +113,30 @@ func (s *Server) routeFrame(sess *session, enc encoding, data []byte) {
 		s.protocolError(sess, err.Error())
 		return
 	}
+	if f.Type == wire.TypeResume && !first {
+		s.protocolError(sess, "resume must be the first frame")
+		return
+	}
+	if first && sequenced(sess) && fromClient(f.Type) {
+		s.onFirstFrame(sess, &f)
+	}
 	switch f.Type {
 	case wire.TypeRequest:
 		s.dispatch(sess, replyTo{enc: enc, action: f.Action, id: f.ID}, f.Action, f.Payload)
 	case wire.TypeAck:
-		// Pushes are unsequenced (seq 0) for now: nothing to release.
-	case wire.TypeResume:
-		// Nothing is retained to replay; only the placement is checked.
-		if !first {
-			s.protocolError(sess, "resume must be the first frame")
+		if sequenced(sess) {
+			s.broker.Ack(sess.identity.UserID, f.Seq)
 		}
+	case wire.TypeResume:
+		// Handled above, as the first frame.
 	default:
 		s.protocolError(sess, "unexpected "+f.Type.String()+" frame from client")
 	}
+}
+
+// fromClient reports whether a client may send frames of type t.
+func fromClient(t wire.FrameType) bool {
+	return t == wire.TypeRequest || t == wire.TypeAck || t == wire.TypeResume
 }
 
 // protocolError closes sess with 1002; the engine cuts reason to fit the

@@ -30,6 +30,16 @@ type Server struct {
 	ctr      counters
 	scratch  sync.Pool // *[]byte encode buffers for outgoing messages
 
+	// broker numbers, keeps and carries pushes; mem is the same broker when
+	// it is the in-memory one (local), which never blocks and so is called
+	// inline where a shared broker's calls go to goroutines.
+	broker Broker
+	mem    *memBroker
+	local  bool
+	syncs  *syncTable
+	// resumeWait is how long a sequenced connection is held for its resume.
+	resumeWait time.Duration
+
 	// tasks tracks handler goroutines so that Shutdown can wait for them;
 	// handlerCtx is their parent, cancelled once Shutdown stops waiting.
 	tasks          taskGroup
@@ -68,6 +78,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.handlerCtx, s.cancelHandlers = context.WithCancel(context.Background())
 	s.handlers.Store(&map[wire.Action]HandlerFunc{})
+	s.syncs = newSyncTable()
+	s.mem = newMemBroker(cfg.historyLimits(), s.deliver, func(u string) bool { return s.reg.userCount(u) > 0 }, time.Now)
+	s.broker, s.local = s.mem, true
+	s.resumeWait = resumeWait
 	s.ws = websocket.NewServer(s.wsEngineConfig(), websocket.Handler{
 		OnOpen: s.onOpen, OnMessage: s.onMessage, OnClose: s.onClose,
 	})

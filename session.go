@@ -77,12 +77,14 @@ type session struct {
 	identity Identity
 	topics   []string     // current subscriptions, small
 	bucket   tokenBucket  // inbound message rate
+	seq      uint64       // sequenced delivery: highest sequence queued (guarded by the user's sync lock)
 	inflight atomic.Int32 // running handler calls
 	ready    atomic.Bool  // the hello is queued: pushes may follow it
 	slow     atomic.Bool  // closed as a slow consumer (counted once)
 	form     form
-	limited  bool // closed for exceeding MessageRate; later messages are dropped
-	started  bool // a full-form frame has arrived (resume must be the first)
+	sync     syncState // sequenced delivery state (guarded by the user's sync lock)
+	limited  bool      // closed for exceeding MessageRate; later messages are dropped
+	started  bool      // a full-form frame has arrived (resume must be the first)
 }
 
 // info returns the session's public description.
@@ -173,6 +175,7 @@ func sessionOf(c *websocket.Conn) (*session, bool) {
 // clients get their hello, so a client that has its hello can already be
 // reached by Push, Presence and Disconnect; pushes skip it until the hello is
 // queued (session.ready), so the hello is always the first frame it reads.
+// Sequenced connections buffer their user's pushes meanwhile (greet).
 func (s *Server) onOpen(c *websocket.Conn) {
 	sess, ok := sessionOf(c)
 	if !ok {
@@ -180,13 +183,26 @@ func (s *Server) onOpen(c *websocket.Conn) {
 	}
 	sess.conn = c
 	sess.form = formOf(c.Subprotocol())
-	s.reg.add(sess)
-	if sess.form != formSimple {
-		s.sendHello(sess)
+	if sequenced(sess) {
+		sess.sync = syncGreeting // not yet visible to anyone: no lock needed
+	}
+	s.startBackground()
+	if n := s.reg.add(sess); n > 0 {
+		s.broker.Present(sess.identity.UserID, n)
+	}
+	switch {
+	case sess.sync == syncGreeting && s.local:
+		// Read after registration: every later push is in the buffer.
+		c, _ := s.broker.Cursor(s.handlerCtx, sess.identity.UserID) // the in-memory broker cannot fail
+		s.greet(sess, c, true)
+	case sess.sync == syncGreeting:
+		// serveWS read the cursor before the upgrade, into sess.seq.
+		s.greet(sess, Cursor{Last: sess.seq}, false)
+	case sess.form != formSimple:
+		s.sendHello(sess, 0)
 	}
 	sess.ready.Store(true)
 	s.ctr.accepted.Add(1)
-	s.startHeartbeat()
 	if s.cfg.OnConnect != nil {
 		info := sess.info()
 		s.cfg.OnConnect(s.connContext(info), &info)
@@ -199,7 +215,12 @@ func (s *Server) onClose(c *websocket.Conn, err error) {
 	if !ok {
 		return
 	}
-	s.reg.remove(sess)
+	if sequenced(sess) {
+		s.leaveSync(sess)
+	}
+	if n := s.reg.remove(sess); n >= 0 {
+		s.broker.Present(sess.identity.UserID, n)
+	}
 	sess.topics = nil
 	s.ctr.open.Add(-1)
 	if s.cfg.OnDisconnect != nil {
@@ -218,10 +239,12 @@ func (s *Server) connContext(info ConnInfo) context.Context {
 	return context.WithValue(s.handlerCtx, connInfoKey{}, info)
 }
 
-// sendHello tells a full-form client its ids and the limits it must obey.
-func (s *Server) sendHello(sess *session) {
+// sendHello tells a full-form client its ids, its user's last push sequence
+// and the limits it must obey.
+func (s *Server) sendHello(sess *session, seq uint64) {
 	f := wire.Frame{
 		Type:       wire.TypeHello,
+		Seq:        seq,
 		ConnID:     []byte(sess.id),
 		UserID:     []byte(sess.identity.UserID),
 		MaxMessage: uint32(min(s.cfg.MaxMessageSize, math.MaxUint32)),

@@ -13,11 +13,14 @@ type Stats struct {
 	Accepted      uint64 `json:"accepted"`       // /ws connections accepted since start
 	Requests      uint64 `json:"requests"`       // client messages dispatched to an action
 	HandlerErrors uint64 `json:"handler_errors"` // handler calls that returned a non-ReplyError error
-	Pushes        uint64 `json:"pushes"`         // Push calls that framed a message
+	Pushes        uint64 `json:"pushes"`         // messages framed for this node's connections (a push to several users counts once per user)
 	Delivered     uint64 `json:"delivered"`      // push deliveries queued on a connection
 	SlowConsumers uint64 `json:"slow_consumers"` // connections closed with 4000 because their send queue was full
 	RateLimited   uint64 `json:"rate_limited"`   // connections closed with 4002 for exceeding MessageRate
 	Busy          uint64 `json:"busy"`           // requests refused because MaxInflight handlers were running
+	Resumed       uint64 `json:"resumed"`        // resume frames handled
+	Replayed      uint64 `json:"replayed"`       // sequenced pushes sent again from the history
+	Lost          uint64 `json:"lost"`           // "pushes lost" notices sent: a client asked for pushes no longer retained
 
 	Rejected HandshakeRejections `json:"rejected"` // refused /ws and /echo handshakes, by reason
 }
@@ -36,6 +39,7 @@ type counters struct {
 	accepted, requests, handlerErrors        atomic.Uint64
 	pushes, delivered, slowConsumers         atomic.Uint64
 	rateLimited, busy                        atomic.Uint64
+	resumed, replayed, lost                  atomic.Uint64
 	rejRate, rejOverload, rejOrigin, rejAuth atomic.Uint64
 	rejInvalid                               atomic.Uint64
 	open                                     atomic.Int64 // /ws and /echo connections, including those mid-handshake (MaxConns)
@@ -61,6 +65,9 @@ func (s *Server) Stats() Stats {
 		SlowConsumers: c.slowConsumers.Load(),
 		RateLimited:   c.rateLimited.Load(),
 		Busy:          c.busy.Load(),
+		Resumed:       c.resumed.Load(),
+		Replayed:      c.replayed.Load(),
+		Lost:          c.lost.Load(),
 		Rejected: HandshakeRejections{
 			RateLimited:  c.rejRate.Load(),
 			Overloaded:   c.rejOverload.Load(),

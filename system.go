@@ -1,7 +1,9 @@
 package wsgate
 
 import (
+	"context"
 	"encoding/binary"
+	"math"
 	"unicode/utf8"
 
 	"github.com/wsgate/wsgate/wire"
@@ -16,6 +18,11 @@ func (s *Server) system(sess *session, to replyTo, action wire.Action, payload [
 	case wire.ActionUnsubscribe:
 		s.unsubscribe(sess, to, payload)
 	case wire.ActionPresence:
+		if !s.local {
+			// Other nodes' counts come over the network: not on the executor.
+			s.startHandler(sess, to, s.presence, action, payload)
+			return
+		}
 		n := s.reg.userCount(string(payload))
 		s.sendReply(sess, to, binary.BigEndian.AppendUint32(nil, uint32(n)))
 	case wire.ActionPing:
@@ -57,4 +64,14 @@ func (s *Server) unsubscribe(sess *session, to replyTo, payload []byte) {
 	sess.dropTopic(topic)
 	s.reg.unsubscribe(sess, topic)
 	s.sendReply(sess, to, nil)
+}
+
+// presence answers ActionPresence with every node's count of a shared
+// Broker; it runs as a handler.
+func (s *Server) presence(ctx context.Context, req *Request) ([]byte, error) {
+	st, err := s.UserStatus(ctx, string(req.Payload))
+	if err != nil {
+		return nil, &ReplyError{Code: wire.CodeUnavailable, Message: "presence unavailable"}
+	}
+	return binary.BigEndian.AppendUint32(nil, uint32(min(st.Conns, math.MaxUint32))), nil
 }
