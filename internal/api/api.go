@@ -1,8 +1,8 @@
 // Package api is wsgate's server-to-server HTTP API: the application's backend pushes
 // messages to users, topics, connections or everyone, and asks who is online.
 //
-//	POST /api/v1/push              {"to":{"user":"alice"},"action":120,"data":"<base64>"} → {"delivered":N}
-//	GET  /api/v1/presence/{user}   → {"user":"alice","online":true,"connections":2}
+//	POST /api/v1/push              {"to":{"user":"alice"},"action":120,"data":"<base64>"} → {"delivered":N,"seq":S}
+//	GET  /api/v1/presence/{user}   → {"user":"alice","online":true,"connections":2,"seq":S,"acked":A}
 //	GET  /api/v1/stats             → the gateway's counters
 //
 // Every request carries `Authorization: Bearer <api key>`; the key is compared in
@@ -83,8 +83,15 @@ func (a *API) authorized(r *http.Request) bool {
 
 func (a *API) presence(w http.ResponseWriter, r *http.Request) {
 	user := r.PathValue("user")
-	n := a.gw.Presence(user)
-	writeJSON(w, http.StatusOK, map[string]any{"user": user, "online": n > 0, "connections": n})
+	st, err := a.gw.UserStatus(r.Context(), user)
+	if err != nil {
+		a.logger.Warn("presence failed", "user", user, "err", err)
+		writeError(w, http.StatusServiceUnavailable, "wsgate: presence unavailable")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"user": user, "online": st.Conns > 0, "connections": st.Conns, "seq": st.Seq, "acked": st.Acked,
+	})
 }
 
 func (a *API) stats(w http.ResponseWriter, _ *http.Request) {

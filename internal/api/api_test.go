@@ -14,6 +14,7 @@ import (
 	"github.com/wsgate/wsgate/internal/api"
 	"github.com/wsgate/wsgate/internal/gatewaytest"
 	"github.com/wsgate/wsgate/websocket"
+	"github.com/wsgate/wsgate/wire"
 )
 
 const key = "test-api-key"
@@ -123,8 +124,8 @@ func TestPushAndPresence(t *testing.T) {
 	}
 
 	status, body = call(t, hs, "POST", "/api/v1/push", "Bearer "+key, `{"to":{"user":"alice"},"action":120,"data":"aGVsbG8="}`)
-	if status != 200 || body["delivered"] != 2.0 {
-		t.Fatalf("push to alice: got %d %v, want delivered 2", status, body)
+	if status != 200 || body["delivered"] != 2.0 || body["seq"] != 1.0 {
+		t.Fatalf("push to alice: got %d %v, want delivered 2, seq 1", status, body)
 	}
 	for _, c := range []*websocket.Conn{alice1, alice2} {
 		if a, p := readPush(t, c); a != 120 || p != "hello" {
@@ -132,8 +133,8 @@ func TestPushAndPresence(t *testing.T) {
 		}
 	}
 	status, body = call(t, hs, "POST", "/api/v1/push", "Bearer "+key, `{"to":{"all":true},"action":121,"json":{"n":1}}`)
-	if status != 200 || body["delivered"] != 3.0 {
-		t.Fatalf("push to all: got %d %v, want delivered 3", status, body)
+	if status != 200 || body["delivered"] != 3.0 || body["seq"] != nil {
+		t.Fatalf("push to all: got %d %v, want delivered 3 and no seq", status, body)
 	}
 	// bob's first message is the broadcast: the user push did not reach him.
 	if a, p := readPush(t, bob); a != 121 || p != `{"n":1}` {
@@ -153,5 +154,33 @@ func TestPushUnknownConn(t *testing.T) {
 	}
 	if status, _ := call(t, hs, "GET", "/api/v2/whatever", "Bearer "+key, ""); status != http.StatusNotFound {
 		t.Fatalf("unknown endpoint: got %d, want 404", status)
+	}
+}
+
+// TestPresenceSeqAndAcked: the presence answer carries the user's last
+// sequence and the highest one a client acknowledged.
+func TestPresenceSeqAndAcked(t *testing.T) {
+	gw, hs := startAPI(t)
+	c := gw.DialFull(t, "carol")
+	for i := 1; i <= 3; i++ {
+		if status, body := call(t, hs, "POST", "/api/v1/push", "Bearer "+key, `{"to":{"user":"carol"},"action":120}`); status != 200 || body["seq"] != float64(i) {
+			t.Fatalf("push %d: got %d %v, want seq %d", i, status, body, i)
+		}
+		if f := c.ReadFrame(t); f.Type != wire.TypePush || f.Seq != uint64(i) {
+			t.Fatalf("got %+v, want push %d", f, i)
+		}
+	}
+	ack, _ := wire.AppendFrame(nil, &wire.Frame{Type: wire.TypeAck, Seq: 2})
+	if err := c.WriteMessage(websocket.BinaryMessage, ack); err != nil {
+		t.Fatal(err)
+	}
+	// Once a request sent after the ack is answered, the ack is recorded.
+	c.Request(t, wire.ActionPing, nil)
+	status, body := call(t, hs, "GET", "/api/v1/presence/carol", "Bearer "+key, "")
+	if status != 200 || body["connections"] != 1.0 || body["seq"] != 3.0 || body["acked"] != 2.0 {
+		t.Errorf("presence carol: got %d %v, want 1 connection, seq 3, acked 2", status, body)
+	}
+	if _, body := call(t, hs, "GET", "/api/v1/presence/nobody", "Bearer "+key, ""); body["seq"] != 0.0 || body["acked"] != 0.0 {
+		t.Errorf("presence nobody: got %v, want seq 0, acked 0", body)
 	}
 }

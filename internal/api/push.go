@@ -35,7 +35,7 @@ func (a *API) push(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	n, err := a.gw.Push(r.Context(), to, action, payload)
+	res, err := a.gw.Publish(r.Context(), to, action, payload)
 	switch {
 	case errors.Is(err, wsgate.ErrNotConnected):
 		writeError(w, http.StatusNotFound, err.Error())
@@ -45,8 +45,22 @@ func (a *API) push(w http.ResponseWriter, r *http.Request) {
 		a.logger.Error("push failed", "err", err)
 		writeError(w, http.StatusInternalServerError, "wsgate: push failed")
 	default:
-		writeJSON(w, http.StatusOK, map[string]int{"delivered": n})
+		writeJSON(w, http.StatusOK, pushAnswer(to, res))
 	}
+}
+
+// pushAnswer is the body of a successful push: "delivered" when it is
+// known (not with a shared broker, whose nodes deliver after the call) and
+// the sequence of a push to one user.
+func pushAnswer(to wsgate.Target, res wsgate.PushResult) map[string]any {
+	out := map[string]any{}
+	if res.Delivered >= 0 {
+		out["delivered"] = res.Delivered
+	}
+	if to.User != "" {
+		out["seq"] = res.Seq
+	}
+	return out
 }
 
 // decodePush parses and validates a push body; its errors are the client's 400 message.

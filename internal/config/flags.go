@@ -45,6 +45,10 @@ func (c *Config) register(fs *flag.FlagSet) *optionalBool {
 	fs.DurationVar(&s.HandlerTimeout, "handler-timeout", 0, "deadline of one handler call (0: 10s)")
 	fs.Float64Var(&s.MessageRate, "message-rate", 0, "inbound messages per second per connection, burst 2×; over → close 4002 (0: 100; negative: unlimited)")
 	fs.Float64Var(&s.HandshakeRate, "handshake-rate", 0, "WebSocket upgrades per second per client IP, burst 2×; over → HTTP 429 (0: 20; negative: unlimited)")
+	fs.IntVar(&s.HistorySize, "history-size", 0, "pushes kept per user for clients that resume after a reconnect (0: 256; negative: none)")
+	fs.Var((*byteSize)(&s.HistoryBytes), "history-bytes", "payload bytes kept per user for resuming clients; keep below --send-queue-bytes (0: 512KiB)")
+	fs.DurationVar(&s.HistoryTTL, "history-ttl", 0, "how long a push is kept for resuming clients (0: 10m)")
+	fs.Var((*byteSize)(&s.HistoryMemory), "history-memory", "memory for the history of all users; the least recently pushed lose theirs first (0: 128MiB)")
 	fs.Var((*modeValue)(&s.Mode), "mode", "I/O `mode`: auto (epoll reactor on Linux), reactor or blocking (goroutine per connection)")
 
 	fs.DurationVar(&s.ShutdownTimeout, "shutdown-timeout", 0, "on SIGINT/SIGTERM, how long to wait for connections to close (0: 10s)")
