@@ -269,8 +269,8 @@ func (c *Conn) Buffered() int {
 
 // WriteMessage sends one message. It never blocks: what the kernel does not
 // take at once is queued, and when the queue already holds more than
-// Config.WriteQueueLimit bytes it returns ErrWriteQueueFull and sends
-// nothing. data may be reused when it returns. Text is not checked for
+// Config.WriteQueueLimit bytes or Config.WriteQueueMessages frames it
+// returns ErrWriteQueueFull and sends nothing. data may be reused when it returns. Text is not checked for
 // UTF-8. After Close or on a closed connection it returns an error wrapping
 // net.ErrClosed.
 func (c *Conn) WriteMessage(typ MessageType, data []byte) error {
@@ -437,12 +437,31 @@ func (c *Conn) writableLocked() error {
 	return nil
 }
 
-// queueFullLocked reports whether size more bytes would overflow the write
-// queue. An empty queue takes any one frame, so that every message can be
-// sent.
+// queueFullLocked reports whether one more frame of size bytes would
+// overflow the write queue (Config.WriteQueueLimit, WriteQueueMessages). A
+// corked reactor connection queues without trying the socket, so its queue
+// is first offered to the kernel: the bound is for peers that do not read,
+// not for replies that merely wait to be batched.
 func (c *Conn) queueFullLocked(size int) bool {
-	q := c.queuedLocked()
-	return q > 0 && q+size > c.eng.cfg.WriteQueueLimit
+	if !c.overQueueLimitLocked(size) {
+		return false
+	}
+	if c.poller == nil || c.wflags&wfCorked == 0 {
+		return true
+	}
+	c.flushLocked()
+	return c.overQueueLimitLocked(size)
+}
+
+// overQueueLimitLocked reports whether the queue, holding anything, cannot
+// take one more frame of size bytes. An empty queue takes any one frame,
+// so that every message can be sent.
+func (c *Conn) overQueueLimitLocked(size int) bool {
+	x := c.x.Load()
+	if x == nil || x.q.bytes == 0 {
+		return false
+	}
+	return x.q.bytes+size > c.eng.cfg.WriteQueueLimit || len(x.q.chunks) >= c.eng.cfg.WriteQueueMessages
 }
 
 // sendDataLocked sends one data message, compressed when negotiated and

@@ -72,9 +72,9 @@
 // handled. The data passed to OnMessage is valid until it returns.
 //
 // WriteMessage, WritePrepared, Ping and Close never block. When more than
-// Config.WriteQueueLimit bytes wait for a slow reader, WriteMessage returns
-// ErrWriteQueueFull and sends nothing: the caller decides whether to drop
-// the message or the connection. Write(ctx) waits for room instead. Read is
+// Config.WriteQueueLimit bytes or Config.WriteQueueMessages frames wait for
+// a slow reader, WriteMessage returns ErrWriteQueueFull and sends nothing:
+// the caller decides whether to drop the message or the connection. Write(ctx) waits for room instead. Read is
 // for pull-mode connections only.
 //
 // A panic in a callback is recovered, as net/http recovers a handler's, and
@@ -106,8 +106,9 @@
 // every origin exposes authenticated sessions to any web page. Messages
 // larger than Config.ReadLimit (16 MiB by default, measured after
 // decompression, so compression bombs are cut off) close the connection
-// with 1009. Every queue is bounded: Config.WriteQueueLimit bytes per
-// connection for output, Config.InboxLimit messages for input. Set
+// with 1009. Every queue is bounded: Config.WriteQueueLimit bytes and
+// Config.WriteQueueMessages frames per connection for output,
+// Config.InboxLimit messages for input. Set
 // Config.IdleTimeout to drop peers that went silent.
 //
 // # Close codes

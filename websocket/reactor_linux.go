@@ -58,7 +58,6 @@ type poller struct {
 	efd    int             // eventfd that wakes the poller when tasks are posted
 	buf    []byte
 	events []unix.EpollEvent
-	iov    [][]byte
 	slots  []*Conn // indexed by Conn.slot
 	free   []int32
 	now    int64 // unix nanos, refreshed after every epoll_wait
@@ -411,25 +410,23 @@ func (c *Conn) updateEventsLocked() {
 	}
 }
 
-// flushQueue writes queued chunks on EPOLLOUT (poller goroutine).
+// flushQueue writes queued chunks on EPOLLOUT or for a flush task (poller
+// goroutine).
 func (c *Conn) flushQueue() {
-	p := c.poller
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.wflags &^= wfFlushPosted
+	c.flushLocked()
+}
+
+// flushLocked writes queued chunks until the kernel refuses more, then
+// brings the epoll interest in line. Any goroutine holding wmu.
+func (c *Conn) flushLocked() {
 	if c.wflags&(wfClosed|wfBroken) != 0 {
 		return
 	}
 	for c.queuedLocked() > 0 {
-		q := &c.x.Load().q
-		p.iov = p.iov[:0]
-		total := 0
-		for i := 0; i < len(q.chunks) && i < maxIovecs; i++ {
-			p.iov = append(p.iov, q.chunks[i].b)
-			total += len(q.chunks[i].b)
-		}
-		n, err := unix.Writev(int(c.fd), p.iov)
-		clear(p.iov)
+		n, total, err := writevChunks(int(c.fd), c.x.Load().q.chunks)
 		if err == unix.EAGAIN || err == unix.EINTR {
 			break
 		}
@@ -446,6 +443,32 @@ func (c *Conn) flushQueue() {
 		c.flushedLocked()
 	}
 	c.updateEventsLocked()
+}
+
+// writevChunks writes up to maxIovecs queued chunks in one writev, with
+// the iovecs on the stack so that any goroutine may call it without
+// allocating. It returns the bytes written and the bytes offered.
+func writevChunks(fd int, chunks []outChunk) (n, total int, err error) {
+	var iov [maxIovecs]unix.Iovec
+	k := 0
+	for i := 0; i < len(chunks) && k < maxIovecs; i++ {
+		b := chunks[i].b
+		if len(b) == 0 {
+			continue
+		}
+		iov[k].Base = &b[0]
+		iov[k].SetLen(len(b))
+		total += len(b)
+		k++
+	}
+	if k == 0 {
+		return 0, 0, nil
+	}
+	r, _, e := unix.Syscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(k))
+	if e != 0 {
+		return 0, total, e
+	}
+	return int(r), total, nil
 }
 
 // writeDirect writes hdr and body to the socket without blocking and

@@ -39,6 +39,8 @@ func (c *Conn) updateEventsLocked() {}
 
 func (c *Conn) kickReactorLocked() {}
 
+func (c *Conn) flushLocked() {}
+
 func (c *Conn) shutdownFDLocked() {}
 
 func (c *Conn) writeDirect(hdr, body []byte) (int, error) { return 0, nil }

@@ -39,6 +39,17 @@ type Config struct {
 	// single message is always accepted into an empty queue, so the bound is
 	// WriteQueueLimit plus one message. Default 4 MiB.
 	WriteQueueLimit int
+	// WriteQueueMessages bounds the same queue in frames, so that many
+	// small messages to a peer that stopped reading are refused long before
+	// their bytes reach WriteQueueLimit (a gateway bounds a client's backlog
+	// in messages). Control frames count but are never refused. Writes of
+	// a reactor connection go to the socket first and queue only what the
+	// kernel refuses, so a fast reader never sees the bound; in blocking
+	// mode every frame waits in the queue for the writer goroutine, so a
+	// burst of more frames than this, written faster than the writer sends
+	// them, is refused even when the peer keeps up (Write(ctx) waits
+	// instead). Default 1024.
+	WriteQueueMessages int
 	// IdleTimeout closes (1001, "idle timeout") a connection that received
 	// nothing for this long. 0 (default) means never. The reactor checks it
 	// about once a second.
@@ -72,6 +83,7 @@ type Config struct {
 const (
 	defaultReadLimit       = 16 << 20
 	defaultWriteQueueLimit = 4 << 20
+	defaultWriteQueueMsgs  = 1024
 	defaultCloseTimeout    = 5 * time.Second
 	defaultCompressionMin  = 128
 	defaultWorkers         = 64
@@ -85,6 +97,9 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.WriteQueueLimit <= 0 {
 		cfg.WriteQueueLimit = defaultWriteQueueLimit
+	}
+	if cfg.WriteQueueMessages <= 0 {
+		cfg.WriteQueueMessages = defaultWriteQueueMsgs
 	}
 	if cfg.CloseTimeout <= 0 {
 		cfg.CloseTimeout = defaultCloseTimeout
