@@ -126,7 +126,7 @@ func (c *Conn) readError(err error) {
 			return // the deadline moved: read again
 		}
 		if c.eng.cfg.IdleTimeout > 0 {
-			_ = c.Close(StatusGoingAway, "idle timeout") // an error means it is closing already
+			c.closeIdle()
 		}
 	case errors.Is(err, io.EOF):
 		c.onEOF()

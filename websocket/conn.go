@@ -375,6 +375,12 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 	return c.sendCloseLocked(code, reason)
 }
 
+// closeIdle closes a connection that received nothing for
+// Config.IdleTimeout.
+func (c *Conn) closeIdle() {
+	_ = c.Close(c.eng.cfg.IdleCloseCode, c.eng.cfg.IdleCloseReason) // an error means it is closing already
+}
+
 // CloseNow drops the TCP connection without a closing handshake.
 func (c *Conn) CloseNow() error {
 	c.wmu.Lock()

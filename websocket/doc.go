@@ -120,7 +120,8 @@
 // itself sends:
 //
 //	1000  answering an empty close frame
-//	1001  Config.IdleTimeout expired ("idle timeout")
+//	1001  Config.IdleTimeout expired ("idle timeout"; Config.IdleCloseCode
+//	      and IdleCloseReason choose another code and reason)
 //	1002  protocol violation by the peer
 //	1007  invalid UTF-8 in a text message or close reason
 //	1009  message larger than Config.ReadLimit

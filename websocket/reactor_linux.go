@@ -346,7 +346,7 @@ func (p *poller) sweep() {
 			continue
 		}
 		if idle > 0 && !c.paused.Load() && p.now-c.lastRead >= idle {
-			_ = c.Close(StatusGoingAway, "idle timeout") // an error means it is closing already
+			c.closeIdle()
 		}
 	}
 }

@@ -510,6 +510,30 @@ func TestIdleTimeout(t *testing.T) {
 	})
 }
 
+// TestIdleCloseCode: Config.IdleCloseCode and IdleCloseReason replace
+// 1001 "idle timeout", on the wire and in the server's OnClose.
+func TestIdleCloseCode(t *testing.T) {
+	rtEachMode(t, func(t *testing.T, mode websocket.Mode) {
+		serverErr := make(chan error, 1)
+		_, url := rtServer(t, websocket.Config{
+			Mode: mode, IdleTimeout: 200 * time.Millisecond, IdleCloseCode: 4001, IdleCloseReason: "no heartbeat",
+		}, websocket.Handler{OnClose: func(_ *websocket.Conn, err error) { serverErr <- err }})
+		c := rtDial(t, url, nil)
+		var ce *websocket.CloseError
+		if err := rtReadErr(t, c); !errors.As(err, &ce) || ce.Code != 4001 || ce.Reason != "no heartbeat" {
+			t.Errorf("client: got %v, want *CloseError 4001 \"no heartbeat\"", err)
+		}
+		select {
+		case err := <-serverErr:
+			if got := websocket.CloseStatus(err); got != 4001 {
+				t.Errorf("server OnClose: got %v (code %d), want code 4001", err, got)
+			}
+		case <-time.After(rtLimit):
+			t.Fatalf("server OnClose not called within %v", rtLimit)
+		}
+	})
+}
+
 // TestInboxBackpressure: a connection whose OnMessage is stuck stops being
 // read, and another connection's messages keep flowing meanwhile.
 func TestInboxBackpressure(t *testing.T) {

@@ -50,10 +50,17 @@ type Config struct {
 	// them, is refused even when the peer keeps up (Write(ctx) waits
 	// instead). Default 1024.
 	WriteQueueMessages int
-	// IdleTimeout closes (1001, "idle timeout") a connection that received
-	// nothing for this long. 0 (default) means never. The reactor checks it
-	// about once a second.
+	// IdleTimeout closes a connection that received nothing for this long,
+	// with IdleCloseCode and IdleCloseReason. 0 (default) means never. The
+	// reactor checks it about once a second.
 	IdleTimeout time.Duration
+	// IdleCloseCode is the close code IdleTimeout sends, so that an
+	// application can tell its clients apart from a shutdown (a gateway
+	// uses one of its 4000-4999 codes). Default 1001 (going away).
+	IdleCloseCode StatusCode
+	// IdleCloseReason is the reason IdleTimeout sends. Default
+	// "idle timeout".
+	IdleCloseReason string
 	// CloseTimeout is how long to wait for the peer's close frame (or its
 	// TCP FIN) after a close frame was sent. Default 5 s.
 	CloseTimeout time.Duration
@@ -85,6 +92,8 @@ const (
 	defaultWriteQueueLimit = 4 << 20
 	defaultWriteQueueMsgs  = 1024
 	defaultCloseTimeout    = 5 * time.Second
+	defaultIdleCloseCode   = StatusGoingAway
+	defaultIdleCloseReason = "idle timeout"
 	defaultCompressionMin  = 128
 	defaultWorkers         = 64
 	defaultInboxLimit      = 32
@@ -100,6 +109,12 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.WriteQueueMessages <= 0 {
 		cfg.WriteQueueMessages = defaultWriteQueueMsgs
+	}
+	if cfg.IdleCloseCode == 0 {
+		cfg.IdleCloseCode = defaultIdleCloseCode
+	}
+	if cfg.IdleCloseReason == "" {
+		cfg.IdleCloseReason = defaultIdleCloseReason
 	}
 	if cfg.CloseTimeout <= 0 {
 		cfg.CloseTimeout = defaultCloseTimeout
