@@ -185,7 +185,7 @@ func (p *pusher) push(ctx context.Context, payload []byte) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("wsgate: bench push: %w", err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read to the end below; nothing left to report
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
 	if err != nil {
 		return 0, fmt.Errorf("wsgate: bench push: %w", err)

@@ -141,9 +141,13 @@ func rawUpgrade(ctx context.Context, addr string) (net.Conn, error) {
 		return nil, fmt.Errorf("wsgate: bench pushallocs: %w", err)
 	}
 	resp, err := http.ReadResponse(bufio.NewReaderSize(c, 512), nil)
-	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
-		_ = c.Close() // the handshake failure is the one to report
-		return nil, fmt.Errorf("wsgate: bench pushallocs: upgrade: %v %v", resp, err)
+	if err != nil {
+		_ = c.Close() // the read error is the one to report
+		return nil, fmt.Errorf("wsgate: bench pushallocs: upgrade: %w", err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		_ = c.Close() // the refusal is the one to report
+		return nil, fmt.Errorf("wsgate: bench pushallocs: upgrade: %s", resp.Status)
 	}
 	_ = c.SetDeadline(time.Time{})
 	return c, nil
