@@ -51,6 +51,7 @@ Usage:
   wsgate client [flags] URL    send stdin lines to a WebSocket, print what arrives
   wsgate push   [flags]        push a message through the HTTP API
   wsgate token  [flags]        print a signed HS256 token
+  wsgate bench  SCENARIO       load-test a gateway: idle, fanout, rpc, connect
 
 Run "wsgate COMMAND --help" for the flags of a command.
 `
@@ -73,6 +74,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runPush(ctx, rest, stdout, stderr)
 	case "token":
 		return runToken(rest, stdout, stderr)
+	case "bench":
+		return runBench(ctx, rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
