@@ -230,12 +230,27 @@ func newConn(e *engine, res handshakeResult, value any) *Conn {
 	return c
 }
 
-// dropUnstarted closes the socket of a connection whose I/O never started.
-func (c *Conn) dropUnstarted() {
-	if c.poller != nil {
-		closeFD(int(c.fd))
+// refuseWriteTimeout bounds the write of a refused connection's close
+// frame (blocking mode; the reactor's socket never blocks).
+const refuseWriteTimeout = time.Second
+
+// refuse ends a connection whose I/O never started, after its handshake
+// succeeded: it sends a close frame (engine.refusal) and our FIN, and
+// closes the socket without waiting for the answer. The socket is c.fd
+// once the reactor took it, else conn.
+func (c *Conn) refuse(conn net.Conn) {
+	code, reason := c.eng.refusal()
+	frame := appendFrame(nil, opClose, true, false, closePayload(code, reason), c.eng.client, maskKey())
+	if c.fd >= 0 {
+		refuseFD(int(c.fd), frame)
 	} else {
-		_ = c.blk().conn.Close() // never used
+		_ = conn.SetWriteDeadline(time.Now().Add(refuseWriteTimeout)) // failure shows in Write
+		if _, err := conn.Write(frame); err == nil {
+			if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+				_ = cw.CloseWrite() // the peer may be gone; we close anyway
+			}
+		}
+		_ = conn.Close() // the connection is over whatever the peer does
 	}
 	c.p.release()
 }

@@ -517,6 +517,7 @@ func (c *Conn) shutdownFDLocked() {
 // takeFD duplicates the socket of a plain TCP connection for the reactor
 // and closes the net.Conn (Go's poller deregisters its own descriptor). It
 // reports false for connections the reactor cannot drive (TLS, not TCP).
+// On error the net.Conn is left open, for the caller to refuse.
 func takeFD(conn net.Conn) (int, bool, error) {
 	tc, ok := conn.(*net.TCPConn)
 	if !ok {
@@ -541,11 +542,25 @@ func takeFD(conn net.Conn) (int, bool, error) {
 		if fd >= 0 {
 			_ = unix.Close(fd) // half-made duplicate
 		}
-		_ = conn.Close() // the connection cannot be served
 		return -1, false, fmt.Errorf("websocket: duplicate socket: %w", err)
 	}
 	_ = tc.Close() // our duplicate keeps the socket open
 	return fd, true, nil
 }
 
-func closeFD(fd int) { _ = unix.Close(fd) } // used on error paths only
+// refuseFD sends frame (a close frame) and our FIN on a socket that was
+// never registered, then closes it. The socket is non-blocking and fresh,
+// so the few bytes fit its send buffer; what the peer sent meanwhile is
+// discarded first, because closing a socket with unread input sends a
+// reset where a FIN was meant.
+func refuseFD(fd int, frame []byte) {
+	_, _ = unix.Write(fd, frame) // if it fails the peer is gone
+	_ = unix.Shutdown(fd, unix.SHUT_WR)
+	var buf [512]byte
+	for range 8 {
+		if n, err := unix.Read(fd, buf[:]); n <= 0 || err != nil {
+			break
+		}
+	}
+	_ = unix.Close(fd) // nothing to do on error: the fd is gone either way
+}

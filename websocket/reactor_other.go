@@ -47,4 +47,4 @@ func (c *Conn) writeDirect(hdr, body []byte) (int, error) { return 0, nil }
 
 func takeFD(net.Conn) (int, bool, error) { return -1, false, nil }
 
-func closeFD(int) {}
+func refuseFD(int, []byte) {}

@@ -4,6 +4,7 @@ package websocket_test
 // blocking mode, with a goroutine-leak check on every test.
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -862,48 +863,140 @@ func TestBatchedRepliesNotHeldBySlowCallback(t *testing.T) {
 	})
 }
 
-// TestShutdownRacingAccept: dials keep arriving while Shutdown runs; every
-// connection that was accepted is closed, Shutdown returns, and nothing
-// leaks.
+// TestShutdownRacingAccept: dials keep arriving while Shutdown runs. Each
+// is either refused with 503 or, once it got its 101, ends with
+// Shutdown's close frame, even when its handshake finished after Shutdown
+// began: never with a dropped TCP connection (1006). Shutdown returns and
+// nothing leaks.
 func TestShutdownRacingAccept(t *testing.T) {
 	rtEachMode(t, func(t *testing.T, mode websocket.Mode) {
 		srv := websocket.NewServer(websocket.Config{Mode: mode}, rtEcho())
 		hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			_, _ = srv.Accept(w, r, nil) // after Shutdown: 503, or a dropped connection
+			_, _ = srv.Accept(w, r, nil) // after Shutdown: 503, or a close frame after the 101
 		}))
 		defer hs.Close()
 		url := "ws" + strings.TrimPrefix(hs.URL, "http")
 		var wg sync.WaitGroup
+		var mu sync.Mutex
+		outcomes := map[string]int{}
 		for range 8 {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				for range 10 {
-					ctx, cancel := context.WithTimeout(context.Background(), rtLimit)
-					c, _, err := websocket.Dial(ctx, url, nil, nil)
-					if err == nil {
-						// Accepted: the connection must end (Shutdown closes it).
-						if err := rtReadErrCtx(ctx, c); err == nil {
-							t.Error("read after shutdown: got nil error")
-						}
-						_ = c.CloseNow()
-						<-c.Done()
+					outcome, err := dialDuringShutdown(url)
+					if err != nil {
+						t.Error(err)
 					}
-					cancel()
+					mu.Lock()
+					outcomes[outcome]++
+					mu.Unlock()
 				}
 			}()
 		}
 		time.Sleep(5 * time.Millisecond)
 		ctx, cancel := context.WithTimeout(context.Background(), rtLimit)
 		defer cancel()
-		if err := srv.Shutdown(ctx, websocket.StatusGoingAway, ""); err != nil {
+		if err := srv.Shutdown(ctx, websocket.StatusGoingAway, "shutting down"); err != nil {
 			t.Errorf("shutdown: %v", err)
 		}
 		wg.Wait()
 		if n := srv.Len(); n != 0 {
 			t.Errorf("Len after Shutdown: got %d, want 0", n)
 		}
+		t.Logf("outcomes: %v", outcomes)
 	})
+}
+
+// dialDuringShutdown dials once and reports how it ended: "503", or
+// "1001" for a connection that got Shutdown's close frame. Anything else
+// is an error.
+func dialDuringShutdown(url string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), rtLimit)
+	defer cancel()
+	c, resp, err := websocket.Dial(ctx, url, nil, nil)
+	if err != nil {
+		if resp != nil && resp.StatusCode == http.StatusServiceUnavailable {
+			return "503", nil
+		}
+		return "dial error", fmt.Errorf("dial: got %v (response %v), want a 101 or a 503", err, resp)
+	}
+	defer func() { _ = c.CloseNow(); <-c.Done() }()
+	err = rtReadErrCtx(ctx, c)
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.StatusGoingAway || ce.Reason != "shutting down" {
+		return "other end", fmt.Errorf("after a 101: got %v, want *CloseError 1001 \"shutting down\"", err)
+	}
+	return "1001", nil
+}
+
+// hijackHook runs before once, just before the handshake hijacks the
+// connection: after the request was checked, before the 101 is written.
+type hijackHook struct {
+	http.ResponseWriter
+	before func()
+}
+
+func (h hijackHook) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	h.before()
+	return http.NewResponseController(h.ResponseWriter).Hijack()
+}
+
+// TestShutdownDuringHandshake: a handshake that passed Accept's shutdown
+// check and writes its 101 after Shutdown began (closing: another
+// connection is still being waited for; stopped: Shutdown returned) gets
+// Shutdown's close frame, not a dropped connection.
+func TestShutdownDuringHandshake(t *testing.T) {
+	for _, stopped := range []bool{false, true} {
+		t.Run(map[bool]string{false: "closing", true: "stopped"}[stopped], func(t *testing.T) {
+			rtEachMode(t, func(t *testing.T, mode websocket.Mode) {
+				testShutdownDuringHandshake(t, mode, stopped)
+			})
+		})
+	}
+}
+
+func testShutdownDuringHandshake(t *testing.T, mode websocket.Mode, stopped bool) {
+	srv := websocket.NewServer(websocket.Config{Mode: mode}, rtEcho())
+	var before func()
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/late" {
+			w = hijackHook{ResponseWriter: w, before: before}
+		}
+		_, _ = srv.Accept(w, r, nil) // the test checks what the client sees
+	}))
+	defer hs.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), rtLimit)
+	defer cancel()
+	shutdownErr := make(chan error, 1)
+	var raw *rawClient
+	if stopped {
+		before = func() { shutdownErr <- srv.Shutdown(ctx, websocket.StatusGoingAway, "bye") }
+	} else {
+		// A client that does not answer the close keeps Shutdown waiting;
+		// its close frame shows that Shutdown has begun.
+		raw = dialRaw(t, hs)
+		waitFor(t, "first connection registered", func() bool { return srv.Len() == 1 })
+		before = func() {
+			go func() { shutdownErr <- srv.Shutdown(ctx, websocket.StatusGoingAway, "bye") }()
+			raw.expectCloseCode(uint16(websocket.StatusGoingAway))
+		}
+	}
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(hs.URL, "http")+"/late", nil, nil)
+	if err != nil {
+		t.Fatalf("dial: got %v, want the 101 written after Shutdown began", err)
+	}
+	defer func() { _ = c.CloseNow(); <-c.Done() }()
+	var ce *websocket.CloseError
+	if err := rtReadErrCtx(ctx, c); !errors.As(err, &ce) || ce.Code != websocket.StatusGoingAway || ce.Reason != "bye" {
+		t.Errorf("after the 101: got %v, want *CloseError 1001 \"bye\"", err)
+	}
+	if raw != nil {
+		_ = raw.conn.Close() // lets Shutdown finish
+	}
+	if err := <-shutdownErr; err != nil {
+		t.Errorf("shutdown: %v", err)
+	}
 }
 
 // rtReadErrCtx reads until the connection ends or ctx does.

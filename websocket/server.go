@@ -163,12 +163,14 @@ type engine struct {
 	gen    atomic.Uint32 // connection generations, see Conn.gen
 	wg     sync.WaitGroup
 
-	mu      sync.Mutex
-	conns   connList
-	closing bool
-	drained chan struct{} // made by shutdown, closed when conns is empty
-	r       *reactor      // started by the first reactor connection
-	stopped bool          // the reactor may not start any more
+	mu          sync.Mutex
+	conns       connList
+	closing     bool
+	closeCode   StatusCode    // Shutdown's code and reason, for connections
+	closeReason string        // that finish their handshake after it began
+	drained     chan struct{} // made by shutdown, closed when conns is empty
+	r           *reactor      // started by the first reactor connection
+	stopped     bool          // the reactor may not start any more
 }
 
 func newEngine(cfg Config, h Handler, client, pull bool) *engine {
@@ -191,6 +193,18 @@ func (e *engine) add(c *Conn) bool {
 	}
 	e.conns.push(c)
 	return true
+}
+
+// refusal is the close frame for a connection that finished its handshake
+// but could not start: Shutdown's code once it has begun, else 1011 (the
+// reactor failed to take the connection).
+func (e *engine) refusal() (StatusCode, string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closing {
+		return e.closeCode, e.closeReason
+	}
+	return StatusInternalError, "internal error"
 }
 
 // remove forgets c after its OnClose returned.
@@ -222,7 +236,9 @@ func (e *engine) snapshot() []*Conn {
 // finish (or ctx, after which they are dropped), then stops every goroutine.
 func (e *engine) shutdown(ctx context.Context, code StatusCode, reason string) error {
 	e.mu.Lock()
-	e.closing = true
+	if !e.closing {
+		e.closing, e.closeCode, e.closeReason = true, code, reason
+	}
 	var drained chan struct{}
 	if e.conns.n > 0 {
 		if e.drained == nil {
@@ -290,16 +306,21 @@ func (e *engine) useReactor() bool {
 // open turns a finished handshake into a running connection: it picks the
 // I/O mode, registers the connection, queues OnOpen and starts I/O, in that
 // order, so that OnOpen comes first and every method works at once.
+//
+// A connection that cannot start (Shutdown began, or the reactor could not
+// take it) is refused with a close frame: its peer got a 101 and must
+// learn why instead of seeing TCP drop (1006).
 func (e *engine) open(res handshakeResult, value any) (*Conn, error) {
 	c := newConn(e, res, value)
 	if err := e.bindReactor(c, res.conn); err != nil {
+		c.refuse(res.conn)
 		return nil, err
 	}
 	if c.poller == nil {
 		c.ext().bio = newBlockingIO(res.conn, e.pull)
 	}
 	if !e.add(c) {
-		c.dropUnstarted()
+		c.refuse(res.conn)
 		return nil, errShutdown
 	}
 	c.pushOpen()
@@ -312,8 +333,8 @@ func (e *engine) open(res handshakeResult, value any) (*Conn, error) {
 }
 
 // bindReactor gives c to a poller when the engine and the connection allow
-// it (plain TCP); otherwise c stays for blocking mode. On error the
-// connection is closed.
+// it (plain TCP); otherwise c stays for blocking mode. Once the socket is
+// taken, c.fd holds it and conn is closed, also on error.
 func (e *engine) bindReactor(c *Conn, conn net.Conn) error {
 	if !e.useReactor() {
 		return nil
@@ -322,12 +343,12 @@ func (e *engine) bindReactor(c *Conn, conn net.Conn) error {
 	if err != nil || !ok {
 		return err
 	}
+	c.fd = int32(fd)
 	r, err := e.reactor()
 	if err == nil && r == nil {
 		err = errShutdown
 	}
 	if err != nil {
-		closeFD(fd)
 		return err
 	}
 	r.bind(c, fd)
