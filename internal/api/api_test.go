@@ -114,6 +114,7 @@ func readPush(t *testing.T, c *websocket.Conn) (uint32, string) {
 func TestPushAndPresence(t *testing.T) {
 	gw, hs := startAPI(t)
 	alice1, alice2, bob := gw.DialSimple(t, "alice"), gw.DialSimple(t, "alice"), gw.DialSimple(t, "bob")
+	gatewaytest.WaitFor(t, "3 registered connections", func() bool { return gw.Stats().Conns == 3 })
 
 	status, body := call(t, hs, "GET", "/api/v1/presence/alice", "Bearer "+key, "")
 	if status != 200 || body["connections"] != 2.0 || body["online"] != true {

@@ -150,3 +150,17 @@ func (c *FullConn) Request(t testing.TB, action wire.Action, payload []byte) wir
 	}
 	return f
 }
+
+// WaitFor polls cond until it holds, failing the test after Timeout. A connection
+// is registered on the engine's executor just after its 101 is written, so a test
+// that counts connections right after dialing must wait for them.
+func WaitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(Timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", Timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
