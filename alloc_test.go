@@ -8,9 +8,9 @@ import (
 	"net/http"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/wsgate/wsgate"
+	"github.com/wsgate/wsgate/internal/gatewaytest"
 	"github.com/wsgate/wsgate/internal/leakcheck"
 	"github.com/wsgate/wsgate/websocket"
 )
@@ -102,9 +102,7 @@ func BenchmarkPushBroadcast100(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	for srv.Stats().Conns < 100 {
-		time.Sleep(time.Millisecond)
-	}
+	gatewaytest.WaitFor(b, "100 registered connections", func() bool { return srv.Stats().Conns == 100 })
 	payload := make([]byte, 64)
 	b.ReportAllocs()
 	b.ResetTimer()
