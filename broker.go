@@ -27,10 +27,16 @@ type Broker interface {
 	// publishes, by calling deliver, until ctx is done; it then returns
 	// nil. Messages to one user must be delivered one at a time and in
 	// sequence order; other messages may be delivered concurrently. While
-	// the peers are unreachable Run keeps retrying; messages lost meanwhile
-	// are recovered for resuming clients from the history, and a
+	// the shared store is unreachable Run keeps retrying; messages lost
+	// meanwhile are recovered for resuming clients from the history, and a
 	// connection that sees a gap in a user's sequence fetches the rest.
-	Run(ctx context.Context, deliver DeliverFunc) error
+	//
+	// Run calls reset when it finds that the shared state was lost (Redis
+	// restarted without persistence): sequences start again from 1, so
+	// the Server closes its sequenced connections with 1012, and their
+	// clients resume, which raises each user's sequence above what they
+	// hold.
+	Run(ctx context.Context, deliver DeliverFunc, reset func()) error
 
 	// Publish sends m to every node. A message to a user (Target.User) is
 	// given the user's next sequence number in m.Seq and is in the user's

@@ -95,6 +95,11 @@ type Config struct {
 	// disables it. Exceeding it gets HTTP 429 with Retry-After.
 	HandshakeRate float64
 
+	// Broker shares pushes, per-user sequences, history, acks and presence
+	// between gateway nodes (redisbroker.New). nil keeps them in this
+	// Server's memory: a single node. With a Broker the History* settings
+	// below are the broker's business and are ignored here.
+	Broker Broker
 	// HistorySize bounds the pushes kept per user for clients that resume
 	// after a reconnect (see Publish). Default 256; negative keeps none
 	// (pushes to users are still numbered, and a resume then only learns

@@ -120,6 +120,17 @@
 // frame, the server may hold its user's pushes for up to 5 s waiting for a
 // resume; the Go and JavaScript clients always send one first.
 //
+// # Several nodes
+//
+// Config.Broker shares pushes, sequences, history, acks and presence
+// between gateway nodes; package redisbroker does it through Redis. Any
+// node can then push to any user or topic — every node delivers to its own
+// connections — and a client may resume on any node, so no sticky sessions
+// are needed. Publish then returns before the nodes deliver (Delivered is
+// -1); a push Redis cannot take fails with ErrUnavailable and reaches no
+// one; UserStatus and ActionPresence count every node's connections. Without
+// a Broker all of this stays in the Server's memory.
+//
 // # Security
 //
 // Clients authenticate before the upgrade: Config.Authenticate returns the

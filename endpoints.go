@@ -105,6 +105,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	sess := &session{id: s.ids.newID(), identity: id}
+	s.readCursor(r, sess)
 	_, err := s.ws.Accept(w, r, &websocket.AcceptOptions{
 		Subprotocols: wsSubprotocols, CheckOrigin: s.allowOrigin, Value: sess,
 	})
@@ -194,4 +195,34 @@ func (s *Server) allowOrigin(r *http.Request) bool {
 		return false
 	}
 	return strings.EqualFold(u.Host, r.Host)
+}
+
+// readCursor fetches, for a full-form client of a shared Broker, its user's
+// last sequence for the hello, here on the HTTP goroutine because it may
+// wait for the network and onOpen must not. The in-memory broker is read
+// in onOpen instead. When the broker is unreachable the hello says 0 and
+// the client's resume sorts things out once it is back.
+func (s *Server) readCursor(r *http.Request, sess *session) {
+	if s.local || sess.identity.UserID == "" || !offersFullForm(r) {
+		return
+	}
+	c, err := s.broker.Cursor(r.Context(), sess.identity.UserID)
+	if err != nil {
+		s.cfg.Logger.Warn("wsgate: reading the user's sequence", "user", sess.identity.UserID, "err", err)
+		return
+	}
+	sess.seq = c.Last
+}
+
+// offersFullForm reports whether the handshake offers a subprotocol of the
+// full form, which Accept will then choose.
+func offersFullForm(r *http.Request) bool {
+	for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p == wire.Subprotocol || p == wire.SubprotocolJSON {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -16,6 +16,9 @@ var (
 	// ErrSlowConsumer is the cause recorded when a connection is closed with
 	// 4000 because its send queue was full.
 	ErrSlowConsumer = errors.New("wsgate: slow consumer")
+	// ErrUnavailable wraps the error of a push that a shared Broker could
+	// not take (Redis unreachable): no node will deliver it.
+	ErrUnavailable = errors.New("wsgate: broker unavailable")
 )
 
 // ReplyError is an error a handler returns to send a specific error frame to
@@ -30,4 +33,5 @@ const (
 	closeGoingAway    = websocket.StatusCode(wire.CloseGoingAway)
 	closeSlowConsumer = websocket.StatusCode(wire.CloseSlowConsumer)
 	closeRateLimited  = websocket.StatusCode(wire.CloseRateLimited)
+	closeRestart      = websocket.StatusCode(wire.CloseServiceRestart)
 )

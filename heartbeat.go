@@ -6,9 +6,10 @@ import (
 	"time"
 )
 
-// startBackground starts the heartbeat goroutine with the first connection,
-// so that New starts nothing and a Server only mounted through Handler()
-// still pings. It does nothing once running or after Shutdown.
+// startBackground starts the heartbeat goroutine and a shared Broker's Run
+// with the first connection, so that New starts nothing and a Server only
+// mounted through Handler() still pings and receives other nodes' pushes.
+// It does nothing once running or after Shutdown.
 func (s *Server) startBackground() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -18,6 +19,37 @@ func (s *Server) startBackground() {
 	s.heartbeatStop = make(chan struct{})
 	s.heartbeatDone = make(chan struct{})
 	go s.heartbeat(s.heartbeatStop, s.heartbeatDone)
+	if !s.local {
+		var ctx context.Context
+		ctx, s.brokerStop = context.WithCancel(context.Background())
+		s.brokerDone = make(chan struct{})
+		go s.runBroker(ctx, s.brokerDone)
+	}
+}
+
+// runBroker runs the shared Broker until ctx ends.
+func (s *Server) runBroker(ctx context.Context, done chan<- struct{}) {
+	defer close(done)
+	if err := s.broker.Run(ctx, s.deliver, s.resetSequences); err != nil {
+		s.cfg.Logger.Error("wsgate: broker stopped", "err", err)
+	}
+}
+
+// stopBroker ends the shared Broker's Run and waits for it, bounded by ctx.
+func (s *Server) stopBroker(ctx context.Context) error {
+	s.mu.Lock()
+	stop, done := s.brokerStop, s.brokerDone
+	s.mu.Unlock()
+	if stop == nil {
+		return nil
+	}
+	stop()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for the broker: %w", ctx.Err())
+	}
 }
 
 // stopHeartbeat stops the heartbeat goroutine and waits for it, bounded by
@@ -62,6 +94,8 @@ func (s *Server) heartbeat(stop <-chan struct{}, done chan<- struct{}) {
 		}
 		clear(*snap)
 		s.releaseExpired()
-		s.mem.sweep()
+		if s.mem != nil {
+			s.mem.sweep()
+		}
 	}
 }

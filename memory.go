@@ -95,7 +95,7 @@ func (b *memBroker) stripe(user string) *memStripe {
 }
 
 // Run has nothing to do: Publish delivers in-process.
-func (b *memBroker) Run(context.Context, DeliverFunc) error { return nil }
+func (b *memBroker) Run(context.Context, DeliverFunc, func()) error { return nil }
 
 // Publish delivers m before returning. A message to a user is numbered,
 // copied into the history and delivered under the user's stripe lock, so

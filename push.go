@@ -83,19 +83,30 @@ func (s *Server) Publish(ctx context.Context, to Target, action wire.Action, pay
 	}
 	if len(to.Users) == 0 {
 		m := Message{Target: to, Action: action, Payload: payload}
-		n, err := s.broker.Publish(ctx, &m)
+		n, err := s.publish(ctx, &m)
 		return PushResult{Delivered: n, Seq: m.Seq}, err
 	}
 	var r PushResult
 	for _, u := range to.Users {
 		m := Message{Target: Target{User: u}, Action: action, Payload: payload}
-		n, err := s.broker.Publish(ctx, &m)
+		n, err := s.publish(ctx, &m)
 		if err != nil {
 			return r, err
 		}
 		r.Delivered = sumDelivered(r.Delivered, n)
 	}
 	return r, nil
+}
+
+// publish hands m to the broker. A shared broker's failure means that no
+// node will deliver m: it is ErrUnavailable, which the HTTP API answers
+// with 503.
+func (s *Server) publish(ctx context.Context, m *Message) (int, error) {
+	n, err := s.broker.Publish(ctx, m)
+	if err != nil && !s.local && !errors.Is(err, ErrNotConnected) {
+		return n, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return n, err
 }
 
 // sumDelivered adds delivery counts, where -1 (unknown) wins.

@@ -397,3 +397,21 @@ func (s *Server) leaveSync(sess *session) {
 	sess.sync = syncOff
 	st.mu.Unlock()
 }
+
+// resetSequences is a shared Broker's report that its state was lost and
+// sequences start again: every sequenced connection here is closed with
+// 1012 (service restart), so that its client reconnects and resumes, which
+// raises its user's sequence above what the client holds.
+func (s *Server) resetSequences() {
+	s.cfg.Logger.Warn("wsgate: the broker lost its state; closing sequenced connections so that their clients resume")
+	snap := s.reg.getSnapshot()
+	defer s.reg.putSnapshot(snap)
+	for i := range registryShards {
+		*snap = s.reg.appendShard((*snap)[:0], i)
+		for _, sess := range *snap {
+			if sequenced(sess) {
+				_ = sess.conn.Close(closeRestart, "wsgate: delivery state lost; resume") // already closing is fine
+			}
+		}
+	}
+}

@@ -53,6 +53,8 @@ type Server struct {
 	httpServers   map[*http.Server]struct{}
 	heartbeatStop chan struct{} // nil until the heartbeat goroutine starts
 	heartbeatDone chan struct{}
+	brokerStop    context.CancelFunc // ends a shared Broker's Run; nil until it starts
+	brokerDone    chan struct{}
 	shutdownDone  chan struct{} // non-nil once Shutdown has begun; closed when it ends
 	shutdownErr   error
 }
@@ -79,8 +81,12 @@ func New(cfg Config) (*Server, error) {
 	s.handlerCtx, s.cancelHandlers = context.WithCancel(context.Background())
 	s.handlers.Store(&map[wire.Action]HandlerFunc{})
 	s.syncs = newSyncTable()
-	s.mem = newMemBroker(cfg.historyLimits(), s.deliver, func(u string) bool { return s.reg.userCount(u) > 0 }, time.Now)
-	s.broker, s.local = s.mem, true
+	if cfg.Broker != nil {
+		s.broker = cfg.Broker
+	} else {
+		s.mem = newMemBroker(cfg.historyLimits(), s.deliver, func(u string) bool { return s.reg.userCount(u) > 0 }, time.Now)
+		s.broker, s.local = s.mem, true
+	}
 	s.resumeWait = resumeWait
 	s.ws = websocket.NewServer(s.wsEngineConfig(), websocket.Handler{
 		OnOpen: s.onOpen, OnMessage: s.onMessage, OnClose: s.onClose,
@@ -234,7 +240,7 @@ func (s *Server) shutdown(ctx context.Context, servers []*http.Server) error {
 	if s.echo != nil {
 		errs = append(errs, s.echo.Shutdown(ctx, websocket.StatusGoingAway, "server shutting down"))
 	}
-	errs = append(errs, s.stopHeartbeat(ctx), s.tasks.closeAndWait(ctx))
+	errs = append(errs, s.stopHeartbeat(ctx), s.tasks.closeAndWait(ctx), s.stopBroker(ctx))
 	s.cancelHandlers()
 	for _, hs := range servers {
 		errs = append(errs, hs.Shutdown(ctx))
