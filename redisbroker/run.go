@@ -1,0 +1,316 @@
+package redisbroker
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"errors"
+	"math/rand/v2"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/wsgate/wsgate"
+	"github.com/wsgate/wsgate/wire"
+)
+
+// Timing of the subscription: how long to wait for Redis to confirm it,
+// and how long a silent subscription goes before it is pinged (a second
+// silent period without the pong means the connection is dead).
+const (
+	confirmTimeout = 5 * time.Second
+	pingAfter      = 5 * time.Second
+	cleanupTimeout = 2 * time.Second
+)
+
+// reconnect spaces the subscriber's attempts: 50–100 ms at first, doubling
+// up to 2.5–5 s, with the protocol's equal jitter so that the nodes do not
+// all come back at once.
+var reconnect = wire.Backoff{Base: 100 * time.Millisecond, Max: 5 * time.Second}
+
+// Run delivers the channel's messages to deliver and writes acks and this
+// node's presence every FlushInterval until ctx ends. It owns the flusher
+// goroutine and waits for it; on the way out it writes what is pending and
+// removes this node's presence. A Broker runs once.
+func (b *Broker) Run(ctx context.Context, deliver wsgate.DeliverFunc, reset func()) error {
+	if !b.running.CompareAndSwap(false, true) {
+		return errors.New("redisbroker: Run called twice")
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		b.flushLoop(ctx)
+	}()
+	sub := &subscriber{b: b, deliver: deliver, reset: reset}
+	sub.loop(ctx)
+	wg.Wait()
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	if err := b.flush(cctx); err != nil {
+		b.opts.Logger.Warn("redisbroker: acks and presence not written at exit", "err", err)
+	}
+	b.leave(cctx)
+	return nil
+}
+
+// subscriber is the state of Run's subscription loop.
+type subscriber struct {
+	b       *Broker
+	deliver wsgate.DeliverFunc
+	reset   func()
+	epoch   string // the Redis instance's epoch when last subscribed
+}
+
+// loop subscribes again after every failure, with backoff, until ctx ends.
+func (s *subscriber) loop(ctx context.Context) {
+	attempt := 0
+	for {
+		subscribed, err := s.run(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if subscribed {
+			attempt = 0
+		}
+		s.b.opts.Logger.Warn("redisbroker: subscription lost; reconnecting", "err", err, "attempt", attempt)
+		t := time.NewTimer(reconnect.Delay(attempt, rand.Float64()))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		attempt++
+	}
+}
+
+// run subscribes once and delivers until the subscription fails. It
+// reports whether it got as far as a confirmed subscription.
+func (s *subscriber) run(ctx context.Context) (bool, error) {
+	ps := s.b.rdb.Subscribe(ctx, s.b.channel)
+	defer func() { _ = ps.Close() }() // the connection is broken or we are leaving
+	stop := context.AfterFunc(ctx, func() { _ = ps.Close() })
+	defer stop()
+	msg, err := ps.ReceiveTimeout(ctx, confirmTimeout)
+	if err != nil {
+		return false, err
+	}
+	if _, ok := msg.(*redis.Subscription); !ok {
+		return false, errors.New("redisbroker: no subscription confirmation")
+	}
+	if err := s.checkEpoch(ctx); err != nil {
+		return false, err
+	}
+	s.b.opts.Logger.Info("redisbroker: subscribed", "channel", s.b.channel)
+	silent := false
+	for {
+		msg, err := ps.ReceiveTimeout(ctx, pingAfter)
+		switch {
+		case err != nil && (!isTimeout(err) || silent):
+			return true, err
+		case err != nil:
+			silent = true
+			if err := ps.Ping(ctx); err != nil {
+				return true, err
+			}
+		default:
+			silent = false
+			if m, ok := msg.(*redis.Message); ok {
+				s.handle(ctx, m.Payload)
+			}
+		}
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+}
+
+// checkEpoch recognises a Redis that lost its data since the last
+// subscription: the epoch key, set once by whichever node comes first, is
+// gone or different. The Server is then told to reset.
+func (s *subscriber) checkEpoch(ctx context.Context) error {
+	var fresh [8]byte
+	if _, err := crand.Read(fresh[:]); err != nil {
+		return err
+	}
+	key := s.b.epochKey()
+	if err := s.b.rdb.SetNX(ctx, key, hex.EncodeToString(fresh[:]), 0).Err(); err != nil {
+		return err
+	}
+	cur, err := s.b.rdb.Get(ctx, key).Result()
+	if err != nil {
+		return err
+	}
+	if s.epoch != "" && cur != s.epoch {
+		s.b.opts.Logger.Warn("redisbroker: Redis lost its data; sequences start again")
+		s.reset()
+	}
+	s.epoch = cur
+	return nil
+}
+
+// handle delivers one channel message. A push to a connection on another
+// node is not an error here.
+func (s *subscriber) handle(ctx context.Context, payload string) {
+	m, err := decode(payload)
+	if err != nil {
+		s.b.opts.Logger.Warn("redisbroker: dropping a malformed message", "err", err)
+		return
+	}
+	if _, err := s.deliver(ctx, m); err != nil && !errors.Is(err, wsgate.ErrNotConnected) {
+		s.b.opts.Logger.Warn("redisbroker: delivering a push", "err", err)
+	}
+}
+
+// flushLoop writes acks and presence every FlushInterval until ctx ends.
+func (b *Broker) flushLoop(ctx context.Context) {
+	t := time.NewTicker(b.opts.FlushInterval)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		fctx, cancel := context.WithTimeout(ctx, max(b.opts.FlushInterval, cleanupTimeout))
+		err := b.flush(fctx)
+		cancel()
+		switch {
+		case err != nil && !failing && ctx.Err() == nil:
+			b.opts.Logger.Warn("redisbroker: writing acks and presence failed; retrying", "err", err)
+		case err == nil && failing:
+			b.opts.Logger.Info("redisbroker: acks and presence written again")
+		}
+		failing = err != nil
+	}
+}
+
+// flush writes the pending acks and presence changes; what fails stays
+// pending for the next flush.
+func (b *Broker) flush(ctx context.Context) error {
+	acks, dirty := b.take()
+	errAcks := b.writeAcks(ctx, acks)
+	if errAcks != nil {
+		b.mu.Lock()
+		for u, seq := range acks {
+			b.acks[u] = max(b.acks[u], seq)
+		}
+		b.mu.Unlock()
+	}
+	errPresence := b.writePresence(ctx, dirty)
+	if errPresence != nil {
+		b.mu.Lock()
+		for u := range dirty {
+			b.dirty[u] = true
+		}
+		b.mu.Unlock()
+	}
+	return errors.Join(errAcks, errPresence)
+}
+
+// take empties the pending acks and changed users, with their counts now.
+func (b *Broker) take() (map[string]uint64, map[string]int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	acks := b.acks
+	if len(acks) > 0 {
+		b.acks = make(map[string]uint64)
+	}
+	dirty := make(map[string]int, len(b.dirty))
+	for u := range b.dirty {
+		dirty[u] = b.present[u]
+	}
+	clear(b.dirty)
+	return acks, dirty
+}
+
+// writeAcks runs the ack script for every user, in one pipeline.
+func (b *Broker) writeAcks(ctx context.Context, acks map[string]uint64) error {
+	if len(acks) == 0 {
+		return nil
+	}
+	ttl := seconds(b.opts.StateTTL)
+	for try := 0; ; try++ {
+		_, err := b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for u, seq := range acks {
+				ack.EvalSha(ctx, p, []string{b.stateKey(u)}, seq, ttl)
+			}
+			return nil
+		})
+		if err == nil || try > 0 || !redis.HasErrorPrefix(err, "NOSCRIPT") {
+			return err
+		}
+		if err := ack.Load(ctx, b.rdb).Err(); err != nil {
+			return err
+		}
+	}
+}
+
+// writePresence writes the changed counts into this node's hash and
+// renews the hash and the node's entry in the node set. When the hash was
+// gone (Redis restarted, or this node was cut off for longer than the
+// expiry) every count is written again.
+func (b *Broker) writePresence(ctx context.Context, dirty map[string]int) error {
+	key := b.nodeKey(b.node)
+	ttl := 3 * b.opts.FlushInterval
+	now := time.Now()
+	var exists *redis.IntCmd
+	_, err := b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		exists = p.Exists(ctx, key)
+		writeCounts(ctx, p, key, dirty)
+		p.PExpire(ctx, key, ttl)
+		p.ZAdd(ctx, b.nodesKey(), redis.Z{Score: float64(now.Add(ttl).UnixMilli()), Member: b.node})
+		p.ZRemRangeByScore(ctx, b.nodesKey(), "-inf", "("+strconv.FormatInt(now.UnixMilli(), 10))
+		return nil
+	})
+	if err != nil || exists.Val() == 1 {
+		return err
+	}
+	b.mu.Lock()
+	all := make(map[string]int, len(b.present))
+	for u, n := range b.present {
+		all[u] = n
+	}
+	b.mu.Unlock()
+	if len(all) == 0 {
+		return nil
+	}
+	_, err = b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		writeCounts(ctx, p, key, all)
+		p.PExpire(ctx, key, ttl)
+		return nil
+	})
+	return err
+}
+
+// writeCounts queues HSET for positive counts and HDEL for zeros.
+func writeCounts(ctx context.Context, p redis.Pipeliner, key string, counts map[string]int) {
+	for u, n := range counts {
+		if n > 0 {
+			p.HSet(ctx, key, u, n)
+		} else {
+			p.HDel(ctx, key, u)
+		}
+	}
+}
+
+// leave removes this node's presence, so that its connections stop
+// counting at once instead of after the expiry.
+func (b *Broker) leave(ctx context.Context) {
+	_, err := b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, b.nodeKey(b.node))
+		p.ZRem(ctx, b.nodesKey(), b.node)
+		return nil
+	})
+	if err != nil {
+		b.opts.Logger.Warn("redisbroker: removing this node's presence", "err", err)
+	}
+}
