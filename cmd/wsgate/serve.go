@@ -14,12 +14,15 @@ import (
 	"os"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/wsgate/wsgate"
 	"github.com/wsgate/wsgate/internal/api"
 	"github.com/wsgate/wsgate/internal/auth"
 	"github.com/wsgate/wsgate/internal/backend"
 	"github.com/wsgate/wsgate/internal/config"
 	"github.com/wsgate/wsgate/internal/web"
+	"github.com/wsgate/wsgate/redisbroker"
 )
 
 // demoTokenTTL is how long the token printed in first-run mode is valid.
@@ -123,6 +126,15 @@ func newGateway(cfg *config.Config, logger *slog.Logger) (*wsgate.Server, func()
 		sc.Fallback, sc.OnConnect, sc.OnDisconnect = fw.Handle, fw.OnConnect, fw.OnDisconnect
 		cleanup = fw.Close
 	}
+	if cfg.Redis != "" {
+		b, err := newRedisBroker(cfg, logger)
+		if err != nil {
+			cleanup()
+			return nil, nil, err
+		}
+		sc.Broker = b
+		cleanup = chain(cleanup, func() { _ = b.Close() }) // at exit; nothing to do about a failure
+	}
 	page := http.NewServeMux()
 	page.Handle("/", web.Handler())
 	sc.Page = page
@@ -221,4 +233,33 @@ func displayAddr(a net.Addr) string {
 		return a.String()
 	}
 	return net.JoinHostPort("localhost", fmt.Sprint(tcp.Port))
+}
+
+// newRedisBroker builds the shared broker of --redis with the history
+// settings of the command line. go-redis's own log lines (every failed
+// dial while Redis is down) go to the debug level: the broker logs each
+// loss and recovery once.
+func newRedisBroker(cfg *config.Config, logger *slog.Logger) (*redisbroker.Broker, error) {
+	redis.SetLogger(redisLog{logger})
+	return redisbroker.New(redisbroker.Options{
+		URL:         cfg.Redis,
+		HistorySize: cfg.Server.HistorySize,
+		HistoryTTL:  cfg.Server.HistoryTTL,
+		Logger:      logger,
+	})
+}
+
+// redisLog hands go-redis's internal messages to slog.
+type redisLog struct{ l *slog.Logger }
+
+func (r redisLog) Printf(ctx context.Context, format string, v ...any) {
+	r.l.DebugContext(ctx, "redis: "+fmt.Sprintf(format, v...))
+}
+
+// chain runs a, then b.
+func chain(a, b func()) func() {
+	return func() {
+		a()
+		b()
+	}
 }

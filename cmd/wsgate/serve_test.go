@@ -337,3 +337,29 @@ func TestDemoLimits(t *testing.T) {
 func demoRequest(user, payload string) *wsgate.Request {
 	return &wsgate.Request{Conn: wsgate.ConnInfo{UserID: user}, Action: actionAddFriend, Payload: []byte(payload)}
 }
+
+// TestServeRedisUnreachable: with --redis the gateway starts even when
+// Redis is down, serves connections, and the push API answers 503.
+func TestServeRedisUnreachable(t *testing.T) {
+	leakcheck.Check(t)
+	g := startServe(t, "--insecure-no-auth", "--api-key", "k", "--redis", "redis://127.0.0.1:1/0")
+	c, err := client.Dial(testCtx(t), g.ws+"/ws", client.Options{})
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	defer c.Close()
+	if _, err := c.Request(testCtx(t), wire.ActionPing, []byte("x")); err != nil {
+		t.Errorf("ping with Redis down: %v", err)
+	}
+	req, _ := http.NewRequest("POST", g.base+"/api/v1/push", strings.NewReader(`{"to":{"all":true},"action":120}`))
+	req.Header.Set("Authorization", "Bearer k")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "broker is unavailable") {
+		t.Errorf("push with Redis down: got %d %s, want 503", resp.StatusCode, body)
+	}
+}

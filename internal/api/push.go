@@ -41,6 +41,9 @@ func (a *API) push(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, err.Error())
 	case errors.Is(err, wsgate.ErrServerClosed):
 		writeError(w, http.StatusServiceUnavailable, err.Error())
+	case errors.Is(err, wsgate.ErrUnavailable):
+		a.logger.Warn("push failed", "err", err)
+		writeError(w, http.StatusServiceUnavailable, "wsgate: push failed: the broker is unavailable; nothing was delivered")
 	case err != nil:
 		a.logger.Error("push failed", "err", err)
 		writeError(w, http.StatusInternalServerError, "wsgate: push failed")

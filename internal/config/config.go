@@ -47,6 +47,10 @@ type Config struct {
 	// APIMaxPayload bounds the payload of one push through the API; 0 = the
 	// API's default (64 KiB).
 	APIMaxPayload int64
+	// Redis is the redis:// URL of the broker that several gateway nodes
+	// share (pushes, sequences, history, acks, presence); "" = this node
+	// alone, in memory.
+	Redis string
 	// Backend is the URL actions without a built-in handler are forwarded to; "" = none.
 	Backend string
 	// BackendTimeout bounds one backend call; 0 = the forwarder's default (5 s).
@@ -128,6 +132,9 @@ func (c *Config) check() error {
 	}
 	if c.JWTSecret != "" && len(c.JWTSecret) < 16 {
 		return fmt.Errorf("wsgate: --jwt-secret must be at least 16 bytes, got %d", len(c.JWTSecret))
+	}
+	if c.Redis != "" && !strings.HasPrefix(c.Redis, "redis://") && !strings.HasPrefix(c.Redis, "rediss://") {
+		return fmt.Errorf("wsgate: --redis must be a redis:// or rediss:// URL, got %q", c.Redis)
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return fmt.Errorf("wsgate: --log-format must be text or json, got %q", c.LogFormat)

@@ -109,6 +109,7 @@ func TestErrors(t *testing.T) {
 		{"both keys", []string{"--jwt-secret", "0123456789abcdef", "--jwt-public-key", "k.pem"}, nil, "not both"},
 		{"positional", []string{"extra"}, nil, "no arguments"},
 		{"log format", []string{"--log-format", "xml"}, nil, "text or json"},
+		{"redis URL", []string{"--redis", "localhost:6379"}, nil, "redis:// or rediss://"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -27,6 +27,7 @@ func (c *Config) register(fs *flag.FlagSet) *optionalBool {
 	fs.Var((*prefixList)(&s.TrustedProxies), "trusted-proxies", "comma-separated `networks` of reverse proxies whose X-Real-IP/X-Forwarded-For name the client (127.0.0.1/32, 10.0.0.0/8; a bare IP is one host)")
 	fs.StringVar(&c.APIKey, "api-key", "", "`key` for the HTTP push API (Authorization: Bearer KEY); empty: API off")
 	fs.Var((*byteSize)(&c.APIMaxPayload), "api-max-payload", "largest payload of one push through the API (0: 64KiB)")
+	fs.StringVar(&c.Redis, "redis", "", "redis://host:port/db `URL` of the Redis that gateway nodes share for pushes, resume history, acks and presence (empty: one node, in memory)")
 	fs.StringVar(&c.Backend, "backend", "", "HTTP `URL` that actions without a handler are forwarded to")
 	fs.DurationVar(&c.BackendTimeout, "backend-timeout", 0, "deadline of one backend call (0: 5s)")
 	fs.IntVar(&c.BackendConcurrency, "backend-concurrency", 0, "backend calls in flight at most (0: 64)")
