@@ -289,8 +289,8 @@ func (b *memBroker) History(_ context.Context, user string, after uint64) (Histo
 	defer st.mu.Unlock()
 	l := st.logs[user]
 	if l == nil {
-		if after == 0 || after > maxRaise {
-			return History{}, nil
+		if after == 0 || after > maxRaise || !b.connected(user) {
+			return History{}, nil // nothing to raise, or nobody left to keep it for
 		}
 		l = &userLog{user: user}
 		st.logs[user] = l
