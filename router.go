@@ -102,6 +102,9 @@ func (s *Server) routeFrame(sess *session, enc encoding, data []byte) {
 	var f wire.Frame
 	if enc == encJSON {
 		if err := wire.DecodeJSON(data, &f); err != nil {
+			if first && sequenced(sess) {
+				s.onFirstFrame(sess, &f) // not a resume: no reason to hold its pushes
+			}
 			s.sendFrameError(sess, true, 0, wire.CodeBadRequest, err.Error())
 			return
 		}
