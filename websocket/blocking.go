@@ -29,7 +29,7 @@ const (
 
 type blockingIO struct {
 	conn    net.Conn
-	resume  chan struct{}      // a token when the inbox drained (reader paused)
+	wake    chan struct{}      // a token when a waiting reader must look again: the inbox drained, or the close deadline was armed
 	stop    chan struct{}      // closed when the connection is torn down
 	msgs    chan pulledMessage // pull mode: messages for Read, closed at the end
 	writers sync.WaitGroup     // the running writer goroutine
@@ -41,7 +41,7 @@ type pulledMessage struct {
 }
 
 func newBlockingIO(conn net.Conn, pull bool) *blockingIO {
-	b := &blockingIO{conn: conn, resume: make(chan struct{}, 1), stop: make(chan struct{})}
+	b := &blockingIO{conn: conn, wake: make(chan struct{}, 1), stop: make(chan struct{})}
 	if pull {
 		b.msgs = make(chan pulledMessage, pullQueue)
 	}
@@ -64,8 +64,8 @@ func (c *Conn) readLoop(buffered []byte) {
 	}
 	buf := make([]byte, blockingReadBuffer)
 	for c.io != ioDone {
-		if !c.waitResume() {
-			c.finish(c.endErr(errDropped))
+		if err := c.waitResume(); err != nil {
+			c.finish(c.endErr(err))
 			return
 		}
 		c.setReadDeadline()
@@ -79,23 +79,51 @@ func (c *Conn) readLoop(buffered []byte) {
 	}
 }
 
-// waitResume blocks while reading is paused; false means the connection
-// is being torn down.
-func (c *Conn) waitResume() bool {
+// waitResume blocks while reading is paused because the handler is behind.
+// It returns errDropped when the connection is torn down, and
+// errCloseTimeout when the close deadline passes meanwhile: a stuck
+// handler must not keep a closing connection open past
+// Config.CloseTimeout (the reactor's sweep enforces it the same way).
+func (c *Conn) waitResume() error {
+	b := c.blk()
 	for c.paused.Load() && c.io == ioOpen {
+		expire, t := c.closeExpiry()
 		select {
-		case <-c.blk().resume:
-		case <-c.blk().stop:
-			return false
+		case <-b.wake:
+		case <-b.stop:
+			stopTimer(t)
+			return errDropped
+		case <-expire:
+			return errCloseTimeout
 		}
+		stopTimer(t)
 	}
-	return true
+	return nil
 }
 
-// wakeReader resumes a paused reader.
+// closeExpiry returns a channel that fires when the close deadline
+// passes, and its timer; nil and nil while no deadline is armed (a nil
+// channel never fires).
+func (c *Conn) closeExpiry() (<-chan time.Time, *time.Timer) {
+	d := c.deadline.Load()
+	if d == 0 {
+		return nil, nil
+	}
+	t := time.NewTimer(time.Until(time.Unix(0, d)))
+	return t.C, t
+}
+
+func stopTimer(t *time.Timer) {
+	if t != nil {
+		t.Stop()
+	}
+}
+
+// wakeReader makes a waiting reader look again (resume, or a new close
+// deadline).
 func (b *blockingIO) wakeReader() {
 	select {
-	case b.resume <- struct{}{}:
+	case b.wake <- struct{}{}:
 	default: // a token is already pending
 	}
 }
@@ -135,18 +163,30 @@ func (c *Conn) readError(err error) {
 	}
 }
 
-// deliver hands a message to Read; it blocks while the queue is full, which
-// stops reading and lets TCP push back on the peer.
-func (b *blockingIO) deliver(typ MessageType, data []byte) error {
+// deliverPull hands a message to Read; it blocks while the queue is full, which
+// stops reading and lets TCP push back on the peer. Like waitResume it
+// gives up when the close deadline passes: a program that stopped calling
+// Read after Close still gets its connection closed.
+func (c *Conn) deliverPull(typ MessageType, data []byte) error {
+	b := c.blk()
 	m := pulledMessage{typ: typ, data: bytes.Clone(data)}
 	if m.data == nil {
 		m.data = []byte{}
 	}
-	select {
-	case b.msgs <- m:
-		return nil
-	case <-b.stop:
-		return errDropped
+	for {
+		expire, t := c.closeExpiry()
+		select {
+		case b.msgs <- m:
+			stopTimer(t)
+			return nil
+		case <-b.stop:
+			stopTimer(t)
+			return errDropped
+		case <-b.wake: // the close deadline may have been armed
+		case <-expire:
+			return errCloseTimeout
+		}
+		stopTimer(t)
 	}
 }
 

@@ -249,7 +249,8 @@ func (c *Conn) Done() <-chan struct{} {
 // The connection reads ahead only a few messages: while nobody calls Read
 // it reads nothing more, so pings go unanswered and a close frame from the
 // peer is not seen. Keep calling Read until it returns an error, or call
-// CloseNow.
+// CloseNow. (After Close, the connection ends within Config.CloseTimeout
+// whether Read is called or not.)
 func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
 	if !c.eng.pull {
 		return 0, nil, ErrReadNotSupported

@@ -64,6 +64,7 @@ func (c *Conn) armDeadlineLocked() {
 	c.deadline.Store(d.UnixNano())
 	if b := c.blk(); b != nil {
 		_ = b.conn.SetReadDeadline(d) // wake a reader blocked without a deadline; failure means it is closed
+		b.wakeReader()                // and one paused for its handler or for Read
 	}
 }
 

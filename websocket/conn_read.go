@@ -45,7 +45,7 @@ func (c *Conn) onEOF() {
 // onMessage implements frameSink.
 func (c *Conn) onMessage(typ MessageType, data []byte) error {
 	if c.eng.pull {
-		return c.blk().deliver(typ, data)
+		return c.deliverPull(typ, data)
 	}
 	if c.eng.h.OnMessage == nil {
 		return nil

@@ -534,61 +534,6 @@ func TestIdleCloseCode(t *testing.T) {
 	})
 }
 
-// TestInboxBackpressure: a connection whose OnMessage is stuck stops being
-// read, and another connection's messages keep flowing meanwhile.
-func TestInboxBackpressure(t *testing.T) {
-	rtEachMode(t, func(t *testing.T, mode websocket.Mode) {
-		release := make(chan struct{})
-		var mu sync.Mutex
-		var slowGot []string
-		_, url := rtServer(t, websocket.Config{Mode: mode, InboxLimit: 4, Workers: 4}, websocket.Handler{
-			OnMessage: func(c *websocket.Conn, typ websocket.MessageType, data []byte) {
-				if strings.HasPrefix(string(data), "slow") {
-					<-release
-					mu.Lock()
-					slowGot = append(slowGot, string(data))
-					mu.Unlock()
-					return
-				}
-				_ = c.WriteMessage(typ, data)
-			},
-		})
-		slow := rtDial(t, url, nil)
-		fast := rtDial(t, url, nil)
-		const n = 500
-		go func() {
-			for i := range n {
-				if err := slow.WriteMessage(websocket.TextMessage, fmt.Appendf(nil, "slow %d %s", i, strings.Repeat("s", 1000))); err != nil {
-					t.Errorf("slow write %d: %v", i, err)
-					return
-				}
-			}
-		}()
-		for i := range 20 {
-			want := fmt.Sprintf("fast %d", i)
-			if err := fast.WriteMessage(websocket.TextMessage, []byte(want)); err != nil {
-				t.Fatalf("fast write: %v", err)
-			}
-			if _, got := rtRead(t, fast); string(got) != want {
-				t.Fatalf("fast: got %q, want %q", got, want)
-			}
-		}
-		close(release)
-		waitFor(t, "all slow messages delivered", func() bool {
-			mu.Lock()
-			defer mu.Unlock()
-			return len(slowGot) == n
-		})
-		mu.Lock()
-		defer mu.Unlock()
-		for i, m := range slowGot {
-			if want := fmt.Sprintf("slow %d ", i); !strings.HasPrefix(m, want) {
-				t.Fatalf("slow message %d: got %.12q, want prefix %q", i, m, want)
-			}
-		}
-	})
-}
-
 func TestPanicClosesWith1011(t *testing.T) {
 	rtEachMode(t, func(t *testing.T, mode websocket.Mode) {
 		_, url := rtServer(t, websocket.Config{Mode: mode}, websocket.Handler{
