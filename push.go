@@ -196,9 +196,14 @@ func (p *pusher) deliverAll(list []*session) int {
 
 // deliver queues the push on one connection and returns 1 if it was queued.
 func (p *pusher) deliver(sess *session) int {
-	if !sess.ready.Load() {
+	if !p.s.reachable(sess) {
 		return 0 // registered a moment ago; the client has no hello yet, so it is not connected to its eyes
 	}
+	return p.send(sess)
+}
+
+// send queues the push on a connection known to be ready.
+func (p *pusher) send(sess *session) int {
 	pm := p.frame(sess.form)
 	if pm == nil {
 		return 0

@@ -329,7 +329,12 @@ func (s *Server) deliverUser(m *Message) (int, error) {
 func (s *Server) deliverSeqLocked(st *syncStripe, p *pusher, sess *session, m *Message) int {
 	switch sess.sync {
 	case syncOff:
-		return p.deliver(sess)
+		// Simple form (or closing): no hello to wait for, and reachable
+		// must not take the sync lock this goroutine already holds.
+		if !sess.ready.Load() {
+			return 0
+		}
+		return p.send(sess)
 	case syncLive:
 		if m.Seq <= sess.seq {
 			return 0 // a replay sent it already
@@ -342,7 +347,7 @@ func (s *Server) deliverSeqLocked(st *syncStripe, p *pusher, sess *session, m *M
 			s.startReplay(sess, 0, false)
 			return 1
 		}
-		if p.deliver(sess) == 0 {
+		if p.send(sess) == 0 {
 			return 0 // closing
 		}
 		sess.seq = m.Seq

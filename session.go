@@ -199,9 +199,14 @@ func (s *Server) onOpen(c *websocket.Conn) {
 		// serveWS read the cursor before the upgrade, into sess.seq.
 		s.greet(sess, Cursor{Last: sess.seq}, false)
 	case sess.form != formSimple:
+		st := s.syncs.stripe(helloKey(sess))
+		st.mu.Lock()
 		s.sendHello(sess, 0)
+		sess.ready.Store(true) // before unlocking: see reachable
+		st.mu.Unlock()
+	default:
+		sess.ready.Store(true)
 	}
-	sess.ready.Store(true)
 	s.ctr.accepted.Add(1)
 	if s.cfg.OnConnect != nil {
 		info := sess.info()
@@ -251,4 +256,33 @@ func (s *Server) sendHello(sess *session, seq uint64) {
 		Heartbeat:  uint16(min((s.cfg.PingInterval+time.Second-1)/time.Second, math.MaxUint16)), // rounded up: 0 would mean none
 	}
 	s.writeFrame(sess, sess.form == formJSON, &f)
+}
+
+// helloKey names the sync stripe under which a full-form connection's hello
+// is queued and the connection marked ready: its user's for a sequenced
+// connection (greet), its own id otherwise.
+func helloKey(sess *session) string {
+	if sequenced(sess) {
+		return sess.identity.UserID
+	}
+	return sess.id
+}
+
+// reachable reports whether pushes may go to sess. A full-form connection
+// becomes reachable once its hello is queued; a push that finds it not yet
+// ready waits, once, for a hello being queued right now, so that a client
+// that already has its hello is always reachable, and no push ever
+// precedes the hello. The wait is one enqueue long.
+func (s *Server) reachable(sess *session) bool {
+	if sess.ready.Load() {
+		return true
+	}
+	if sess.form == formSimple {
+		return false
+	}
+	st := s.syncs.stripe(helloKey(sess))
+	st.mu.Lock()
+	ready := sess.ready.Load()
+	st.mu.Unlock()
+	return ready
 }
