@@ -49,8 +49,9 @@
 //
 // Shutdown makes /readyz answer 503 and refuses new handshakes (503), sends
 // every connection a close frame with 1001 (going away), waits for the
-// connections to finish their close handshake, for running handlers and for
-// the heartbeat goroutine, then stops the HTTP servers of Run and Serve. Its
+// connections to finish their close handshake, for running handlers, for
+// the heartbeat goroutine and for a shared Broker's Run (which the first
+// connection started), then stops the HTTP servers of Run and Serve. Its
 // ctx bounds the wait: connections still open are then dropped and handlers
 // see their ctx cancelled. Afterwards Push, Serve and Run return
 // ErrServerClosed.
@@ -167,7 +168,10 @@
 //	1002  protocol error: malformed full-form binary frame, a frame only a
 //	      server sends, a resume that is not the first frame
 //	1009  message larger than MaxMessageSize
-//	4000  slow consumer: the send queue overflowed
+//	1012  service restart: a shared Broker lost its state; sequenced
+//	      connections are closed so that their clients resume
+//	4000  slow consumer: the send queue overflowed, or a replay could not
+//	      keep up with the pushes arriving meanwhile
 //	4002  rate limited: more than MessageRate messages per second
 //	any   the code given to Disconnect (e.g. 4503 replaced)
 //

@@ -200,8 +200,9 @@ func (s *Server) trackHTTP(hs *http.Server) bool {
 }
 
 // Shutdown stops accepting connections (/readyz answers 503), closes every
-// connection with 1001 (going away), waits for them, for running handlers
-// and for the heartbeat, then stops the listeners of Run and Serve. ctx
+// connection with 1001 (going away), waits for them, for running handlers,
+// for the heartbeat and for a shared Broker's Run, then stops the listeners
+// of Run and Serve. ctx
 // bounds the wait; handlers still running when it expires see their ctx
 // cancelled. Calling Shutdown again waits for the first call and returns its
 // result.
