@@ -286,12 +286,12 @@ func (s *Server) sendSeqLocked(sess *session, m *Message, replayed bool) {
 		s.notice(sess, "wsgate: pushes "+strconv.FormatUint(sess.seq+1, 10)+" to "+
 			strconv.FormatUint(m.Seq-1, 10)+" are no longer retained")
 	}
+	if replayed {
+		s.ctr.replayed.Add(1) // before the client can see it
+	}
 	f := wire.Frame{Type: wire.TypePush, Action: m.Action, Seq: m.Seq, Payload: m.Payload}
 	s.writeFrame(sess, sess.form == formJSON, &f)
 	sess.seq = m.Seq
-	if replayed {
-		s.ctr.replayed.Add(1)
-	}
 }
 
 // notice sends an error frame with request id 0 and code pushes-lost.
