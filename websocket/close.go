@@ -72,7 +72,11 @@ func (c StatusCode) String() string {
 // parser also returns it for protocol violations: Code is then the code to
 // send in our close frame.
 type CloseError struct {
-	Code   StatusCode
+	// Code is the close frame's status code; 1005 for a close frame
+	// without one.
+	Code StatusCode
+	// Reason is the close frame's UTF-8 text, at most 123 bytes; often
+	// empty.
 	Reason string
 }
 

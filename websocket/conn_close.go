@@ -35,7 +35,10 @@ func (c *Conn) closeIdle() {
 	_ = c.Close(c.eng.cfg.IdleCloseCode, c.eng.cfg.IdleCloseReason) // an error means it is closing already
 }
 
-// CloseNow drops the TCP connection without a closing handshake.
+// CloseNow drops the TCP connection without a closing handshake: for a
+// peer not worth waiting for (misbehaving, or Shutdown's ctx is over).
+// OnClose still runs, with an error wrapping net.ErrClosed (or the
+// *CloseError of a closing handshake already begun).
 func (c *Conn) CloseNow() error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()

@@ -91,7 +91,10 @@ func (c *Conn) WritePrepared(pm *PreparedMessage) error {
 	return c.transmitLocked(nil, frame, nil, true)
 }
 
-// Ping sends a ping; the peer's pong is not reported.
+// Ping sends a ping, to keep intermediaries from timing the connection
+// out and to make a live peer answer. The pong is not reported: like any
+// frame it counts as activity for Config.IdleTimeout, so pinging more
+// often than IdleTimeout detects dead peers.
 func (c *Conn) Ping(payload []byte) error {
 	if len(payload) > maxControlPayload {
 		return errControlTooBig
@@ -105,7 +108,8 @@ func (c *Conn) Ping(payload []byte) error {
 }
 
 // Buffered returns the bytes waiting in the write queue (not yet taken by
-// the kernel).
+// the kernel): how far behind the peer is, for callers that shed optional
+// messages before the queue refuses them.
 func (c *Conn) Buffered() int {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()

@@ -43,7 +43,8 @@ func (d *Dialer) Shutdown(ctx context.Context, code StatusCode, reason string) e
 	return d.eng.shutdown(ctx, code, reason)
 }
 
-// Len returns the number of open connections.
+// Len returns the number of connections whose OnClose has not returned
+// yet, closing ones included.
 func (d *Dialer) Len() int { return d.eng.len() }
 
 // Dial opens a pull-mode client connection: one reader goroutine reads

@@ -54,9 +54,10 @@ type Config struct {
 	// with IdleCloseCode and IdleCloseReason. 0 (default) means never. The
 	// reactor checks it about once a second.
 	IdleTimeout time.Duration
-	// IdleCloseCode is the close code IdleTimeout sends, so that an
-	// application can tell its clients apart from a shutdown (a gateway
-	// uses one of its 4000-4999 codes). Default 1001 (going away).
+	// IdleCloseCode is the close code IdleTimeout sends, so that clients
+	// can tell an idle close from a shutdown (a gateway uses one of its
+	// 4000-4999 codes). It must be a code that may be sent (not 1005, 1006
+	// or 1015). Default 1001 (going away).
 	IdleCloseCode StatusCode
 	// IdleCloseReason is the reason IdleTimeout sends. Default
 	// "idle timeout".
@@ -65,7 +66,8 @@ type Config struct {
 	// TCP FIN) after a close frame was sent. Default 5 s.
 	CloseTimeout time.Duration
 	// Compression negotiates permessage-deflate (RFC 7692): a server accepts
-	// a client's offer, a client makes one. Default off.
+	// a client's offer, a client makes one. Default off: it costs CPU on
+	// every message (see the package doc, Compression cost).
 	Compression bool
 	// CompressionContextTakeover keeps the deflate window between messages:
 	// better ratio, but each connection then holds its own compressor and
@@ -140,6 +142,8 @@ func (cfg Config) withDefaults() Config {
 // last). A panicking callback closes its connection with 1011. Nil fields
 // are skipped.
 type Handler struct {
+	// OnOpen runs before any OnMessage: the place to make the connection
+	// reachable (register it for pushes) and to send a greeting.
 	OnOpen func(c *Conn)
 	// OnMessage receives one whole message; data is valid until it returns.
 	OnMessage func(c *Conn, typ MessageType, data []byte)
@@ -396,11 +400,15 @@ func (e *engine) isClosing() bool {
 // every connection and waits until all have finished (their OnClose
 // returned). When ctx ends first, the remaining connections are dropped and
 // ctx's error is returned. It then stops every goroutine of the server.
+// Accept answers 503 from now on; a handshake that finishes during
+// Shutdown gets the same close frame after its 101.
 func (s *Server) Shutdown(ctx context.Context, code StatusCode, reason string) error {
 	return s.eng.shutdown(ctx, code, reason)
 }
 
-// Len returns the number of open connections.
+// Len returns the number of connections whose OnClose has not returned
+// yet, closing ones included: a gauge for metrics and for waiting on
+// Shutdown.
 func (s *Server) Len() int { return s.eng.len() }
 
 // connList is an intrusive doubly linked list of connections: registering
