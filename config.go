@@ -68,12 +68,11 @@ type Config struct {
 	// PingInterval is how often every connection is pinged. Default 30 s.
 	PingInterval time.Duration
 	// IdleTimeout closes a connection that sent nothing (not even a pong)
-	// for this long. Default 3600 s.
+	// for this long, with 4001. Default 3600 s.
 	IdleTimeout time.Duration
 
 	// SendQueueMessages bounds a connection's outbound queue in messages.
-	// Default 1024. (Enforced once the engine can count messages; until then
-	// SendQueueBytes is the bound that holds.)
+	// Default 1024. Overflow is handled like SendQueueBytes.
 	SendQueueMessages int
 	// SendQueueBytes bounds a connection's outbound queue in bytes. Default
 	// 1 MiB. A push or reply that does not fit closes the connection with

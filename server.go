@@ -102,10 +102,13 @@ func New(cfg Config) (*Server, error) {
 
 func (s *Server) wsEngineConfig() websocket.Config {
 	return websocket.Config{
-		Mode:            s.cfg.Mode,
-		ReadLimit:       s.cfg.MaxMessageSize,
-		WriteQueueLimit: s.cfg.SendQueueBytes,
-		IdleTimeout:     s.cfg.IdleTimeout,
+		Mode:               s.cfg.Mode,
+		ReadLimit:          s.cfg.MaxMessageSize,
+		WriteQueueLimit:    s.cfg.SendQueueBytes,
+		WriteQueueMessages: s.cfg.SendQueueMessages,
+		IdleTimeout:        s.cfg.IdleTimeout,
+		IdleCloseCode:      websocket.StatusCode(wire.CloseIdleTimeout),
+		IdleCloseReason:    "idle timeout",
 	}
 }
 
