@@ -72,7 +72,6 @@ type driver struct {
 	bins     map[string]string // package → built binary
 	self     string            // this program, re-executed as the client
 	dir      string            // binaries and logs
-	hz       int64             // clock ticks per second
 	progress io.Writer
 }
 
@@ -94,7 +93,7 @@ func runDriver(ctx context.Context, cfg driverConfig, stdout, stderr io.Writer) 
 	} else {
 		defer func() { err = errors.Join(err, os.RemoveAll(dir)) }()
 	}
-	d := &driver{cfg: cfg, targets: targets, self: self, dir: dir, hz: clockTicks(), progress: stderr}
+	d := &driver{cfg: cfg, targets: targets, self: self, dir: dir, progress: stderr}
 	if err := d.build(ctx); err != nil {
 		return err
 	}

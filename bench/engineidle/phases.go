@@ -8,6 +8,8 @@ import (
 	"math"
 	"net/http"
 	"time"
+
+	"github.com/wsgate/wsgate/internal/procstat"
 )
 
 const (
@@ -83,7 +85,7 @@ func (d *driver) cpu(ctx context.Context, t target, s *sample) (err error) {
 	if err := sleep(ctx, preSettle); err != nil {
 		return err
 	}
-	t0, err := cpuTicks(srv.pid())
+	t0, err := procstat.CPU(srv.pid())
 	if err != nil {
 		return err
 	}
@@ -94,7 +96,7 @@ func (d *driver) cpu(ctx context.Context, t target, s *sample) (err error) {
 	if err != nil {
 		return err
 	}
-	t1, err := cpuTicks(srv.pid())
+	t1, err := procstat.CPU(srv.pid())
 	if err != nil {
 		return err
 	}
@@ -103,7 +105,7 @@ func (d *driver) cpu(ctx context.Context, t target, s *sample) (err error) {
 	if _, err := fmt.Sscanf(line, "done msgs=%d seconds=%g", &msgs, &secs); err != nil || msgs == 0 || secs <= 0 {
 		return fmt.Errorf("engineidle: bad client report %q: %v", line, err)
 	}
-	s.cpuSecs = float64(t1-t0) / float64(d.hz)
+	s.cpuSecs = (t1 - t0).Seconds()
 	s.cpuUsPerMsg = s.cpuSecs * 1e6 / float64(msgs)
 	s.msgsPerSec = float64(msgs) / secs
 	return nil
@@ -112,7 +114,7 @@ func (d *driver) cpu(ctx context.Context, t target, s *sample) (err error) {
 // cpuShare waits d and returns the server's CPU use meanwhile as a
 // percentage of one core: an idle server should be near 0, whatever it holds.
 func (d *driver) cpuShare(ctx context.Context, srv *server, wait time.Duration) (float64, error) {
-	t0, err := cpuTicks(srv.pid())
+	t0, err := procstat.CPU(srv.pid())
 	if err != nil {
 		return 0, err
 	}
@@ -120,11 +122,11 @@ func (d *driver) cpuShare(ctx context.Context, srv *server, wait time.Duration) 
 	if err := sleep(ctx, wait); err != nil {
 		return 0, err
 	}
-	t1, err := cpuTicks(srv.pid())
+	t1, err := procstat.CPU(srv.pid())
 	if err != nil {
 		return 0, err
 	}
-	return float64(t1-t0) / float64(d.hz) / time.Since(start).Seconds() * 100, nil
+	return (t1 - t0).Seconds() / time.Since(start).Seconds() * 100, nil
 }
 
 // serverSample is one look at a server from outside (RSS) and inside (/stats).
@@ -146,7 +148,7 @@ func sampleServer(ctx context.Context, srv *server) (serverSample, error) {
 		return serverSample{}, err
 	}
 	// RSS after /stats, so the request's own garbage is in both samples.
-	rss, err := rssBytes(srv.pid())
+	rss, err := procstat.RSS(srv.pid())
 	return serverSample{rss: rss, stats: st}, err
 }
 
