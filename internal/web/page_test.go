@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/wsgate/wsgate"
 	"github.com/wsgate/wsgate/internal/auth"
+	"github.com/wsgate/wsgate/internal/gatewaytest"
 	"github.com/wsgate/wsgate/internal/testbin"
 	"github.com/wsgate/wsgate/internal/web"
 )
@@ -32,40 +32,24 @@ func startGateway(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := wsgate.New(wsgate.Config{
+	gw := gatewaytest.Start(t, wsgate.Config{
 		Page: web.Handler(),
 		Authenticate: func(_ context.Context, r *http.Request) (wsgate.Identity, error) {
 			c, err := v.FromRequest(r)
 			return wsgate.Identity{UserID: c.UserID, Topics: c.Topics}, err
 		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = srv.Handle(110, func(_ context.Context, req *wsgate.Request) ([]byte, error) {
-		return append([]byte("added "), req.Payload...), nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
+	}, func(srv *wsgate.Server) {
+		if err := srv.Handle(110, func(_ context.Context, req *wsgate.Request) ([]byte, error) {
+			return append([]byte("added "), req.Payload...), nil
+		}); err != nil {
+			t.Fatal(err)
 		}
 	})
 	tok, err := auth.Issue(secret, "page-tester", time.Hour, nil, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return "http://" + ln.Addr().String() + "/?token=" + tok
+	return gw.URL + "/?token=" + tok
 }
 
 // nodeModules finds interop/node_modules (helper "ci" installs
