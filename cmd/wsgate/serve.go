@@ -174,13 +174,7 @@ func authenticator(cfg *config.Config) (func(context.Context, *http.Request) (ws
 	if err != nil {
 		return nil, err
 	}
-	return func(_ context.Context, r *http.Request) (wsgate.Identity, error) {
-		c, err := v.FromRequest(r)
-		if err != nil {
-			return wsgate.Identity{}, err
-		}
-		return wsgate.Identity{UserID: c.UserID, Topics: c.Topics}, nil
-	}, nil
+	return v.Authenticate, nil
 }
 
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {

@@ -14,6 +14,7 @@
 package auth
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/rsa"
 	"crypto/x509"
@@ -23,6 +24,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/wsgate/wsgate"
 
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -156,6 +159,16 @@ func (v *Verifier) FromRequest(r *http.Request) (Claims, error) {
 		return Claims{}, ErrNoToken
 	}
 	return v.Verify(tok)
+}
+
+// Authenticate is FromRequest shaped as wsgate.Config.Authenticate: the token's
+// subject becomes the user and its topics claim the subscription allow-list.
+func (v *Verifier) Authenticate(_ context.Context, r *http.Request) (wsgate.Identity, error) {
+	c, err := v.FromRequest(r)
+	if err != nil {
+		return wsgate.Identity{}, err
+	}
+	return wsgate.Identity{UserID: c.UserID, Topics: c.Topics}, nil
 }
 
 // TokenFromRequest returns the token carried by r, or "" if there is none.

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,11 +32,8 @@ func startGateway(t *testing.T) string {
 		t.Fatal(err)
 	}
 	gw := gatewaytest.Start(t, wsgate.Config{
-		Page: web.Handler(),
-		Authenticate: func(_ context.Context, r *http.Request) (wsgate.Identity, error) {
-			c, err := v.FromRequest(r)
-			return wsgate.Identity{UserID: c.UserID, Topics: c.Topics}, err
-		},
+		Page:         web.Handler(),
+		Authenticate: v.Authenticate,
 	}, func(srv *wsgate.Server) {
 		if err := srv.Handle(110, func(_ context.Context, req *wsgate.Request) ([]byte, error) {
 			return append([]byte("added "), req.Payload...), nil
