@@ -1,6 +1,7 @@
 package websocket
 
 import (
+	"runtime"
 	"sync"
 	"time"
 )
@@ -10,49 +11,93 @@ import (
 // run queue, so its callbacks never run concurrently and keep their order,
 // while a slow callback blocks only its own connection (whose reading
 // pauses when its inbox is full) and one worker.
+//
+// Workers start on demand, but only as many as can help. While work waits,
+// up to GOMAXPROCS start at once: more cannot run quick callbacks any
+// faster, and every extra goroutine keeps its stack. Beyond that, one timer
+// checks every slowCallback whether work still waits, and starts a worker
+// for each one that has been running the same connection's callbacks for
+// longer than that (blocked on I/O, most likely), up to Workers. So a burst
+// of quick callbacks on thousands of connections runs on a few goroutines,
+// while callbacks that block still get up to Workers goroutines between
+// them. An idle worker waits on its own channel; the most recently parked
+// one is woken first, so that the others stay parked and exit after
+// workerIdle, which a second timer enforces.
 
 const (
 	// workerIdle is how long a worker waits for work before exiting.
 	workerIdle = 10 * time.Second
+	// slowCallback is how long a worker may run one connection's callbacks
+	// before it counts as blocked, and how often the executor checks.
+	slowCallback = time.Millisecond
 	// runBatch is how many items a worker takes from one connection before
 	// moving it to the back of the run queue, for fairness.
 	runBatch = 16
 )
 
 type executor struct {
-	max     int
-	idleFor time.Duration // workerIdle; shorter in tests
-	wake    chan struct{} // one token per idle worker told to look again
-	quit    chan struct{} // closed by stop
+	max       int
+	base      int           // workers started without waiting: min(GOMAXPROCS, max)
+	idleFor   time.Duration // workerIdle; shorter in tests
+	slowAfter time.Duration // slowCallback; changed in tests
+	epoch     time.Time     // base of since
 
 	mu         sync.Mutex
-	head, tail *Conn // run queue, linked through Conn.runNext
-	workers    int   // running worker goroutines
-	idle       int   // waiting workers not yet sent a token
+	head, tail *Conn     // run queue, linked through Conn.runNext
+	queued     int       // connections on the run queue
+	workers    int       // running worker goroutines
+	all        []*worker // the running workers
+	idle       []*worker // parked workers, most recently parked last
 	stopped    bool
+	reap, grow ownedTimer // retire idle workers; add workers for blocked ones
 	wg         sync.WaitGroup
+}
+
+// worker is one worker goroutine's state; its fields other than wake are
+// guarded by executor.mu.
+type worker struct {
+	wake  chan bool // cap 1; true: look for work, false: exit
+	busy  bool      // running a connection's callbacks
+	since int64     // when it parked, or took its connection (executor.now)
+}
+
+// ownedTimer is a time.AfterFunc timer the executor waits for: it counts
+// in executor.wg from arming until its callback is done, so stop returns
+// only after any callback has finished. Guarded by executor.mu.
+type ownedTimer struct {
+	t     *time.Timer
+	armed bool
 }
 
 func (e *executor) init(workers int) {
 	e.max = workers
+	e.base = min(runtime.GOMAXPROCS(0), workers)
 	e.idleFor = workerIdle
-	e.wake = make(chan struct{}, workers)
-	e.quit = make(chan struct{})
+	e.slowAfter = slowCallback
+	e.epoch = time.Now()
 }
+
+// now is the executor's monotonic clock in nanoseconds.
+func (e *executor) now() int64 { return int64(time.Since(e.epoch)) }
 
 // schedule puts c on the run queue and makes sure a worker will see it.
 func (e *executor) schedule(c *Conn) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.appendLocked(c)
+	if n := len(e.idle); n > 0 {
+		w := e.idle[n-1]
+		e.idle[n-1] = nil
+		e.idle = e.idle[:n-1]
+		w.wake <- true // never blocks: a parked worker's channel is empty
+		return
+	}
 	switch {
-	case e.idle > 0:
-		e.idle--
-		e.wake <- struct{}{} // never blocks: cap(wake) = max ≥ waiting workers
-	case e.workers < e.max && !e.stopped:
-		e.workers++
-		e.wg.Add(1)
-		go e.work()
+	case e.stopped:
+	case e.workers < e.base:
+		e.startLocked()
+	case e.workers < e.max:
+		e.armLocked(&e.grow, e.slowAfter, e.growForBlocked)
 	}
 }
 
@@ -64,15 +109,36 @@ func (e *executor) appendLocked(c *Conn) {
 		e.tail.runNext = c
 	}
 	e.tail = c
+	e.queued++
+}
+
+func (e *executor) startLocked() {
+	w := &worker{wake: make(chan bool, 1)}
+	e.all = append(e.all, w)
+	e.workers++
+	e.wg.Add(1)
+	go e.work(w)
+}
+
+// removeLocked forgets a worker that is about to exit.
+func (e *executor) removeLocked(w *worker) {
+	for i, x := range e.all {
+		if x == w {
+			last := len(e.all) - 1
+			e.all[i] = e.all[last]
+			e.all[last] = nil
+			e.all = e.all[:last]
+			break
+		}
+	}
+	e.workers--
 }
 
 // work is one worker goroutine.
-func (e *executor) work() {
+func (e *executor) work(w *worker) {
 	defer e.wg.Done()
-	t := time.NewTimer(e.idleFor)
-	defer t.Stop()
 	for {
-		c := e.next(t)
+		c := e.next(w)
 		if c == nil {
 			return
 		}
@@ -85,59 +151,123 @@ func (e *executor) work() {
 }
 
 // next waits for a connection to run; nil means the worker must exit.
-// Invariant under mu: idle + len(wake) = workers waiting in select.
-func (e *executor) next(t *time.Timer) *Conn {
+func (e *executor) next(w *worker) *Conn {
+	e.mu.Lock()
 	for {
-		e.mu.Lock()
 		if c := e.head; c != nil {
 			e.head = c.runNext
 			if e.head == nil {
 				e.tail = nil
 			}
 			c.runNext = nil
+			e.queued--
+			w.busy, w.since = true, e.now()
 			e.mu.Unlock()
 			return c
 		}
 		if e.stopped {
-			e.workers--
+			e.removeLocked(w)
 			e.mu.Unlock()
 			return nil
 		}
-		e.idle++
+		w.busy, w.since = false, e.now()
+		e.idle = append(e.idle, w)
+		e.armLocked(&e.reap, e.idleFor, e.reapIdle)
 		e.mu.Unlock()
-		t.Reset(e.idleFor)
-		select {
-		case <-e.wake:
-			t.Stop()
-			continue
-		case <-e.quit:
-			t.Stop()
-		case <-t.C:
+		if !<-w.wake {
+			return nil // retired by reapIdle or stop, which forgot it
 		}
-		// Timed out or stopping: leave unless a token is already ours.
 		e.mu.Lock()
-		if e.idle > 0 {
-			e.idle--
-			if !e.stopped {
-				e.workers--
-				e.mu.Unlock()
-				return nil
-			}
-			e.mu.Unlock()
-			continue
-		}
-		e.mu.Unlock()
-		<-e.wake // idle == 0: a token was sent for this worker
 	}
 }
 
-// stop makes idle workers exit and waits for all of them. Call it only
-// when no connection can be scheduled any more.
+// reapIdle retires the workers parked for idleFor or longer, oldest first,
+// and re-arms itself for the next one.
+func (e *executor) reapIdle() {
+	defer e.wg.Done()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.reap.armed = false
+	now := e.now()
+	n := 0
+	for n < len(e.idle) && now-e.idle[n].since >= int64(e.idleFor) {
+		w := e.idle[n]
+		e.removeLocked(w)
+		w.wake <- false
+		n++
+	}
+	rest := copy(e.idle, e.idle[n:])
+	clear(e.idle[rest:])
+	e.idle = e.idle[:rest]
+	if rest > 0 {
+		e.armLocked(&e.reap, time.Duration(e.idle[0].since+int64(e.idleFor)-now), e.reapIdle)
+	}
+}
+
+// growForBlocked runs while work waits and every worker is busy: it starts
+// a worker for each one blocked for slowAfter or longer (keeping base
+// workers free to run), at most one per waiting connection and Workers in
+// all, and checks again after slowAfter while work still waits.
+func (e *executor) growForBlocked() {
+	defer e.wg.Done()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.grow.armed = false
+	if e.stopped || e.head == nil {
+		return
+	}
+	now := e.now()
+	blocked := 0
+	for _, w := range e.all {
+		if w.busy && now-w.since >= int64(e.slowAfter) {
+			blocked++
+		}
+	}
+	want := min(e.max, blocked+e.base, e.workers+e.queued)
+	for e.workers < want {
+		e.startLocked()
+	}
+	if e.workers < e.max {
+		e.armLocked(&e.grow, e.slowAfter, e.growForBlocked)
+	}
+}
+
+// armLocked starts t unless it is armed already or the executor stopped.
+func (e *executor) armLocked(t *ownedTimer, d time.Duration, f func()) {
+	if t.armed || e.stopped {
+		return
+	}
+	t.armed = true
+	e.wg.Add(1)
+	if t.t == nil {
+		t.t = time.AfterFunc(d, f)
+		return
+	}
+	t.t.Reset(d)
+}
+
+// disarmLocked stops t; a callback already running finishes on its own.
+func (e *executor) disarmLocked(t *ownedTimer) {
+	if t.armed && t.t.Stop() {
+		t.armed = false
+		e.wg.Done()
+	}
+}
+
+// stop makes idle workers exit and waits for all of them and for the
+// timers. Call it only when no connection can be scheduled any more.
 func (e *executor) stop() {
 	e.mu.Lock()
 	if !e.stopped {
 		e.stopped = true
-		close(e.quit)
+		for _, w := range e.idle {
+			e.removeLocked(w)
+			w.wake <- false
+		}
+		clear(e.idle)
+		e.idle = e.idle[:0]
+		e.disarmLocked(&e.reap)
+		e.disarmLocked(&e.grow)
 	}
 	e.mu.Unlock()
 	e.wg.Wait()

@@ -139,3 +139,48 @@ func TestExecutorStopWaitsForWorkers(t *testing.T) {
 		t.Errorf("got %d workers after stop, want 0", got)
 	}
 }
+
+// TestExecutorQuickBurstFewWorkers: a burst of quick callbacks on many
+// connections runs on at most GOMAXPROCS workers, however many Workers
+// allows, when no callback blocks (growth for blocked workers is switched
+// off here, so a descheduled test cannot make one look blocked).
+func TestExecutorQuickBurstFewWorkers(t *testing.T) {
+	const conns = 500
+	var delivered atomic.Int32
+	e, cs := executorConns(t, Config{Workers: 1024}, Handler{
+		OnMessage: func(*Conn, MessageType, []byte) { delivered.Add(1) },
+	}, conns)
+	e.exec.mu.Lock()
+	e.exec.slowAfter = time.Hour
+	e.exec.mu.Unlock()
+	for _, c := range cs {
+		_ = c.onMessage(BinaryMessage, nil)
+	}
+	waitUntil(t, "every message delivered", func() bool { return delivered.Load() == conns })
+	if got, want := workerCount(&e.exec), runtime.GOMAXPROCS(0); got > want {
+		t.Errorf("got %d workers for quick callbacks, want at most GOMAXPROCS = %d", got, want)
+	}
+}
+
+// TestExecutorGrowsForBlockedCallbacks: callbacks that block get workers
+// beyond GOMAXPROCS, up to Workers, so that every connection runs.
+func TestExecutorGrowsForBlockedCallbacks(t *testing.T) {
+	workers := runtime.GOMAXPROCS(0) + 6
+	release := make(chan struct{})
+	var running atomic.Int32
+	e, cs := executorConns(t, Config{Workers: workers}, Handler{
+		OnMessage: func(*Conn, MessageType, []byte) {
+			running.Add(1)
+			<-release
+		},
+	}, workers+2)
+	for _, c := range cs {
+		_ = c.onMessage(BinaryMessage, nil)
+	}
+	waitUntil(t, "a worker for every blocked callback", func() bool { return running.Load() == int32(workers) })
+	if got := workerCount(&e.exec); got != workers {
+		t.Errorf("got %d workers, want Workers = %d", got, workers)
+	}
+	close(release)
+	waitUntil(t, "the waiting connections run", func() bool { return running.Load() == int32(workers+2) })
+}
