@@ -79,10 +79,18 @@ type Config struct {
 	// 4000 (slow consumer) and is counted in Stats.SlowConsumers.
 	SendQueueBytes int
 
-	// MaxInflight bounds concurrent handler calls per connection. Default 32;
-	// requests beyond it get an error reply with code rate-limited.
-	MaxInflight int
-	// HandlerTimeout is the deadline of the ctx handed to handlers. Default 10 s.
+	// MaxHandlers bounds the handler calls running at once, server-wide.
+	// Handlers run on the engine's executor, one call at a time per
+	// connection in arrival order, on at most MaxHandlers goroutines that
+	// start on demand and exit when idle. Default 1024. When all of them
+	// are busy, further messages wait in their connection's bounded inbox
+	// and the engine stops reading those connections until there is room:
+	// backpressure, nothing is dropped.
+	MaxHandlers int
+	// HandlerTimeout is the deadline of the ctx handed to handlers. Default
+	// 10 s. Calls that start close together share one timer, so a call's
+	// deadline comes between HandlerTimeout and HandlerTimeout plus a tenth
+	// of it after the call started.
 	HandlerTimeout time.Duration
 	// MessageRate is the inbound message rate allowed per connection, in
 	// messages per second, with a burst of twice the rate. 0 means the default
@@ -149,7 +157,7 @@ const (
 	defaultIdleTimeout        = 3600 * time.Second
 	defaultSendQueueMessages  = 1024
 	defaultSendQueueBytes     = 1 << 20
-	defaultMaxInflight        = 32
+	defaultMaxHandlers        = 1024
 	defaultHandlerTimeout     = 10 * time.Second
 	defaultMessageRate        = 100
 	defaultHandshakeRate      = 20
@@ -174,7 +182,7 @@ func (c Config) withDefaults() (Config, error) {
 	setDefault(&c.IdleTimeout, defaultIdleTimeout)
 	setDefault(&c.SendQueueMessages, defaultSendQueueMessages)
 	setDefault(&c.SendQueueBytes, defaultSendQueueBytes)
-	setDefault(&c.MaxInflight, defaultMaxInflight)
+	setDefault(&c.MaxHandlers, defaultMaxHandlers)
 	setDefault(&c.HandlerTimeout, defaultHandlerTimeout)
 	setDefault(&c.MessageRate, defaultMessageRate)
 	setDefault(&c.HandshakeRate, defaultHandshakeRate)
@@ -218,7 +226,7 @@ func (c *Config) validate() error {
 		{"IdleTimeout", int64(c.IdleTimeout)},
 		{"SendQueueMessages", int64(c.SendQueueMessages)},
 		{"SendQueueBytes", int64(c.SendQueueBytes)},
-		{"MaxInflight", int64(c.MaxInflight)},
+		{"MaxHandlers", int64(c.MaxHandlers)},
 		{"HandlerTimeout", int64(c.HandlerTimeout)},
 		{"ShutdownTimeout", int64(c.ShutdownTimeout)},
 		{"HistoryBytes", c.HistoryBytes},

@@ -20,8 +20,8 @@
 //   - /ws: the application endpoint. A client that offers the subprotocol
 //     "wsgate.v1" speaks the full form (typed binary frames with request
 //     ids, a hello frame first); "wsgate.v1.json" the same frames as JSON
-//     text; no subprotocol the simple form (action + payload, one request
-//     at a time per action). Text messages are JSON frames in every form.
+//     text; no subprotocol the simple form (action + payload, replies in
+//     request order). Text messages are JSON frames in every form.
 //   - /echo, and WebSocket upgrades on "/": an RFC 6455 echo service for
 //     classic clients (same opcode back, up to Config.EchoMaxMessageSize,
 //     no authentication). Config.DisableEcho turns both off.
@@ -53,8 +53,8 @@
 // the heartbeat goroutine and for a shared Broker's Run (which the first
 // connection started), then stops the HTTP servers of Run and Serve. Its
 // ctx bounds the wait: connections still open are then dropped and handlers
-// see their ctx cancelled. Afterwards Push, Serve and Run return
-// ErrServerClosed.
+// see their ctx cancelled; Shutdown returns once those handlers have
+// returned. Afterwards Push, Serve and Run return ErrServerClosed.
 //
 // Before upgrading a /ws request the server checks, in this order: the
 // per-IP handshake rate (429 with Retry-After), Config.MaxConns (503), the
@@ -64,15 +64,23 @@
 // # Concurrency
 //
 // All methods of Server are safe for concurrent use; Handle may be called
-// while serving. The engine runs the callbacks of one connection in order
-// on a small pool of executor goroutines, and the gateway never blocks
-// there: each request to a registered handler (or Config.Fallback) runs in
-// its own goroutine, at most Config.MaxInflight at a time per connection
-// (more get an error reply with code rate-limited), with a ctx that carries
-// the ConnInfo (ConnFrom) and expires after Config.HandlerTimeout. Replies
-// may therefore come back in a different order than their requests; the
-// full form matches them by request id. System actions (subscribe,
-// unsubscribe, presence, ping) are answered inline.
+// while serving. Handlers (and Config.Fallback) run on the engine's
+// executor, where the callbacks of one connection run one at a time, in
+// order: a connection's requests are handled one at a time, in the order
+// they arrived, and its replies come back in request order — which the
+// simple form, having no request ids, relies on. A slow handler delays only
+// its own connection's later requests. Handlers of different connections
+// run in parallel, on at most Config.MaxHandlers goroutines (default 1024),
+// started on demand — about GOMAXPROCS while handlers return quickly, more
+// while some of them wait for I/O — and exiting when idle. When all of them
+// are busy, further messages wait in their connection's bounded inbox and
+// the engine stops reading those connections until there is room: TCP
+// pushes back on the clients, and nothing is dropped. There is no goroutine
+// per request, so a quick handler costs no goroutine start and no fresh
+// stack. A handler's ctx carries the ConnInfo (ConnFrom) and expires after
+// Config.HandlerTimeout; calls that start close together share one timer.
+// System actions (subscribe, unsubscribe, presence, ping) are answered
+// inline as well.
 //
 // Every outbound queue is bounded (Config.SendQueueBytes). Push and replies
 // never wait for a connection: one whose queue is full is closed with 4000
@@ -153,8 +161,8 @@
 // larger closes with 1009), inbound message rate per connection
 // (Config.MessageRate; beyond it closes with 4002), handshakes per client IP
 // (Config.HandshakeRate), connections (Config.MaxConns), subscriptions per
-// connection (256), handler concurrency per connection (Config.MaxInflight)
-// and outbound queue bytes (Config.SendQueueBytes). The handshake rate is
+// connection (256), handler goroutines (Config.MaxHandlers, with
+// backpressure) and outbound queue bytes (Config.SendQueueBytes). The handshake rate is
 // keyed by the TCP peer address: behind a reverse proxy, raise it or turn
 // it off and limit at the proxy.
 //

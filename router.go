@@ -18,11 +18,15 @@ type Request struct {
 	Payload []byte // owned by the handler
 }
 
-// HandlerFunc answers a request. Its ctx carries the ConnInfo (ConnFrom),
-// expires after Config.HandlerTimeout and is cancelled if Shutdown stops
-// waiting. The returned bytes are the reply payload. A *ReplyError (see
-// errors.As) becomes that error frame; any other error becomes an
-// "internal error" reply and is logged.
+// HandlerFunc answers a request. It runs on the engine's executor: the
+// calls for one connection run one at a time, in the order its requests
+// arrived, so a slow call delays that connection's later requests (and
+// holds one of Config.MaxHandlers goroutines) but no other connection's.
+// Its ctx carries the ConnInfo (ConnFrom), expires after
+// Config.HandlerTimeout and is cancelled if Shutdown stops waiting. The
+// returned bytes are the reply payload. A *ReplyError (see errors.As)
+// becomes that error frame; any other error becomes an "internal error"
+// reply and is logged.
 type HandlerFunc func(ctx context.Context, req *Request) ([]byte, error)
 
 // encoding says how to answer one request: in the encoding the request
@@ -43,7 +47,8 @@ type replyTo struct {
 }
 
 // onMessage is the engine's callback for every /ws message. It runs on the
-// executor and must never block: handlers get their own goroutine.
+// executor, one message of a connection at a time, and calls the request's
+// handler right here (runHandler).
 func (s *Server) onMessage(c *websocket.Conn, typ websocket.MessageType, data []byte) {
 	sess, ok := sessionOf(c)
 	if !ok || !s.takeToken(sess) {
@@ -148,8 +153,8 @@ func (s *Server) protocolError(sess *session, reason string) {
 	_ = sess.conn.Close(websocket.StatusProtocolError, reason) // already closing is fine
 }
 
-// dispatch routes one request: system actions inline (they are quick and
-// run no user code), everything else to a handler goroutine.
+// dispatch routes one request: system actions to system, everything else
+// to its handler, both inline on the executor.
 func (s *Server) dispatch(sess *session, to replyTo, action wire.Action, payload []byte) {
 	s.ctr.requests.Add(1)
 	if action <= wire.MaxSystemAction {
@@ -164,48 +169,31 @@ func (s *Server) dispatch(sess *session, to replyTo, action wire.Action, payload
 		s.sendError(sess, to, wire.CodeUnknownAction, unknownAction(action))
 		return
 	}
-	s.startHandler(sess, to, h, action, payload)
+	s.runHandler(sess, to, h, action, payload)
 }
 
 func unknownAction(a wire.Action) string {
 	return "unknown action " + strconv.FormatUint(uint64(a), 10)
 }
 
-// startHandler runs h in its own goroutine, within the connection's
-// MaxInflight and the server's task group. payload is copied: the engine
-// reuses it once onMessage returns.
-func (s *Server) startHandler(sess *session, to replyTo, h HandlerFunc, action wire.Action, payload []byte) {
-	if sess.inflight.Add(1) > int32(s.cfg.MaxInflight) {
-		sess.inflight.Add(-1)
-		s.ctr.busy.Add(1)
-		s.sendError(sess, to, wire.CodeRateLimited, "too many requests in flight")
-		return
-	}
-	if !s.tasks.add() {
-		sess.inflight.Add(-1)
-		s.sendError(sess, to, wire.CodeUnavailable, "server shutting down")
-		return
-	}
-	req := &Request{Conn: sess.info(), Action: action, Payload: bytes.Clone(payload)}
-	go s.runHandler(sess, to, h, req)
-}
-
-// runHandler calls h and sends its answer. A panicking handler is turned
-// into an internal error so that one bad request cannot take the gateway
-// down.
-func (s *Server) runHandler(sess *session, to replyTo, h HandlerFunc, req *Request) {
-	defer s.tasks.done()
-	defer sess.inflight.Add(-1)
-	ctx, cancel := context.WithTimeout(s.connContext(req.Conn), s.cfg.HandlerTimeout)
-	defer cancel()
-	out, err := callHandler(ctx, h, req)
+// runHandler calls h and sends its answer, on the executor goroutine that
+// delivered the request: a goroutine per request would cost its creation
+// and the growth of a fresh stack on every call, and the engine already
+// runs one connection's callbacks in order and different connections'
+// in parallel (up to Config.MaxHandlers). payload is copied: the engine
+// reuses it once onMessage returns, and the handler owns Request.Payload.
+func (s *Server) runHandler(sess *session, to replyTo, h HandlerFunc, action wire.Action, payload []byte) {
+	c := s.newCall(sess, action, bytes.Clone(payload))
+	out, err := callHandler(c, h, &c.req)
 	if err != nil {
-		s.handlerFailed(sess, to, req, err)
+		s.handlerFailed(sess, to, &c.req, err)
 		return
 	}
 	s.sendReply(sess, to, out)
 }
 
+// callHandler calls h. A panicking handler is turned into an internal error
+// so that one bad request cannot take the gateway down.
 func callHandler(ctx context.Context, h HandlerFunc, req *Request) (out []byte, err error) {
 	defer func() {
 		if v := recover(); v != nil {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -131,17 +130,17 @@ func TestOversizeMessage(t *testing.T) {
 	}
 }
 
-// TestConcurrentRequests pipelines 1,000 full-form requests on one
-// connection to a handler that answers after a random delay, so replies
-// come back out of order, and checks each reply matches its request.
-func TestConcurrentRequests(t *testing.T) {
+// TestPipelinedRequests pipelines 1,000 full-form requests on one
+// connection to a handler that answers after a random delay and checks that
+// every request gets its own reply, in request order: a connection's
+// handler calls run one at a time, in arrival order.
+func TestPipelinedRequests(t *testing.T) {
 	leakcheck.Check(t)
 	const n = 1000
 	cfg := anon()
-	cfg.MaxInflight = n
 	cfg.MessageRate = -1
 	ts := startServer(t, cfg, handle(t, 110, func(ctx context.Context, req *wsgate.Request) ([]byte, error) {
-		time.Sleep(time.Duration(rand.IntN(2000)) * time.Microsecond)
+		time.Sleep(time.Duration(rand.IntN(300)) * time.Microsecond)
 		return append([]byte("re:"), req.Payload...), nil
 	}))
 	c := dial(t, ts.wsURL("/ws"), fullForm)
@@ -158,52 +157,131 @@ func TestConcurrentRequests(t *testing.T) {
 		}
 		errc <- nil
 	}()
-	seen := make(map[uint32]bool, n)
-	for range n {
+	for id := uint32(1); id <= n; id++ {
 		f := readFrame(t, c)
-		if f.Type != wire.TypeReply || string(f.Payload) != "re:q"+strconv.Itoa(int(f.ID)) || seen[f.ID] {
-			t.Fatalf("reply %d: got %+v, want one reply %q per id", len(seen), f, "re:q"+strconv.Itoa(int(f.ID)))
+		if want := "re:q" + strconv.Itoa(int(id)); f.Type != wire.TypeReply || f.ID != id || string(f.Payload) != want {
+			t.Fatalf("reply %d: got %+v, want reply %d %q", id, f, id, want)
 		}
-		seen[f.ID] = true
 	}
 	if err := <-errc; err != nil {
 		t.Fatalf("writer: %v", err)
 	}
-	if len(seen) != n {
-		t.Errorf("replies: got %d distinct ids, want %d", len(seen), n)
+}
+
+// TestSimpleFormRepliesInOrder sends requests for several actions at once
+// on the simple form, which has no request ids, and checks that the
+// replies come back in request order even when earlier ones take longer.
+func TestSimpleFormRepliesInOrder(t *testing.T) {
+	leakcheck.Check(t)
+	slow := func(ctx context.Context, req *wsgate.Request) ([]byte, error) {
+		time.Sleep(20 * time.Millisecond)
+		return req.Payload, nil
+	}
+	ts := startServer(t, anon(), handle(t, 110, slow), handle(t, 111, echoHandler))
+	c := dial(t, ts.wsURL("/ws"), nil)
+	want := [][]byte{simple(110, "1"), simple(111, "got 2"), simple(wire.ActionPing, "3"), simple(110, "4"), simple(111, "got 5")}
+	for _, m := range [][]byte{simple(110, "1"), simple(111, "2"), simple(wire.ActionPing, "3"), simple(110, "4"), simple(111, "5")} {
+		write(t, c, websocket.BinaryMessage, m)
+	}
+	for i, w := range want {
+		if _, got := read(t, c); !bytes.Equal(got, w) {
+			t.Errorf("reply %d: got %q, want %q", i, got, w)
+		}
 	}
 }
 
-func TestMaxInflight(t *testing.T) {
+// TestBlockedHandlerStallsOnlyItsConnection blocks a handler on one
+// connection: that connection's next request waits for it, while another
+// connection is served meanwhile.
+func TestBlockedHandlerStallsOnlyItsConnection(t *testing.T) {
 	leakcheck.Check(t)
-	cfg := anon()
-	cfg.MaxInflight = 2
 	release := make(chan struct{})
-	var started sync.WaitGroup
-	started.Add(2)
-	ts := startServer(t, cfg, handle(t, 110, func(ctx context.Context, req *wsgate.Request) ([]byte, error) {
-		started.Done()
-		<-release
-		return nil, nil
-	}))
-	c := dial(t, ts.wsURL("/ws"), fullForm)
-	readFrame(t, c) // hello
-	write(t, c, websocket.BinaryMessage, request(110, 1, ""))
-	write(t, c, websocket.BinaryMessage, request(110, 2, ""))
-	started.Wait()
-	write(t, c, websocket.BinaryMessage, request(110, 3, ""))
-	if f := readFrame(t, c); f.Type != wire.TypeError || f.ID != 3 || f.Code != wire.CodeRateLimited {
-		t.Errorf("third request: got %+v, want error 3 code rate-limited", f)
+	started := make(chan struct{}, 1)
+	ts := startServer(t, anon(), handle(t, 110, func(ctx context.Context, req *wsgate.Request) ([]byte, error) {
+		started <- struct{}{}
+		select {
+		case <-release:
+			return []byte("released"), nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}), handle(t, 111, echoHandler))
+	a := dial(t, ts.wsURL("/ws"), nil)
+	b := dial(t, ts.wsURL("/ws"), nil)
+	write(t, a, websocket.BinaryMessage, simple(110, ""))
+	<-started
+	write(t, a, websocket.BinaryMessage, simple(111, "a"))
+	for i := range 3 {
+		q := "b" + strconv.Itoa(i)
+		write(t, b, websocket.BinaryMessage, simple(111, q))
+		if _, got := read(t, b); !bytes.Equal(got, simple(111, "got "+q)) {
+			t.Fatalf("other connection while a handler blocks: got %q, want %q", got, simple(111, "got "+q))
+		}
+	}
+	if got, ok := readWithin(a, 50*time.Millisecond); ok {
+		t.Fatalf("blocked connection: got %q before its first request was answered", got)
 	}
 	close(release)
-	got := map[uint32]bool{}
-	for range 2 {
-		f := readFrame(t, c)
-		got[f.ID] = f.Type == wire.TypeReply
+	for _, want := range [][]byte{simple(110, "released"), simple(111, "got a")} {
+		if _, got := read(t, a); !bytes.Equal(got, want) {
+			t.Errorf("blocked connection after release: got %q, want %q", got, want)
+		}
 	}
-	if !got[1] || !got[2] {
-		t.Errorf("replies after release: got %v, want replies to 1 and 2", got)
+}
+
+// TestMaxHandlersBackpressure occupies every handler goroutine and checks
+// that a third connection's requests wait instead of failing: more than
+// the engine's inbox holds, so its reading pauses too, and after the
+// release every one of them is answered, in order.
+func TestMaxHandlersBackpressure(t *testing.T) {
+	leakcheck.Check(t)
+	const queued = 100 // more than the engine's inbox limit (32)
+	cfg := anon()
+	cfg.MaxHandlers = 2
+	cfg.MessageRate = -1
+	release := make(chan struct{})
+	started := make(chan struct{}, 2)
+	ts := startServer(t, cfg, handle(t, 110, func(ctx context.Context, req *wsgate.Request) ([]byte, error) {
+		started <- struct{}{}
+		<-release
+		return nil, nil
+	}), handle(t, 111, echoHandler))
+	conns := []*websocket.Conn{dial(t, ts.wsURL("/ws"), nil), dial(t, ts.wsURL("/ws"), nil), dial(t, ts.wsURL("/ws"), nil)}
+	waitFor(t, "3 registered conns", func() bool { return ts.Stats().Conns == len(conns) })
+	write(t, conns[0], websocket.BinaryMessage, simple(110, ""))
+	write(t, conns[1], websocket.BinaryMessage, simple(110, ""))
+	<-started
+	<-started
+	c := conns[2]
+	for i := range queued {
+		write(t, c, websocket.BinaryMessage, simple(111, strconv.Itoa(i)))
 	}
+	if got, ok := readWithin(c, 50*time.Millisecond); ok {
+		t.Fatalf("with every handler goroutine busy: got %q, want no reply yet", got)
+	}
+	close(release)
+	for _, b := range conns[:2] {
+		if _, got := read(t, b); !bytes.Equal(got, simple(110, "")) {
+			t.Errorf("released handler: got %q, want %q", got, simple(110, ""))
+		}
+	}
+	for i := range queued {
+		want := simple(111, "got "+strconv.Itoa(i))
+		if _, got := read(t, c); !bytes.Equal(got, want) {
+			t.Fatalf("queued request %d: got %q, want %q", i, got, want)
+		}
+	}
+	if got := ts.Stats().Requests; got != queued+2 {
+		t.Errorf("Stats.Requests: got %d, want %d", got, queued+2)
+	}
+}
+
+// readWithin reads one message from c if one arrives within d.
+func readWithin(c *websocket.Conn, d time.Duration) ([]byte, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	_, data, err := c.Read(ctx)
+	return data, err == nil
 }
 
 func TestHandlerContext(t *testing.T) {
@@ -300,5 +378,39 @@ func TestSimpleFormJSON(t *testing.T) {
 	write(t, c, websocket.BinaryMessage, classic)
 	if _, got := read(t, c); !bytes.Equal(got, simple(110, "got 我们都好")) {
 		t.Errorf("connection after the error: got %q", got)
+	}
+}
+
+// TestShutdownCancelsBlockedHandlers runs a handler that waits for its ctx
+// with a long HandlerTimeout: when Shutdown's ctx expires, the handler's
+// ctx is cancelled, so Shutdown returns (reporting the expiry) instead of
+// waiting for the handler's own deadline.
+func TestShutdownCancelsBlockedHandlers(t *testing.T) {
+	leakcheck.Check(t)
+	cfg := anon()
+	cfg.HandlerTimeout = time.Hour
+	started := make(chan struct{})
+	ended := make(chan error, 1)
+	ts := startServer(t, cfg, handle(t, 110, func(ctx context.Context, req *wsgate.Request) ([]byte, error) {
+		close(started)
+		<-ctx.Done()
+		ended <- ctx.Err()
+		return nil, ctx.Err()
+	}))
+	c := dial(t, ts.wsURL("/ws"), nil)
+	write(t, c, websocket.BinaryMessage, simple(110, ""))
+	<-started
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := ts.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown: got %v, want a deadline exceeded error", err)
+	}
+	select {
+	case err := <-ended:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("handler ctx: got %v, want context.Canceled", err)
+		}
+	default:
+		t.Error("Shutdown returned before the handler did")
 	}
 }

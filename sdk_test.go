@@ -37,7 +37,6 @@ func TestSDKConcurrentRequests(t *testing.T) {
 	leakcheck.Check(t)
 	const n = 1000
 	cfg := anon()
-	cfg.MaxInflight = n
 	cfg.MessageRate = -1
 	ts := startServer(t, cfg, handle(t, 110, echoHandler))
 	c := sdkDial(t, ts, client.Options{MaxInflight: n})

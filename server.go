@@ -40,11 +40,13 @@ type Server struct {
 	// resumeWait is how long a sequenced connection is held for its resume.
 	resumeWait time.Duration
 
-	// tasks tracks handler goroutines so that Shutdown can wait for them;
-	// handlerCtx is their parent, cancelled once Shutdown stops waiting.
+	// tasks tracks the goroutines of replays from a shared Broker so that
+	// Shutdown can wait for them; handlerCtx is the parent of their ctx and
+	// of handler calls', cancelled once Shutdown stops waiting.
 	tasks          taskGroup
 	handlerCtx     context.Context
 	cancelHandlers context.CancelFunc
+	deadlines      *deadlines // of handler calls
 
 	draining atomic.Bool // set by Shutdown: refuse handshakes, /readyz 503
 
@@ -79,6 +81,7 @@ func New(cfg Config) (*Server, error) {
 		httpServers: make(map[*http.Server]struct{}),
 	}
 	s.handlerCtx, s.cancelHandlers = context.WithCancel(context.Background())
+	s.deadlines = newDeadlines(s.handlerCtx, cfg.HandlerTimeout)
 	s.handlers.Store(&map[wire.Action]HandlerFunc{})
 	s.syncs = newSyncTable()
 	if cfg.Broker != nil {
@@ -103,6 +106,7 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) wsEngineConfig() websocket.Config {
 	return websocket.Config{
 		Mode:               s.cfg.Mode,
+		Workers:            s.cfg.MaxHandlers, // handlers run on the executor
 		ReadLimit:          s.cfg.MaxMessageSize,
 		WriteQueueLimit:    s.cfg.SendQueueBytes,
 		WriteQueueMessages: s.cfg.SendQueueMessages,
@@ -112,12 +116,14 @@ func (s *Server) wsEngineConfig() websocket.Config {
 	}
 }
 
-// echoEngineConfig differs from /ws only in the read limit: the engine
-// always queues one message into an empty queue, so even the largest echo
-// fits a small send queue.
+// echoEngineConfig differs from /ws in the read limit (the engine always
+// queues one message into an empty queue, so even the largest echo fits a
+// small send queue) and in the executor: echoing never blocks, so the
+// engine's default pool is plenty.
 func (s *Server) echoEngineConfig() websocket.Config {
 	c := s.wsEngineConfig()
 	c.ReadLimit = s.cfg.EchoMaxMessageSize
+	c.Workers = 0
 	return c
 }
 
@@ -205,10 +211,10 @@ func (s *Server) trackHTTP(hs *http.Server) bool {
 // Shutdown stops accepting connections (/readyz answers 503), closes every
 // connection with 1001 (going away), waits for them, for running handlers,
 // for the heartbeat and for a shared Broker's Run, then stops the listeners
-// of Run and Serve. ctx
-// bounds the wait; handlers still running when it expires see their ctx
-// cancelled. Calling Shutdown again waits for the first call and returns its
-// result.
+// of Run and Serve. ctx bounds the wait: when it expires, connections are
+// dropped and running handlers see their ctx cancelled; Shutdown still
+// returns only after those handlers did. Calling Shutdown again waits for
+// the first call and returns its result.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	if done := s.shutdownDone; done != nil {
@@ -239,6 +245,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // shutdown does Shutdown's work in order; it keeps going after a step fails
 // so that everything that can be stopped is.
 func (s *Server) shutdown(ctx context.Context, servers []*http.Server) error {
+	// Handlers run on the engine's executor, and the engine waits for its
+	// callbacks even after ctx ends: once it ends, cancel the handlers'
+	// ctx so that they return.
+	stop := context.AfterFunc(ctx, s.cancelHandlers)
+	defer stop()
 	var errs []error
 	errs = append(errs, s.ws.Shutdown(ctx, websocket.StatusGoingAway, "server shutting down"))
 	if s.echo != nil {
@@ -303,6 +314,6 @@ func (g *taskGroup) closeAndWait(ctx context.Context) error {
 	case <-idle:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("waiting for handlers: %w", ctx.Err())
+		return fmt.Errorf("waiting for replays: %w", ctx.Err())
 	}
 }

@@ -114,7 +114,7 @@ func TestHooks(t *testing.T) {
 	ts := startServer(t, cfg)
 	c := dial(t, ts.wsURL("/ws"), &websocket.DialOptions{Subprotocols: []string{wire.SubprotocolJSON}})
 	info := <-connected
-	if info.UserID != "alice" || info.Protocol != wire.SubprotocolJSON || info.ID == "" || info.RemoteAddr == "" {
+	if info.UserID != "alice" || info.Protocol != wire.SubprotocolJSON || info.ID == "" || !info.RemoteAddr.IsValid() {
 		t.Errorf("OnConnect: got %+v", info)
 	}
 	if err := c.Close(websocket.StatusNormalClosure, "bye"); err != nil {

@@ -17,7 +17,6 @@ type Stats struct {
 	Delivered     uint64 `json:"delivered"`      // push deliveries queued on a connection
 	SlowConsumers uint64 `json:"slow_consumers"` // connections closed with 4000 because their send queue was full
 	RateLimited   uint64 `json:"rate_limited"`   // connections closed with 4002 for exceeding MessageRate
-	Busy          uint64 `json:"busy"`           // requests refused because MaxInflight handlers were running
 	Resumed       uint64 `json:"resumed"`        // resume frames handled
 	Replayed      uint64 `json:"replayed"`       // sequenced pushes sent again from the history
 	Lost          uint64 `json:"lost"`           // "pushes lost" notices sent: a client asked for pushes no longer retained
@@ -38,7 +37,7 @@ type HandshakeRejections struct {
 type counters struct {
 	accepted, requests, handlerErrors        atomic.Uint64
 	pushes, delivered, slowConsumers         atomic.Uint64
-	rateLimited, busy                        atomic.Uint64
+	rateLimited                              atomic.Uint64
 	resumed, replayed, lost                  atomic.Uint64
 	rejRate, rejOverload, rejOrigin, rejAuth atomic.Uint64
 	rejInvalid                               atomic.Uint64
@@ -64,7 +63,6 @@ func (s *Server) Stats() Stats {
 		Delivered:     c.delivered.Load(),
 		SlowConsumers: c.slowConsumers.Load(),
 		RateLimited:   c.rateLimited.Load(),
-		Busy:          c.busy.Load(),
 		Resumed:       c.resumed.Load(),
 		Replayed:      c.replayed.Load(),
 		Lost:          c.lost.Load(),

@@ -19,8 +19,9 @@ func (s *Server) system(sess *session, to replyTo, action wire.Action, payload [
 		s.unsubscribe(sess, to, payload)
 	case wire.ActionPresence:
 		if !s.local {
-			// Other nodes' counts come over the network: not on the executor.
-			s.startHandler(sess, to, s.presence, action, payload)
+			// Other nodes' counts come over the network: a handler call,
+			// with its deadline.
+			s.runHandler(sess, to, s.presence, action, payload)
 			return
 		}
 		n := s.reg.userCount(string(payload))

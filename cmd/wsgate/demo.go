@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -110,5 +111,13 @@ func (d *demo) info(_ context.Context, req *wsgate.Request) ([]byte, error) {
 		Remote   string   `json:"remote"`
 		Friends  []string `json:"friends"`
 		Time     string   `json:"time"`
-	}{req.Conn.ID, req.Conn.UserID, req.Conn.Protocol, req.Conn.RemoteAddr, friends, time.Now().UTC().Format(time.RFC3339)})
+	}{req.Conn.ID, req.Conn.UserID, req.Conn.Protocol, remote(req.Conn.RemoteAddr), friends, time.Now().UTC().Format(time.RFC3339)})
+}
+
+// remote formats a client address, "" when unknown.
+func remote(a netip.AddrPort) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
 }

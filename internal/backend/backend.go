@@ -25,6 +25,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"sync"
 	"sync/atomic"
@@ -172,7 +173,7 @@ func (f *Forwarder) post(ctx context.Context, ev event) ([]byte, int, error) {
 
 // OnConnect notifies the backend of a new connection; use it as wsgate.Config.OnConnect.
 func (f *Forwarder) OnConnect(_ context.Context, c *wsgate.ConnInfo) {
-	f.notify(event{Type: "connect", Conn: c.ID, User: c.UserID, Remote: c.RemoteAddr})
+	f.notify(event{Type: "connect", Conn: c.ID, User: c.UserID, Remote: remote(c.RemoteAddr)})
 }
 
 // OnDisconnect notifies the backend of a closed connection; use it as wsgate.Config.OnDisconnect.
@@ -215,4 +216,12 @@ func (f *Forwarder) Close() {
 	f.closed = true
 	f.mu.Unlock()
 	f.wg.Wait()
+}
+
+// remote formats a client address, "" when unknown (the field is then left out).
+func remote(a netip.AddrPort) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -23,6 +24,7 @@ type event struct {
 	Action uint32 `json:"action"`
 	Data   []byte `json:"data"`
 	Code   int    `json:"code"`
+	Remote string `json:"remote"`
 }
 
 // recorder is a real HTTP backend that answers requests with answer and records
@@ -100,8 +102,11 @@ func TestForwardRoundTrip(t *testing.T) {
 		t.Fatalf("got %+v, want error 1001 no such friend", f)
 	}
 	rec.mu.Lock()
-	req := rec.events[1]
+	conn, req := rec.events[0], rec.events[1]
 	rec.mu.Unlock()
+	if ap, err := netip.ParseAddrPort(conn.Remote); conn.Type != "connect" || err != nil || !ap.Addr().IsLoopback() {
+		t.Errorf("backend got %+v, want a connect event with the client's loopback ip:port", conn)
+	}
 	if req.Type != "request" || req.User != "alice" || req.Conn != string(c.Hello.ConnID) || req.Action != 110 {
 		t.Fatalf("backend got %+v, want alice's request 110 on conn %s", req, c.Hello.ConnID)
 	}

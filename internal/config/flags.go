@@ -42,7 +42,7 @@ func (c *Config) register(fs *flag.FlagSet) *optionalBool {
 	fs.DurationVar(&s.IdleTimeout, "idle-timeout", 0, "close connections that sent nothing for this long (0: 1h)")
 	fs.IntVar(&s.SendQueueMessages, "send-queue-messages", 0, "outbound queue bound per connection in messages; overflow → close 4000 (0: 1024)")
 	fs.Var((*intByteSize)(&s.SendQueueBytes), "send-queue-bytes", "outbound queue bound per connection in bytes; overflow → close 4000 (0: 1MiB)")
-	fs.IntVar(&s.MaxInflight, "max-inflight", 0, "concurrent handler calls per connection; beyond → error reply (0: 32)")
+	fs.IntVar(&s.MaxHandlers, "max-handlers", 0, "handler calls running at once, server-wide (one at a time per connection); when all are busy, reading pauses (0: 1024)")
 	fs.DurationVar(&s.HandlerTimeout, "handler-timeout", 0, "deadline of one handler call (0: 10s)")
 	fs.Float64Var(&s.MessageRate, "message-rate", 0, "inbound messages per second per connection, burst 2×; over → close 4002 (0: 100; negative: unlimited)")
 	fs.Float64Var(&s.HandshakeRate, "handshake-rate", 0, "WebSocket upgrades per second per client IP, burst 2×; over → HTTP 429 (0: 20; negative: unlimited)")

@@ -1,0 +1,88 @@
+package wsgate
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wsgate/wsgate/wire"
+)
+
+// call is one handler call: its Request and the ctx handed to the handler,
+// in one allocation. The deadline and cancellation come from the time slot
+// the call started in (deadlines); Value adds the ConnInfo for ConnFrom.
+type call struct {
+	context.Context
+	req Request
+}
+
+// Value answers ConnFrom from the call's Request, and everything else from
+// the slot's context.
+func (c *call) Value(key any) any {
+	if _, ok := key.(connInfoKey); ok {
+		return c.req.Conn
+	}
+	return c.Context.Value(key)
+}
+
+// newCall prepares a handler call on sess; payload becomes the handler's.
+func (s *Server) newCall(sess *session, action wire.Action, payload []byte) *call {
+	return &call{
+		Context: s.deadlines.ctx(s.now()),
+		req:     Request{Conn: sess.info(), Action: action, Payload: payload},
+	}
+}
+
+// slotsPerTimeout is how many deadline slots one HandlerTimeout spans: a
+// call's deadline is at most HandlerTimeout/slotsPerTimeout later than its
+// own would be, and at most slotsPerTimeout+1 slots exist at once.
+const slotsPerTimeout = 10
+
+// deadlines gives handler calls their deadline without a timer per call,
+// which cost about a tenth of a small request's CPU time: the calls that
+// start within one slot (a tenth of the timeout) share one context, whose
+// single timer ends it a full timeout after the slot's end. Each call
+// therefore gets between HandlerTimeout and 1.1 × HandlerTimeout. A slot's
+// context is a child of the server's handler context, so Shutdown's
+// cancellation reaches every call, and it unregisters itself from that
+// parent when its timer fires: nothing outlives the last call of a slot by
+// more than the timeout.
+type deadlines struct {
+	parent  context.Context
+	timeout time.Duration
+	width   time.Duration // of one slot
+
+	cur atomic.Pointer[deadlineSlot]
+	mu  sync.Mutex // serialises making a new slot
+}
+
+// deadlineSlot is the context shared by the calls that start before until
+// (Server.now clock).
+type deadlineSlot struct {
+	until int64
+	ctx   context.Context
+	// cancel is never called: the slot's timer ends the context, and calls
+	// started in the slot may run until then. It is kept so that the
+	// context's resources have an owner.
+	cancel context.CancelFunc
+}
+
+func newDeadlines(parent context.Context, timeout time.Duration) *deadlines {
+	return &deadlines{parent: parent, timeout: timeout, width: timeout / slotsPerTimeout}
+}
+
+// ctx returns the context of a call starting at now (Server.now clock).
+func (d *deadlines) ctx(now int64) context.Context {
+	if sl := d.cur.Load(); sl != nil && now < sl.until {
+		return sl.ctx
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if sl := d.cur.Load(); sl != nil && now < sl.until {
+		return sl.ctx // another call made it meanwhile
+	}
+	ctx, cancel := context.WithTimeout(d.parent, d.width+d.timeout)
+	d.cur.Store(&deadlineSlot{until: now + int64(d.width), ctx: ctx, cancel: cancel})
+	return ctx
+}
