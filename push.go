@@ -1,9 +1,12 @@
 package wsgate
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"sync"
 
 	"github.com/wsgate/wsgate/websocket"
 	"github.com/wsgate/wsgate/wire"
@@ -50,8 +53,9 @@ type PushResult struct {
 }
 
 // Publish sends payload under action to the target's connections. The
-// message is framed once per protocol form and the frame is shared by every
-// recipient; Publish never waits for a connection: one whose send queue is
+// message is framed once per protocol form (and goroutine, when a large
+// broadcast is split) and the frame is shared by every recipient; Publish
+// never waits for a connection: one whose send queue is
 // full is closed with 4000 (slow consumer) and not counted. ctx is checked
 // between registry shards, so a cancelled broadcast stops part-way and
 // reports what it delivered.
@@ -77,7 +81,7 @@ func (s *Server) Publish(ctx context.Context, to Target, action wire.Action, pay
 	}
 	if s.local && to.User == "" && len(to.Users) == 0 {
 		// Nothing to number or share: straight to the fanout, which then
-		// costs the same two allocations for any number of recipients.
+		// costs the same few allocations for any number of recipients.
 		n, err := s.fanout(ctx, to, action, payload)
 		return PushResult{Delivered: n}, err
 	}
@@ -160,20 +164,68 @@ func (p *pusher) push(ctx context.Context, to Target) (int, error) {
 		}
 		return p.deliver(sess), p.err
 	}
+	if to.Topic == "" {
+		return p.broadcast(ctx)
+	}
 	snap := reg.getSnapshot()
 	defer reg.putSnapshot(snap)
-	if to.Topic == "" {
-		return p.broadcast(ctx, snap)
-	}
 	*snap = reg.appendTopic(*snap, to.Topic)
 	return p.deliverAll(*snap), p.err
 }
 
-// broadcast walks the registry one shard at a time so that the snapshot
-// stays small and ctx can stop it between shards.
-func (p *pusher) broadcast(ctx context.Context, snap *[]*session) (int, error) {
+// parallelFanoutMin is the number of open connections from which a
+// broadcast is split over several goroutines; below it, starting them
+// costs more than it saves.
+const parallelFanoutMin = 1024
+
+// broadcast delivers to every connection. Nearly all of its time is the
+// write(2) to each connection (the kernel delivers into the receiving
+// socket within the sender's syscall), so a large broadcast is spread over
+// up to GOMAXPROCS goroutines, each walking its share of the registry
+// shards with its own pusher: each frames the message once per form it
+// meets, and nothing is shared per recipient. The calling goroutine takes
+// the first share and waits for the others.
+func (p *pusher) broadcast(ctx context.Context) (int, error) {
+	parts := 1
+	if p.s.ctr.open.Load() >= parallelFanoutMin {
+		parts = min(runtime.GOMAXPROCS(0), registryShards)
+	}
+	if parts == 1 {
+		return p.broadcastPart(ctx, 0, 1)
+	}
+	helpers := make([]fanoutPart, parts-1)
+	var wg sync.WaitGroup
+	for i := range helpers {
+		h := &helpers[i]
+		h.p = pusher{s: p.s, action: p.action, payload: p.payload, seq: p.seq}
+		wg.Go(func() { h.n, h.err = h.p.broadcastPart(ctx, i+1, parts) })
+	}
+	n, err := p.broadcastPart(ctx, 0, parts)
+	wg.Wait()
+	for i := range helpers {
+		h := &helpers[i]
+		n += h.n
+		err = cmp.Or(err, h.err)
+		p.framed = p.framed || h.p.framed
+	}
+	return n, err
+}
+
+// fanoutPart is one helper's share of a parallel broadcast.
+type fanoutPart struct {
+	p   pusher
+	n   int
+	err error
+}
+
+// broadcastPart walks registry shards part, part+parts, part+2·parts, …
+// one at a time, so that its snapshot stays small and ctx can stop it
+// between shards.
+func (p *pusher) broadcastPart(ctx context.Context, part, parts int) (int, error) {
+	snap := p.s.reg.getSnapshot()
+	defer p.s.reg.putSnapshot(snap)
 	n := 0
-	for i := range registryShards {
+	for i := part; i < registryShards; i += parts {
 		if err := ctx.Err(); err != nil {
 			return n, err
 		}
