@@ -62,8 +62,10 @@ func (d *demo) register(srv *wsgate.Server) error {
 	return nil
 }
 
+// echo replies with the payload itself: the handler owns it, and the reply
+// is copied into its frame.
 func (d *demo) echo(_ context.Context, req *wsgate.Request) ([]byte, error) {
-	return append([]byte(nil), req.Payload...), nil
+	return req.Payload, nil
 }
 
 func (d *demo) addFriend(_ context.Context, req *wsgate.Request) ([]byte, error) {
