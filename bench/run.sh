@@ -156,7 +156,7 @@ fi
 	echo "  (reactor mode, the default on Linux). **Authentication is off** for the benchmark: every"
 	echo "  connection is anonymous; with JWT auth each handshake would also verify a token."
 	echo "  The rate limits are off because the load comes from one IP at rates no single client"
-	echo "  should have; everything else (ping every 30 s, send queues, MaxInflight) is the default."
+	echo "  should have; everything else (ping every 30 s, send queues, MaxHandlers) is the default."
 	echo "- baseline: \`go run ./bench/baseline\` — the gorilla/websocket hub (see bench/README.md)."
 	echo "- load: \`wsgate bench\` in its own process, event-mode client connections on one"
 	echo "  \`websocket.Dialer\` (epoll reactor). Simple form on \`/ws\` for both servers: binary"
