@@ -74,8 +74,9 @@
 // # Concurrency
 //
 // Every Conn method may be called from any goroutine at any time,
-// including from callbacks, concurrently. Callbacks run on the executor (at
-// most Config.Workers goroutines, started on demand), never on an I/O
+// including from callbacks, concurrently. Callbacks run on the executor (up
+// to GOMAXPROCS goroutines, more only while callbacks block, never more than
+// Config.Workers; started on demand, exiting when idle), never on an I/O
 // goroutine; the callbacks of one connection never run concurrently. A
 // slow callback holds one worker and its own connection only: when
 // Config.InboxLimit messages wait for it, the engine stops reading that

@@ -77,7 +77,10 @@ type Config struct {
 	// uncompressed. Default 128 bytes.
 	CompressionThreshold int
 	// Workers bounds the executor goroutines that run Handler callbacks.
-	// They start on demand and exit when idle. Default 64.
+	// Up to GOMAXPROCS start as soon as there is work; more start only to
+	// replace workers blocked in a callback for over a millisecond, so
+	// callbacks that block (user code, I/O) don't stall other connections
+	// while quick ones cost no extra goroutines. Idle workers exit. Default 64.
 	Workers int
 	// InboxLimit is how many received messages may wait for one
 	// connection's OnMessage before reading from that connection pauses.
