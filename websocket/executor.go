@@ -66,6 +66,7 @@ type worker struct {
 // only after any callback has finished. Guarded by executor.mu.
 type ownedTimer struct {
 	t     *time.Timer
+	f     func() // set once in init: a method value made at each arming would allocate
 	armed bool
 }
 
@@ -75,6 +76,7 @@ func (e *executor) init(workers int) {
 	e.idleFor = workerIdle
 	e.slowAfter = slowCallback
 	e.epoch = time.Now()
+	e.reap.f, e.grow.f = e.reapIdle, e.growForBlocked
 }
 
 // now is the executor's monotonic clock in nanoseconds.
@@ -97,7 +99,7 @@ func (e *executor) schedule(c *Conn) {
 	case e.workers < e.base:
 		e.startLocked()
 	case e.workers < e.max:
-		e.armLocked(&e.grow, e.slowAfter, e.growForBlocked)
+		e.armLocked(&e.grow, e.slowAfter)
 	}
 }
 
@@ -172,7 +174,7 @@ func (e *executor) next(w *worker) *Conn {
 		}
 		w.busy, w.since = false, e.now()
 		e.idle = append(e.idle, w)
-		e.armLocked(&e.reap, e.idleFor, e.reapIdle)
+		e.armLocked(&e.reap, e.idleFor)
 		e.mu.Unlock()
 		if !<-w.wake {
 			return nil // retired by reapIdle or stop, which forgot it
@@ -200,7 +202,7 @@ func (e *executor) reapIdle() {
 	clear(e.idle[rest:])
 	e.idle = e.idle[:rest]
 	if rest > 0 {
-		e.armLocked(&e.reap, time.Duration(e.idle[0].since+int64(e.idleFor)-now), e.reapIdle)
+		e.armLocked(&e.reap, time.Duration(e.idle[0].since+int64(e.idleFor)-now))
 	}
 }
 
@@ -228,19 +230,19 @@ func (e *executor) growForBlocked() {
 		e.startLocked()
 	}
 	if e.workers < e.max {
-		e.armLocked(&e.grow, e.slowAfter, e.growForBlocked)
+		e.armLocked(&e.grow, e.slowAfter)
 	}
 }
 
 // armLocked starts t unless it is armed already or the executor stopped.
-func (e *executor) armLocked(t *ownedTimer, d time.Duration, f func()) {
+func (e *executor) armLocked(t *ownedTimer, d time.Duration) {
 	if t.armed || e.stopped {
 		return
 	}
 	t.armed = true
 	e.wg.Add(1)
 	if t.t == nil {
-		t.t = time.AfterFunc(d, f)
+		t.t = time.AfterFunc(d, t.f)
 		return
 	}
 	t.t.Reset(d)
