@@ -66,9 +66,10 @@ main() {
 	run "gofmt" gofmt_check
 	run "go vet" go vet ./...
 	run "go test" go_test "$@"
-	# The race detector makes sync.Pool drop items, so the zero-allocation
-	# checks of the hot paths skip themselves under -race; run them here.
-	run "alloc checks" go test -count=1 -run 'Alloc|BufPool' ./...
+	# Without -race: the zero-allocation checks of the hot paths (the race
+	# detector makes sync.Pool drop items, so they skip under it) and the
+	# slow-consumer test at its full size (2,000 pushes; 500 under -race).
+	run "no-race checks" go test -count=1 -run 'Alloc|BufPool|SlowConsumerIsolation' ./...
 
 	banner "scripts/test.sh summary"
 	local failed=0 name
