@@ -1,11 +1,8 @@
 package websocket_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -94,18 +91,8 @@ func TestCloseTimeoutWhileReadingPaused(t *testing.T) {
 			},
 			OnClose: func(_ *websocket.Conn, err error) { closed <- err },
 		})
-		hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			_, _ = srv.Accept(w, r, nil) // a failed handshake has been answered already
-		}))
-		defer func() {
-			unblock() // also when the test failed early
-			hs.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), rtLimit)
-			defer cancel()
-			if err := srv.Shutdown(ctx, websocket.StatusGoingAway, ""); err != nil {
-				t.Errorf("shutdown: %v", err)
-			}
-		}()
+		hs := rtServe(t, srv)
+		t.Cleanup(unblock) // before the shutdown, also when the test failed early
 		raw := dialRaw(t, hs)
 		sc := <-opened
 		var burst []frame
@@ -137,25 +124,13 @@ func TestCloseTimeoutWhileReadingPaused(t *testing.T) {
 // close frame is never read) still ends Config.CloseTimeout after Close.
 func TestPullCloseTimeoutWithoutRead(t *testing.T) {
 	checkGoroutines(t)
-	srv := websocket.NewServer(websocket.Config{}, websocket.Handler{
+	srv, url := rtServer(t, websocket.Config{}, websocket.Handler{
 		OnOpen: func(c *websocket.Conn) {
 			for range 20 { // more than the client reads ahead
 				_ = c.WriteMessage(websocket.TextMessage, []byte("hello")) // the client reads none of them
 			}
 		},
 	})
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = srv.Accept(w, r, nil) // a failed handshake has been answered already
-	}))
-	defer func() {
-		hs.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), rtLimit)
-		defer cancel()
-		if err := srv.Shutdown(ctx, websocket.StatusGoingAway, ""); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	}()
-	url := "ws" + strings.TrimPrefix(hs.URL, "http")
 	c := rtDial(t, url, &websocket.Config{CloseTimeout: 300 * time.Millisecond})
 	waitFor(t, "server has sent everything", func() bool { return srv.Len() == 1 })
 	time.Sleep(50 * time.Millisecond) // let the client's read-ahead fill (a shorter wait only makes the test weaker)

@@ -7,7 +7,6 @@ package websocket_test
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -40,22 +39,6 @@ const ioLimit = 10 * time.Second
 // closeMe makes the echo handler start the close handshake itself.
 const closeMe = "please close"
 
-var modes = []struct {
-	name string
-	mode websocket.Mode
-}{
-	{"reactor", websocket.ModeReactor},
-	{"blocking", websocket.ModeBlocking},
-}
-
-// forEachMode runs f as a subtest once per I/O mode.
-func forEachMode(t *testing.T, f func(t *testing.T, mode websocket.Mode)) {
-	t.Helper()
-	for _, m := range modes {
-		t.Run(m.name, func(t *testing.T) { f(t, m.mode) })
-	}
-}
-
 // startEchoServer runs a Server that echoes every message (and closes with
 // 1000 "bye" when it receives closeMe) behind httptest on 127.0.0.1.
 func startEchoServer(t *testing.T, cfg websocket.Config) *httptest.Server {
@@ -70,18 +53,7 @@ func startEchoServer(t *testing.T, cfg websocket.Config) *httptest.Server {
 			_ = c.WriteMessage(typ, data)
 		},
 	})
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = srv.Accept(w, r, nil) // a failed handshake has been answered already
-	}))
-	t.Cleanup(func() {
-		hs.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), ioLimit)
-		defer cancel()
-		if err := srv.Shutdown(ctx, websocket.StatusGoingAway, ""); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
-	return hs
+	return rtServe(t, srv)
 }
 
 // rawClient speaks WebSocket by hand over one TCP connection.

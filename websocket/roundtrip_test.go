@@ -33,15 +33,21 @@ var rtModes = []struct {
 	{"blocking", websocket.ModeBlocking},
 }
 
+// forEachMode runs f as a subtest once per server I/O mode.
+func forEachMode(t *testing.T, f func(t *testing.T, mode websocket.Mode)) {
+	t.Helper()
+	for _, m := range rtModes {
+		t.Run(m.name, func(t *testing.T) { f(t, m.mode) })
+	}
+}
+
 // rtEachMode runs f once per server I/O mode, each with a leak check.
 func rtEachMode(t *testing.T, f func(t *testing.T, mode websocket.Mode)) {
 	t.Helper()
-	for _, m := range rtModes {
-		t.Run(m.name, func(t *testing.T) {
-			checkGoroutines(t)
-			f(t, m.mode)
-		})
-	}
+	forEachMode(t, func(t *testing.T, mode websocket.Mode) {
+		checkGoroutines(t)
+		f(t, mode)
+	})
 }
 
 // checkGoroutines registers a cleanup, run after every later one, that
@@ -69,18 +75,45 @@ func checkGoroutines(t *testing.T) {
 func rtServer(t *testing.T, cfg websocket.Config, h websocket.Handler) (*websocket.Server, string) {
 	t.Helper()
 	srv := websocket.NewServer(cfg, h)
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return srv, rtURL(rtServe(t, srv))
+}
+
+// rtServe serves srv behind httptest on 127.0.0.1, for tests that need the
+// httptest.Server itself (a raw client dials its listener). Cleanup closes
+// the listener, then shuts srv down.
+func rtServe(t *testing.T, srv *websocket.Server) *httptest.Server {
+	t.Helper()
+	rtShutdownOnCleanup(t, srv) // registered first: cleanups run last-registered first
+	return rtListen(t, srv, httptest.NewServer)
+}
+
+// rtListen serves srv with start (httptest.NewServer or NewTLSServer);
+// cleanup closes the listener but leaves srv running, for tests that shut
+// it down themselves.
+func rtListen(t *testing.T, srv *websocket.Server, start func(http.Handler) *httptest.Server) *httptest.Server {
+	t.Helper()
+	hs := start(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = srv.Accept(w, r, nil) // a failed handshake has been answered already
 	}))
+	t.Cleanup(hs.Close)
+	return hs
+}
+
+// rtShutdownOnCleanup shuts srv down with 1001 at cleanup and fails the
+// test if that does not finish within rtLimit.
+func rtShutdownOnCleanup(t *testing.T, srv *websocket.Server) {
 	t.Cleanup(func() {
-		hs.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), rtLimit)
 		defer cancel()
 		if err := srv.Shutdown(ctx, websocket.StatusGoingAway, ""); err != nil {
 			t.Errorf("shutdown: %v", err)
 		}
 	})
-	return srv, "ws" + strings.TrimPrefix(hs.URL, "http")
+}
+
+// rtURL is the ws:// URL of hs.
+func rtURL(hs *httptest.Server) string {
+	return "ws" + strings.TrimPrefix(hs.URL, "http")
 }
 
 // rtEcho echoes every message with its type.
@@ -622,17 +655,8 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestTLSUsesBlockingMode(t *testing.T) {
 	checkGoroutines(t)
 	srv := websocket.NewServer(websocket.Config{Mode: websocket.ModeReactor}, rtEcho())
-	hs := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = srv.Accept(w, r, nil) // a failed handshake has been answered already
-	}))
-	defer func() {
-		hs.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), rtLimit)
-		defer cancel()
-		if err := srv.Shutdown(ctx, websocket.StatusGoingAway, ""); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	}()
+	rtShutdownOnCleanup(t, srv) // after the listener closed, as in rtServe
+	hs := rtListen(t, srv, httptest.NewTLSServer)
 	ctx, cancel := context.WithTimeout(context.Background(), rtLimit)
 	defer cancel()
 	url := "wss" + strings.TrimPrefix(hs.URL, "https")
@@ -726,18 +750,7 @@ func TestBatchedRepliesNotHeldBySlowCallback(t *testing.T) {
 				_ = c.WriteMessage(typ, data) // fails only when closing; the client notices
 			},
 		})
-		hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			_, _ = srv.Accept(w, r, nil) // a failed handshake has been answered already
-		}))
-		defer func() {
-			hs.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), rtLimit)
-			defer cancel()
-			if err := srv.Shutdown(ctx, websocket.StatusGoingAway, ""); err != nil {
-				t.Errorf("shutdown: %v", err)
-			}
-		}()
-		c := dialRaw(t, hs)
+		c := dialRaw(t, rtServe(t, srv))
 		// One TCP write: the server reads all three messages at once, so
 		// their callbacks run back to back.
 		c.send(text("one"), text("two"), text("block"))

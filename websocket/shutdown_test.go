@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -22,11 +21,7 @@ import (
 func TestShutdownClosesEveryConnection(t *testing.T) {
 	rtEachMode(t, func(t *testing.T, mode websocket.Mode) {
 		srv := websocket.NewServer(websocket.Config{Mode: mode}, rtEcho())
-		hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			_, _ = srv.Accept(w, r, nil) // a failed handshake has been answered already
-		}))
-		defer hs.Close()
-		url := "ws" + strings.TrimPrefix(hs.URL, "http")
+		url := rtURL(rtListen(t, srv, httptest.NewServer)) // the test shuts srv down itself
 		const n = 20
 		clients := make([]*websocket.Conn, n)
 		for i := range clients {
@@ -59,11 +54,7 @@ func TestShutdownClosesEveryConnection(t *testing.T) {
 func TestShutdownContextDropsStragglers(t *testing.T) {
 	rtEachMode(t, func(t *testing.T, mode websocket.Mode) {
 		srv := websocket.NewServer(websocket.Config{Mode: mode, CloseTimeout: time.Minute}, rtEcho())
-		hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			_, _ = srv.Accept(w, r, nil) // a failed handshake has been answered already
-		}))
-		defer hs.Close()
-		raw := dialRaw(t, hs) // a client that never answers
+		raw := dialRaw(t, rtListen(t, srv, httptest.NewServer)) // a client that never answers; the test shuts srv down itself
 		_ = raw
 		waitFor(t, "server Len = 1", func() bool { return srv.Len() == 1 })
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
@@ -85,11 +76,7 @@ func TestShutdownContextDropsStragglers(t *testing.T) {
 func TestShutdownRacingAccept(t *testing.T) {
 	rtEachMode(t, func(t *testing.T, mode websocket.Mode) {
 		srv := websocket.NewServer(websocket.Config{Mode: mode}, rtEcho())
-		hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			_, _ = srv.Accept(w, r, nil) // after Shutdown: 503, or a close frame after the 101
-		}))
-		defer hs.Close()
-		url := "ws" + strings.TrimPrefix(hs.URL, "http")
+		url := rtURL(rtListen(t, srv, httptest.NewServer)) // after Shutdown: 503, or a close frame after the 101
 		var wg sync.WaitGroup
 		var mu sync.Mutex
 		outcomes := map[string]int{}
@@ -196,7 +183,7 @@ func testShutdownDuringHandshake(t *testing.T, mode websocket.Mode, stopped bool
 			raw.expectCloseCode(uint16(websocket.StatusGoingAway))
 		}
 	}
-	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(hs.URL, "http")+"/late", nil, nil)
+	c, _, err := websocket.Dial(ctx, rtURL(hs)+"/late", nil, nil)
 	if err != nil {
 		t.Fatalf("dial: got %v, want the 101 written after Shutdown began", err)
 	}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"runtime"
 	"sync"
 	"testing"
@@ -79,18 +77,7 @@ func TestCorkedBurstNotRefused(t *testing.T) {
 			}
 		},
 	})
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = srv.Accept(w, r, nil) // a failed handshake has been answered already
-	}))
-	defer func() {
-		hs.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), rtLimit)
-		defer cancel()
-		if err := srv.Shutdown(ctx, websocket.StatusGoingAway, ""); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	}()
-	c := dialRaw(t, hs)
+	c := dialRaw(t, rtServe(t, srv))
 	// One TCP write: the three callbacks run back to back, corked.
 	c.send(text("first"), text("burst"), text("last"))
 	c.expectMessage(opText, []byte("first 0"))
