@@ -2,7 +2,6 @@ package loadgen
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -31,20 +30,14 @@ func (o ConnectOptions) withDefaults() ConnectOptions {
 // connection as soon as it is open: the rate at which a server takes new
 // connections (a reconnect storm), with the cost of registering and
 // unregistering them.
-func Connect(ctx context.Context, cfg Config, o ConnectOptions) (res Result, err error) {
+func Connect(ctx context.Context, cfg Config, o ConnectOptions) (Result, error) {
 	o = o.withDefaults()
 	r, err := newRun(cfg, "connect", fmt.Sprintf("n=%d conc=%d", o.N, o.Conc))
 	if err != nil {
 		return Result{}, err
 	}
 	d := websocket.NewDialer(clientConfig(), websocket.Handler{})
-	defer func() {
-		cctx, cancel := closeCtx(ctx)
-		err = errors.Join(err, d.Shutdown(cctx, websocket.StatusNormalClosure, "bench done"))
-		cancel()
-		res = r.done()
-	}()
-	return r.res, r.connect(ctx, d, o)
+	return r.finish(ctx, shutdownDialer(d), func() error { return r.connect(ctx, d, o) })
 }
 
 func (r *run) connect(ctx context.Context, d *websocket.Dialer, o ConnectOptions) error {

@@ -55,7 +55,7 @@ func (o FanoutOptions) withDefaults() FanoutOptions {
 // request to the arrival of the push at the last connection (every
 // arrival is stamped where it happens, also in worker processes, on the
 // machine's wall clock).
-func Fanout(ctx context.Context, cfg Config, o FanoutOptions) (res Result, err error) {
+func Fanout(ctx context.Context, cfg Config, o FanoutOptions) (Result, error) {
 	o = o.withDefaults()
 	if o.Warmup+o.Repeats > maxRounds {
 		return Result{}, fmt.Errorf("wsgate: bench fanout: at most %d pushes", maxRounds)
@@ -68,13 +68,7 @@ func Fanout(ctx context.Context, cfg Config, o FanoutOptions) (res Result, err e
 	if err != nil {
 		return r.done(), err
 	}
-	defer func() {
-		cctx, cancel := closeCtx(ctx)
-		err = errors.Join(err, g.close(cctx))
-		cancel()
-		res = r.done()
-	}()
-	return r.res, r.fanout(ctx, g, o)
+	return r.finish(ctx, g.close, func() error { return r.fanout(ctx, g, o) })
 }
 
 func (r *run) fanout(ctx context.Context, g *group, o FanoutOptions) error {

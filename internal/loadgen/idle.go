@@ -34,7 +34,7 @@ func (o IdleOptions) withDefaults() IdleOptions {
 // request that every connection is still served (a server that lost
 // connections must not look cheap). The memory figure is
 // (RSS with N idle connections − RSS before the first) / N.
-func Idle(ctx context.Context, cfg Config, o IdleOptions) (res Result, err error) {
+func Idle(ctx context.Context, cfg Config, o IdleOptions) (Result, error) {
 	o = o.withDefaults()
 	r, err := newRun(cfg, "idle", fmt.Sprintf("n=%d procs=%d", o.N, o.Procs))
 	if err != nil {
@@ -48,13 +48,7 @@ func Idle(ctx context.Context, cfg Config, o IdleOptions) (res Result, err error
 	if err != nil {
 		return r.done(), err
 	}
-	defer func() {
-		cctx, cancel := closeCtx(ctx)
-		err = errors.Join(err, g.close(cctx))
-		cancel()
-		res = r.done()
-	}()
-	return r.res, r.idle(ctx, g, o, rss0)
+	return r.finish(ctx, g.close, func() error { return r.idle(ctx, g, o, rss0) })
 }
 
 func (r *run) idle(ctx context.Context, g *group, o IdleOptions, rss0 int64) error {

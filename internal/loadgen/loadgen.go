@@ -23,6 +23,7 @@ package loadgen
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -175,4 +176,26 @@ func (r *run) done() Result {
 // ended.
 func closeCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+}
+
+// finish runs body, then closes the run's connections with closeAll (given
+// closeCtx(ctx), also when body failed or ctx ended) and completes the
+// result: the end every scenario shares once its connections can exist.
+// The error joins body's and closeAll's.
+func (r *run) finish(ctx context.Context, closeAll func(context.Context) error, body func() error) (res Result, err error) {
+	defer func() {
+		cctx, cancel := closeCtx(ctx)
+		err = errors.Join(err, closeAll(cctx))
+		cancel()
+		res = r.done()
+	}()
+	return r.res, body()
+}
+
+// shutdownDialer is the closeAll of a scenario whose connections belong to
+// d: each gets 1000 "bench done".
+func shutdownDialer(d *websocket.Dialer) func(context.Context) error {
+	return func(ctx context.Context) error {
+		return d.Shutdown(ctx, websocket.StatusNormalClosure, "bench done")
+	}
 }

@@ -3,7 +3,6 @@ package loadgen
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -65,7 +64,7 @@ type rpcRun struct {
 // for Duration: replies per second, their latency, and the server's CPU
 // time over the same window (replies per server CPU-second is the figure
 // that stays fair when the load generator shares the machine).
-func RPC(ctx context.Context, cfg Config, o RPCOptions) (res Result, err error) {
+func RPC(ctx context.Context, cfg Config, o RPCOptions) (Result, error) {
 	o = o.withDefaults()
 	r, err := newRun(cfg, "rpc", fmt.Sprintf("conns=%d window=%d size=%d duration=%s", o.Conns, o.Window, o.Size, o.Duration))
 	if err != nil {
@@ -74,18 +73,14 @@ func RPC(ctx context.Context, cfg Config, o RPCOptions) (res Result, err error) 
 	rr := &rpcRun{r: r, o: o, base: time.Now()}
 	rr.bufs.New = func() any { b := make([]byte, 4+o.Size); return &b }
 	d := websocket.NewDialer(clientConfig(), websocket.Handler{OnMessage: rr.onMessage, OnClose: rr.onClose})
-	defer func() {
-		rr.phase.Store(phaseStop)
-		cctx, cancel := closeCtx(ctx)
-		err = errors.Join(err, d.Shutdown(cctx, websocket.StatusNormalClosure, "bench done"))
-		cancel()
-		res = r.done()
-	}()
-	conns, err := openAll(ctx, d, r, o.Conns)
-	if err != nil {
-		return r.res, err
-	}
-	return r.res, rr.measure(ctx, conns)
+	return r.finish(ctx, shutdownDialer(d), func() error {
+		defer rr.phase.Store(phaseStop) // before the shutdown: its closes are not lost connections
+		conns, err := openAll(ctx, d, r, o.Conns)
+		if err != nil {
+			return err
+		}
+		return rr.measure(ctx, conns)
+	})
 }
 
 // openAll opens n connections one after the other; they are few.
