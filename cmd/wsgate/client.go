@@ -87,14 +87,9 @@ func (f *clientFlags) frame(line string) (websocket.MessageType, []byte) {
 // runClient implements "wsgate client": stdin lines go out, everything that
 // arrives is printed to stdout, connection events go to stderr.
 func runClient(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("wsgate client", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("wsgate client", "Usage: wsgate client [flags] ws://host:port/path\n\nSends each line of stdin as a message and prints every message that arrives with its type and\nlength (action frames decoded). Ctrl-C closes with 1000 and prints the close code.\n\n", stderr)
 	var f clientFlags
 	f.register(fs)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "Usage: wsgate client [flags] ws://host:port/path\n\nSends each line of stdin as a message and prints every message that arrives with its type and\nlength (action frames decoded). Ctrl-C closes with 1000 and prints the close code.\n\n")
-		fs.PrintDefaults()
-	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

@@ -85,6 +85,18 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 }
 
+// newFlagSet is a subcommand's flag set: its errors and help go to stderr,
+// and its help is usage followed by the flags and their defaults.
+func newFlagSet(name, usage string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
 // parseFlags parses args with fs and turns the flag package's errors into
 // errUsage (the message is already printed) while keeping flag.ErrHelp.
 func parseFlags(fs *flag.FlagSet, args []string) error {

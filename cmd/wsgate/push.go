@@ -90,14 +90,9 @@ func (p *pushFlags) body() (pushBody, error) {
 
 // runPush implements "wsgate push".
 func runPush(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("wsgate push", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("wsgate push", "Usage: wsgate push --api-key KEY (--user U | --users a,b | --topic T | --conn ID | --all) --action N [--data TEXT | --json VALUE]\n\nPushes one message through the gateway's HTTP API (POST /api/v1/push) and prints how many\nconnections it was delivered to.\n\n", stderr)
 	var p pushFlags
 	p.register(fs)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "Usage: wsgate push --api-key KEY (--user U | --users a,b | --topic T | --conn ID | --all) --action N [--data TEXT | --json VALUE]\n\nPushes one message through the gateway's HTTP API (POST /api/v1/push) and prints how many\nconnections it was delivered to.\n\n")
-		fs.PrintDefaults()
-	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

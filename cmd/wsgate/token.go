@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -13,16 +12,11 @@ import (
 
 // runToken implements "wsgate token".
 func runToken(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("wsgate token", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("wsgate token", "Usage: wsgate token --secret S --user U [--ttl 24h] [--topics a,b]\n\nPrints an HS256 JWT that wsgate serve accepts.\n\n", stderr)
 	secret := fs.String("secret", "", "HS256 secret, at least 16 bytes (default $WSGATE_JWT_SECRET, the secret of `wsgate serve --jwt-secret`)")
 	user := fs.String("user", "", "user id (the sub claim); required")
 	ttl := fs.Duration("ttl", 24*time.Hour, "how long the token is valid")
 	topics := fs.String("topics", "", "comma-separated topics the user may subscribe to (`a,b,news.*`); empty = any")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "Usage: wsgate token --secret S --user U [--ttl 24h] [--topics a,b]\n\nPrints an HS256 JWT that wsgate serve accepts.\n\n")
-		fs.PrintDefaults()
-	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
