@@ -74,7 +74,7 @@ main() {
 	banner "scripts/test.sh summary"
 	local failed=0 name
 	for name in "${steps[@]}"; do
-		printf '%-14s %s\n' "$name:" "${status[$name]}"
+		printf '%-16s %s\n' "$name:" "${status[$name]}"
 		[[ ${status[$name]} == ok ]] || failed=1
 	done
 	if ((failed)); then
