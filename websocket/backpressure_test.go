@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wsgate/wsgate/internal/leakcheck"
 	"github.com/wsgate/wsgate/websocket"
 )
 
@@ -123,7 +124,7 @@ func TestCloseTimeoutWhileReadingPaused(t *testing.T) {
 // stopped calling Read (its read-ahead full, so the peer's answer to our
 // close frame is never read) still ends Config.CloseTimeout after Close.
 func TestPullCloseTimeoutWithoutRead(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	srv, url := rtServer(t, websocket.Config{}, websocket.Handler{
 		OnOpen: func(c *websocket.Conn) {
 			for range 20 { // more than the client reads ahead

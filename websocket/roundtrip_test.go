@@ -12,13 +12,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/wsgate/wsgate/internal/leakcheck"
 	"github.com/wsgate/wsgate/websocket"
 )
 
@@ -45,28 +45,8 @@ func forEachMode(t *testing.T, f func(t *testing.T, mode websocket.Mode)) {
 func rtEachMode(t *testing.T, f func(t *testing.T, mode websocket.Mode)) {
 	t.Helper()
 	forEachMode(t, func(t *testing.T, mode websocket.Mode) {
-		checkGoroutines(t)
+		leakcheck.Check(t)
 		f(t, mode)
-	})
-}
-
-// checkGoroutines registers a cleanup, run after every later one, that
-// waits (bounded) for the goroutine count to fall back to what it is now
-// and fails with a dump of every goroutine if it does not.
-func checkGoroutines(t *testing.T) {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(rtLimit)
-		for runtime.NumGoroutine() > before {
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				n := runtime.Stack(buf, true)
-				t.Errorf("goroutine leak: got %d goroutines, want at most %d\n%s", runtime.NumGoroutine(), before, buf[:n])
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
 	})
 }
 
@@ -653,7 +633,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // TestTLSUsesBlockingMode: a reactor-mode server behind TLS serves wss://
 // (TLS connections always run in blocking mode).
 func TestTLSUsesBlockingMode(t *testing.T) {
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	srv := websocket.NewServer(websocket.Config{Mode: websocket.ModeReactor}, rtEcho())
 	rtShutdownOnCleanup(t, srv) // after the listener closed, as in rtServe
 	hs := rtListen(t, srv, httptest.NewTLSServer)

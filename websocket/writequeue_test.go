@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wsgate/wsgate/internal/leakcheck"
 	"github.com/wsgate/wsgate/websocket"
 )
 
@@ -57,7 +58,7 @@ func TestCorkedBurstNotRefused(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("the reactor runs on Linux only")
 	}
-	checkGoroutines(t)
+	leakcheck.Check(t)
 	const burst = 2000
 	var mu sync.Mutex
 	var writeErr error

@@ -8,19 +8,19 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/wsgate/wsgate/internal/leakcheck"
 )
 
 // startServer runs serve on 127.0.0.1:0 and returns its address; cleanup
 // stops it and checks that it returned nil and left no goroutines behind.
 func startServer(t *testing.T) string {
 	t.Helper()
-	before := runtime.NumGoroutine()
+	leakcheck.Check(t) // first, so that it runs after the server has stopped
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -38,22 +38,8 @@ func startServer(t *testing.T) string {
 		case <-time.After(10 * time.Second):
 			t.Fatal("serve did not return within 10s of cancel")
 		}
-		waitGoroutines(t, before)
 	})
 	return ln.Addr().String()
-}
-
-// waitGoroutines fails unless the goroutine count drops back to want within 5 s.
-func waitGoroutines(t *testing.T, want int) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > want {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<16)
-			t.Fatalf("goroutines: got %d, want <= %d\n%s", runtime.NumGoroutine(), want, buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func dial(t *testing.T, url string) *websocket.Conn {
@@ -218,7 +204,7 @@ func TestStats(t *testing.T) {
 }
 
 func TestShutdownSendsGoingAway(t *testing.T) {
-	before := runtime.NumGoroutine()
+	leakcheck.Check(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -244,5 +230,4 @@ func TestShutdownSendsGoingAway(t *testing.T) {
 		t.Fatal("serve did not return within 10s of cancel")
 	}
 	_ = c.Close()
-	waitGoroutines(t, before)
 }
