@@ -21,8 +21,8 @@ type Target struct {
 	All   bool     // every /ws connection
 }
 
-// validate checks that exactly one recipient set is named.
-func (t *Target) validate() error {
+// Validate checks that exactly one recipient set is named; Push does it too.
+func (t *Target) Validate() error {
 	n := 0
 	for _, set := range []bool{t.Conn != "", t.User != "", len(t.Users) > 0, t.Topic != "", t.All} {
 		if set {
@@ -67,7 +67,7 @@ type PushResult struct {
 // Simple-form clients get user pushes as plain action + payload, without
 // sequence or replay. Topic, All and Conn pushes are unsequenced.
 func (s *Server) Publish(ctx context.Context, to Target, action wire.Action, payload []byte) (PushResult, error) {
-	if err := to.validate(); err != nil {
+	if err := to.Validate(); err != nil {
 		return PushResult{}, err
 	}
 	if action < wire.MinAppAction || action&wire.SimpleErrorBit != 0 {

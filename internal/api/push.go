@@ -109,19 +109,14 @@ func (req *pushRequest) target() (wsgate.Target, error) {
 		return wsgate.Target{}, errors.New(`wsgate: "to" is required: {"user":…}, {"users":[…]}, {"topic":…}, {"conn":…} or {"all":true}`)
 	}
 	t := req.To
-	set := 0
-	for _, ok := range []bool{t.User != "", t.Users != nil, t.Topic != "", t.Conn != "", t.All} {
-		if ok {
-			set++
-		}
-	}
-	if set != 1 {
-		return wsgate.Target{}, errors.New(`wsgate: "to" must name exactly one target: user, users, topic, conn or all`)
-	}
 	if t.Users != nil && len(t.Users) == 0 {
 		return wsgate.Target{}, errors.New(`wsgate: "to.users" is empty`)
 	}
-	return wsgate.Target{User: t.User, Users: t.Users, Topic: t.Topic, Conn: t.Conn, All: t.All}, nil
+	to := wsgate.Target{User: t.User, Users: t.Users, Topic: t.Topic, Conn: t.Conn, All: t.All}
+	if to.Validate() != nil {
+		return wsgate.Target{}, errors.New(`wsgate: "to" must name exactly one target: user, users, topic, conn or all`)
+	}
+	return to, nil
 }
 
 func (req *pushRequest) payload() ([]byte, error) {
