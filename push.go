@@ -70,7 +70,7 @@ func (s *Server) Publish(ctx context.Context, to Target, action wire.Action, pay
 	if err := to.Validate(); err != nil {
 		return PushResult{}, err
 	}
-	if action < wire.MinAppAction || action&wire.SimpleErrorBit != 0 {
+	if !action.IsApp() {
 		return PushResult{}, fmt.Errorf("wsgate: push action %d out of range [%d, %d]", action, wire.MinAppAction, wire.SimpleErrorBit-1)
 	}
 	if s.draining.Load() {

@@ -337,6 +337,9 @@ func TestHandleReserved(t *testing.T) {
 	if err := srv.Handle(wire.ActionSubscribe, echoHandler); err == nil {
 		t.Error("Handle(1): got nil error, want reserved")
 	}
+	if err := srv.Handle(wire.SimpleErrorBit|110, echoHandler); err == nil {
+		t.Error("Handle(0x8000006e): got nil error, want reserved (the high bit marks error replies)")
+	}
 	if err := srv.Handle(100, nil); err == nil {
 		t.Error("Handle with nil handler: got nil error, want one")
 	}

@@ -133,11 +133,12 @@ func (s *Server) now() int64 {
 }
 
 // Handle registers h for action. Actions 1–99 are reserved for wsgate's own
-// system actions. It may be called at any time; a later call for the same
+// system actions, and actions with the high bit set mark simple-form error
+// replies. It may be called at any time; a later call for the same
 // action replaces the handler.
 func (s *Server) Handle(action wire.Action, h HandlerFunc) error {
-	if action < 100 {
-		return fmt.Errorf("wsgate: action %d is reserved (application actions start at 100)", action)
+	if !action.IsApp() {
+		return fmt.Errorf("wsgate: action %d is reserved (application actions are %d–%d)", action, wire.MinAppAction, wire.SimpleErrorBit-1)
 	}
 	if h == nil {
 		return fmt.Errorf("wsgate: nil handler for action %d", action)

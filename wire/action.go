@@ -120,3 +120,7 @@ func (e *Error) Error() string {
 	}
 	return "wsgate: " + e.Message + " (" + e.Code.String() + ")"
 }
+
+// IsApp reports whether a is in the range applications may use: at least
+// MinAppAction and without SimpleErrorBit, which marks simple-form errors.
+func (a Action) IsApp() bool { return a >= MinAppAction && a&SimpleErrorBit == 0 }

@@ -245,3 +245,11 @@ func TestStrings(t *testing.T) {
 		}
 	}
 }
+
+func TestActionIsApp(t *testing.T) {
+	for a, want := range map[wire.Action]bool{0: false, 1: false, wire.MaxSystemAction: false, wire.MinAppAction: true, 110: true, wire.SimpleErrorBit - 1: true, wire.SimpleErrorBit: false, wire.SimpleErrorBit | 110: false} {
+		if got := a.IsApp(); got != want {
+			t.Errorf("Action(%d).IsApp(): got %v, want %v", a, got, want)
+		}
+	}
+}

@@ -91,7 +91,7 @@ func (a *API) decodePush(w http.ResponseWriter, r *http.Request) (wsgate.Target,
 		return wsgate.Target{}, 0, nil, errors.New(`wsgate: "action" is required`)
 	}
 	action := wire.Action(*req.Action)
-	if action < wire.MinAppAction || action > 0x7FFFFFFF {
+	if !action.IsApp() {
 		return wsgate.Target{}, 0, nil, fmt.Errorf("wsgate: action %d is outside the application range 100..2147483647", *req.Action)
 	}
 	payload, err := req.payload()
