@@ -3,7 +3,6 @@ package wsgate_test
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"net"
 	"net/http"
@@ -236,6 +235,3 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
-
-// u32 encodes n big-endian.
-func u32(n uint32) []byte { return binary.BigEndian.AppendUint32(nil, n) }
