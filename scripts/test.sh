@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's test command (README, .ci/run): installs what the tests need
-# beyond Go (scripts/install-deps.sh), then runs `go vet ./...` and
+# beyond Go (scripts/install-deps.sh), then runs gofmt, `go vet ./...`, staticcheck and
 # `go test -race -count=1 -timeout 25m ./...`, and ends with a summary. Exit status is
 # non-zero when any step failed.
 #
@@ -65,6 +65,8 @@ main() {
 	fi
 	run "gofmt" gofmt_check
 	run "go vet" go vet ./...
+	# Pinned, fetched through the Go module proxy on first use, then cached.
+	run "staticcheck" go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 	run "go test" go_test "$@"
 	# Without -race: the zero-allocation checks of the hot paths (the race
 	# detector makes sync.Pool drop items, so they skip under it) and the
