@@ -154,7 +154,10 @@ func TestServeFirstRun(t *testing.T) {
 	if !strings.Contains(g.stdout.String(), g.base+"/?token="+g.token) {
 		t.Errorf("banner: want the page URL with ?token=\n%s", g.stdout.String())
 	}
-	for path, want := range map[string]string{"/": `id="log"`, "/page.js": "sendAction", "/wsgate.js": "export function encodeSimple", "/healthz": "ok", "/readyz": "ok"} {
+	for path, want := range map[string]string{
+		"/": `id="log"`, "/page.js": "sendAction", "/wsgate.js": "class WsgateClient",
+		"/wire.js": "export function encodeSimple", "/healthz": "ok", "/readyz": "ok",
+	} {
 		if code, body := httpGet(t, g.base+path); code != http.StatusOK || !strings.Contains(body, want) {
 			t.Errorf("GET %s: got %d, want 200 with %q", path, code, want)
 		}
