@@ -9,8 +9,9 @@ import (
 	"net/http"
 )
 
-// The protocol module wsgate.js is shared with other clients; the page's own
-// script is page.js. Tests (*.mjs) are not embedded.
+// The protocol modules wire.js (codec) and wsgate.js (client) are shared
+// with other clients; the page's own script is page.js. Tests (*.mjs) are
+// not embedded.
 //
 //go:embed static/*.html static/*.js
 var files embed.FS
