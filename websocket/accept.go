@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/sha1"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -40,14 +39,11 @@ type handshakeResult struct {
 	buffered    []byte         // bytes already read past the handshake (must be fed to the parser first)
 	subprotocol string         // negotiated subprotocol, "" if none
 	deflate     *deflateParams // nil if not negotiated
+	response    []byte         // server: the 101, not yet sent (see Conn.releaseResponse)
 }
 
 // websocketGUID is the fixed string RFC 6455 §1.3 appends to the key before hashing.
 const websocketGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-// handshakeWriteTimeout bounds writing the 101 response on the hijacked
-// connection: a peer that does not read must not hold the handler forever.
-const handshakeWriteTimeout = 10 * time.Second
 
 // handshakeError is a rejected upgrade request: the HTTP status that was (or
 // must be) answered and the reason sent as the plain-text body.
@@ -64,7 +60,9 @@ func rejectf(status int, format string, args ...any) *handshakeError {
 	return &handshakeError{status: status, msg: fmt.Sprintf("websocket: "+format, args...)}
 }
 
-// serverHandshake validates r, writes the 101 (or the HTTP error) and hijacks.
+// serverHandshake validates r and hijacks the connection, or writes the HTTP
+// error. The 101 is in the result, not sent: the connection layer sends it
+// once OnOpen has run.
 // On failure the HTTP error has been written through w and the returned error
 // describes it; w must not be used for anything else afterwards.
 func serverHandshake(w http.ResponseWriter, r *http.Request, opts *AcceptOptions, comp compressionConfig) (handshakeResult, error) {
@@ -259,7 +257,7 @@ func writeHandshakeError(w http.ResponseWriter, herr *handshakeError) {
 	http.Error(w, herr.msg, herr.status)
 }
 
-// hijackAndRespond takes over the connection and writes the 101 on it.
+// hijackAndRespond takes over the connection and renders the 101 for it.
 func hijackAndRespond(w http.ResponseWriter, plan upgradePlan, extra http.Header) (handshakeResult, error) {
 	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
@@ -273,15 +271,18 @@ func hijackAndRespond(w http.ResponseWriter, plan upgradePlan, extra http.Header
 		peeked, _ := brw.Reader.Peek(n) // cannot fail: n bytes are buffered
 		buffered = bytes.Clone(peeked)
 	}
-	if err := writeAllWithDeadline(conn, switchingProtocols(plan, extra)); err != nil {
+	// net/http may have set deadlines (Server.ReadTimeout, WriteTimeout); the
+	// connection layer has its own.
+	if err := conn.SetDeadline(time.Time{}); err != nil {
 		_ = conn.Close() // the handshake failed; nothing else owns conn
-		return handshakeResult{}, fmt.Errorf("websocket: write 101 response: %w", err)
+		return handshakeResult{}, fmt.Errorf("websocket: hijacked connection: %w", err)
 	}
 	return handshakeResult{
 		conn:        conn,
 		buffered:    buffered,
 		subprotocol: plan.subprotocol,
 		deflate:     plan.deflate,
+		response:    switchingProtocols(plan, extra),
 	}, nil
 }
 
@@ -317,23 +318,4 @@ func switchingProtocols(plan upgradePlan, extra http.Header) []byte {
 	_ = h.Write(&b) // writing to a bytes.Buffer cannot fail
 	b.WriteString("\r\n")
 	return b.Bytes()
-}
-
-// writeAllWithDeadline writes b under handshakeWriteTimeout, then clears all
-// deadlines so the connection layer starts from a clean state.
-func writeAllWithDeadline(conn net.Conn, b []byte) error {
-	if err := conn.SetWriteDeadline(time.Now().Add(handshakeWriteTimeout)); err != nil {
-		return err
-	}
-	for len(b) > 0 {
-		n, err := conn.Write(b)
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return errors.New("websocket: short write")
-		}
-		b = b[n:]
-	}
-	return conn.SetDeadline(time.Time{})
 }

@@ -37,8 +37,8 @@ func startHandshakeServer(t *testing.T, opts *AcceptOptions, comp compressionCon
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		res, err := serverHandshake(w, r, opts, comp)
 		if err == nil {
-			_, _ = res.conn.Write([]byte(serverGreeting)) // the client checks what arrives
-			_ = res.conn.Close()                          // test handler owns the conn
+			_, _ = res.conn.Write(append(res.response, serverGreeting...)) // the client checks what arrives
+			_ = res.conn.Close()                                           // test handler owns the conn
 			res.conn = nil
 		}
 		select {

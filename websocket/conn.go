@@ -168,6 +168,7 @@ const (
 	wfStopped                                // blocking: bio.stop is closed
 	wfCorked                                 // reactor: queue writes, the poller flushes them together
 	wfFlushPosted                            // reactor: a flush task is on its way to the poller
+	wfHeld                                   // server: the 101 waits for OnOpen; so does all output
 )
 
 // Errors reported to OnClose and by writes.
@@ -186,6 +187,9 @@ var (
 // the I/O mode.
 func newConn(e *engine, res handshakeResult, value any) *Conn {
 	c := &Conn{eng: e, value: value, fd: -1, slot: -1}
+	if res.response != nil {
+		c.wflags = wfHeld // not shared yet: no lock needed
+	}
 	if res.subprotocol != "" {
 		c.ext().subprotocol = res.subprotocol
 	}

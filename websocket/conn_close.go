@@ -131,7 +131,7 @@ func (c *Conn) drainLocked(shutdown bool) {
 	c.wflags |= wfDraining
 	c.armDeadlineLocked()
 	if shutdown && c.wflags&(wfClosed|wfBroken) == 0 {
-		if c.queuedLocked() == 0 {
+		if c.queuedLocked() == 0 && c.wflags&wfHeld == 0 {
 			c.shutdownWriteLocked()
 		} else {
 			c.wflags |= wfShutdownPending
@@ -194,12 +194,13 @@ func (c *Conn) endErr(ioErr error) error {
 const refuseWriteTimeout = time.Second
 
 // refuse ends a connection whose I/O never started, after its handshake
-// succeeded: it sends a close frame (engine.refusal) and our FIN, and
-// closes the socket without waiting for the answer. The socket is c.fd
+// succeeded: it sends the server's 101 (response, nil on the client side),
+// a close frame (engine.refusal) and our FIN, and closes the socket
+// without waiting for the answer. The socket is c.fd
 // once the reactor took it, else conn.
-func (c *Conn) refuse(conn net.Conn) {
+func (c *Conn) refuse(conn net.Conn, response []byte) {
 	code, reason := c.eng.refusal()
-	frame := appendFrame(nil, opClose, true, false, closePayload(code, reason), c.eng.client, maskKey())
+	frame := appendFrame(response, opClose, true, false, closePayload(code, reason), c.eng.client, maskKey())
 	if c.fd >= 0 {
 		refuseFD(int(c.fd), frame)
 	} else {

@@ -212,7 +212,7 @@ func (c *Conn) sendFrameLocked(op opcode, rsv1 bool, payload []byte, control boo
 // queue. shared bytes are immutable and are queued without a copy; other
 // bytes belong to the caller and are copied.
 func (c *Conn) transmitLocked(hdr, body []byte, pooled *[]byte, shared bool) error {
-	if c.poller != nil && c.queuedLocked() == 0 && c.wflags&wfCorked == 0 {
+	if c.poller != nil && c.queuedLocked() == 0 && c.wflags&(wfCorked|wfHeld) == 0 {
 		n, err := c.writeDirect(hdr, body)
 		if err != nil {
 			if pooled != nil {
@@ -248,6 +248,39 @@ func (c *Conn) transmitLocked(hdr, body []byte, pooled *[]byte, shared bool) err
 	return nil
 }
 
+// releaseResponse sends a server's 101, held since the handshake so that
+// the client cannot see it before OnOpen has run (OnOpen typically makes
+// the connection reachable, e.g. registers it for pushes), then everything
+// written to the connection meanwhile.
+func (c *Conn) releaseResponse(response []byte) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.wflags &^= wfHeld
+	if c.wflags&(wfClosed|wfBroken) != 0 {
+		return // the connection is gone, and its 101 with it
+	}
+	if c.poller != nil && c.queuedLocked() == 0 {
+		n, err := c.writeDirect(response, nil)
+		if err != nil {
+			c.breakLocked(err)
+			return
+		}
+		if n == len(response) {
+			c.flushedLocked() // a shutdown may wait for an empty queue
+			return
+		}
+		response = response[n:]
+	}
+	q := &c.ext().q
+	q.chunks = append([]outChunk{{b: response}}, q.chunks...)
+	q.bytes += len(response)
+	if c.poller != nil {
+		c.flushLocked() // now, not when the poller next looks
+		return
+	}
+	c.kickLocked()
+}
+
 // writeQueue is output waiting for the socket.
 type writeQueue struct {
 	chunks []outChunk
@@ -274,8 +307,12 @@ func (c *Conn) enqueueLocked(ch outChunk) {
 	q.bytes += len(ch.b)
 }
 
-// kickLocked makes sure someone drains the queue.
+// kickLocked makes sure someone drains the queue, unless it is held for
+// the 101 (releaseResponse kicks it then).
 func (c *Conn) kickLocked() {
+	if c.wflags&wfHeld != 0 {
+		return
+	}
 	if c.poller != nil {
 		c.kickReactorLocked()
 		return

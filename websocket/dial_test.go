@@ -493,8 +493,8 @@ func TestDialTLS(t *testing.T) {
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		res, err := serverHandshake(w, r, nil, compressionConfig{})
 		if err == nil {
-			_, _ = res.conn.Write([]byte(serverGreeting)) // checked by the client
-			_ = res.conn.Close()                          // handler owns the conn
+			_, _ = res.conn.Write(append(res.response, serverGreeting...)) // checked by the client
+			_ = res.conn.Close()                                           // handler owns the conn
 		}
 		outcomes <- err
 	}))

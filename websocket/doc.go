@@ -52,7 +52,10 @@
 //
 // Accept (or Dialer.Dial) returns a running connection. Its callbacks run
 // in this order: OnOpen, OnMessage for each message, then OnClose exactly
-// once, last. Conn.Close starts the closing handshake: our close frame is
+// once, last. A server sends the 101 only once OnOpen has returned, so a
+// client that has finished its handshake is already whatever OnOpen made
+// it (registered for pushes, say); output written before that waits and
+// follows the 101. Conn.Close starts the closing handshake: our close frame is
 // sent, writes fail from then on, and the TCP connection is closed when
 // the peer answers or after Config.CloseTimeout, even while the
 // connection's reading is paused for a slow handler. When the peer starts

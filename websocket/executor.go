@@ -293,6 +293,7 @@ type inboxItem struct {
 	typ  MessageType
 	code StatusCode // itemEcho: the peer's close code
 	buf  *[]byte    // message copy (pooled)
+	resp []byte     // itemOpen: the server's 101, sent once OnOpen returns
 }
 
 var itemPool = sync.Pool{New: func() any { return new(inboxItem) }}
@@ -307,14 +308,17 @@ func putItem(it *inboxItem) {
 	itemPool.Put(it)
 }
 
-// pushOpen queues OnOpen, before any message can arrive.
-func (c *Conn) pushOpen() {
+// pushOpen queues OnOpen, before any message can arrive, with the server's
+// 101 to send once it returns. It reports false when there is no OnOpen.
+func (c *Conn) pushOpen(response []byte) bool {
 	if c.eng.pull || c.eng.h.OnOpen == nil {
-		return
+		return false
 	}
 	it := getItem()
 	it.kind = itemOpen
+	it.resp = response
 	c.push(it)
+	return true
 }
 
 // pushClose queues OnClose, the last item; a pull-mode connection has no
@@ -444,12 +448,22 @@ func (c *Conn) setCorked(on bool) {
 // deliver runs the callback for an open or message item.
 func (c *Conn) deliver(it *inboxItem) {
 	defer putItem(it)
-	defer c.recoverCallback()
 	if it.kind == itemOpen {
-		c.eng.h.OnOpen(c)
+		c.callOpen(it.resp)
 		return
 	}
+	defer c.recoverCallback()
 	c.eng.h.OnMessage(c, it.typ, *it.buf)
+}
+
+// callOpen runs OnOpen, then sends the server's 101 (response) and what was
+// written meanwhile, also when OnOpen panicked (its 1011 close follows the 101).
+func (c *Conn) callOpen(response []byte) {
+	if response != nil {
+		defer c.releaseResponse(response)
+	}
+	defer c.recoverCallback()
+	c.eng.h.OnOpen(c)
 }
 
 func (c *Conn) callClose() {

@@ -85,15 +85,20 @@ func checkFuzzRejection(t *testing.T, w *hsFuzzWriter, err error) {
 	}
 }
 
-// checkFuzzUpgrade checks the 101 written on the hijacked connection.
+// checkFuzzUpgrade checks the 101 a successful handshake hands to the
+// connection layer, which sends it; nothing is written on the hijacked
+// connection before that.
 func checkFuzzUpgrade(t *testing.T, w *hsFuzzWriter, r *http.Request, res handshakeResult) {
 	t.Helper()
 	if !w.conn.hijacked || w.status != 0 {
 		t.Fatalf("got success without hijack (status %d)", w.status)
 	}
-	resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(w.conn.out.Bytes())), nil)
+	if w.conn.out.Len() != 0 {
+		t.Fatalf("got %q written during the handshake, want the 101 held for the connection layer", w.conn.out.Bytes())
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(res.response)), nil)
 	if err != nil {
-		t.Fatalf("101 response does not parse: %v\n%s", err, w.conn.out.Bytes())
+		t.Fatalf("101 response does not parse: %v\n%s", err, res.response)
 	}
 	if resp.StatusCode != 101 {
 		t.Fatalf("got status %d on the hijacked conn, want 101", resp.StatusCode)

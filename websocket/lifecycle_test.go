@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -152,6 +153,66 @@ func TestCallbackOrder(t *testing.T) {
 			t.Errorf("got callbacks %v, want %v", events, want)
 		}
 	})
+}
+
+// TestOpenBeforeResponse: the client gets its 101 only once OnOpen has
+// returned, so a server that makes a connection reachable in OnOpen (the
+// gateway registers it for pushes) is never behind its client. What OnOpen
+// and other goroutines write meanwhile follows the 101 in order.
+func TestOpenBeforeResponse(t *testing.T) {
+	rtEachMode(t, func(t *testing.T, mode websocket.Mode) {
+		var opened atomic.Bool
+		conns := make(chan *websocket.Conn, 1)
+		_, url := rtServer(t, websocket.Config{Mode: mode}, websocket.Handler{
+			OnOpen: func(c *websocket.Conn) {
+				conns <- c
+				// Another goroutine writes while the 101 is held: it must queue.
+				wrote := make(chan error, 1)
+				go func() { wrote <- c.WriteMessage(websocket.TextMessage, []byte("from elsewhere")) }()
+				if err := <-wrote; err != nil {
+					t.Errorf("write while held: %v", err)
+				}
+				time.Sleep(20 * time.Millisecond) // widen the window a racing 101 would fall into
+				if err := c.WriteMessage(websocket.TextMessage, []byte("from OnOpen")); err != nil {
+					t.Errorf("write in OnOpen: %v", err)
+				}
+				opened.Store(true)
+			},
+		})
+		c := rtDial(t, url, nil)
+		if !opened.Load() {
+			t.Fatal("Dial returned before the server's OnOpen finished")
+		}
+		for _, want := range []string{"from elsewhere", "from OnOpen"} {
+			if _, got := rtRead(t, c); string(got) != want {
+				t.Fatalf("got %q, want %q", got, want)
+			}
+		}
+		<-conns
+	})
+}
+
+// TestOpenCloses: a connection that OnOpen closes (or whose OnOpen panics)
+// still gets its 101, then the close frame.
+func TestOpenCloses(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		open func(*websocket.Conn)
+		want websocket.StatusCode
+	}{
+		{"close", func(c *websocket.Conn) { _ = c.Close(4001, "go away") }, 4001}, // the test reads the code
+		{"panic", func(*websocket.Conn) { panic("open bug") }, websocket.StatusInternalError},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rtEachMode(t, func(t *testing.T, mode websocket.Mode) {
+				_, url := rtServer(t, websocket.Config{Mode: mode}, websocket.Handler{OnOpen: tt.open})
+				c := rtDial(t, url, nil)
+				if got := websocket.CloseStatus(rtReadErr(t, c)); got != tt.want {
+					t.Errorf("got close status %d, want %d", got, tt.want)
+				}
+			})
+		})
+	}
 }
 
 func TestServerPing(t *testing.T) {

@@ -146,7 +146,11 @@ func (cfg Config) withDefaults() Config {
 // are skipped.
 type Handler struct {
 	// OnOpen runs before any OnMessage: the place to make the connection
-	// reachable (register it for pushes) and to send a greeting.
+	// reachable (register it for pushes) and to send a greeting. On the
+	// server side the client gets its 101 only once OnOpen has returned:
+	// a client whose handshake finished is reachable. What is written to
+	// the connection meanwhile, from any goroutine, is sent after the 101.
+	// Keep it short: the client's handshake waits for it.
 	OnOpen func(c *Conn)
 	// OnMessage receives one whole message; data is valid until it returns.
 	OnMessage func(c *Conn, typ MessageType, data []byte)
@@ -312,25 +316,29 @@ func (e *engine) useReactor() bool {
 
 // open turns a finished handshake into a running connection: it picks the
 // I/O mode, registers the connection, queues OnOpen and starts I/O, in that
-// order, so that OnOpen comes first and every method works at once.
+// order, so that OnOpen comes first and every method works at once. A
+// server's 101 (res.response) is held, with everything written to the
+// connection, until OnOpen has returned (Conn.releaseResponse).
 //
 // A connection that cannot start (Shutdown began, or the reactor could not
-// take it) is refused with a close frame: its peer got a 101 and must
-// learn why instead of seeing TCP drop (1006).
+// take it) is refused with a close frame after its 101: its peer must learn
+// why instead of seeing TCP drop (1006).
 func (e *engine) open(res handshakeResult, value any) (*Conn, error) {
 	c := newConn(e, res, value)
 	if err := e.bindReactor(c, res.conn); err != nil {
-		c.refuse(res.conn)
+		c.refuse(res.conn, res.response)
 		return nil, err
 	}
 	if c.poller == nil {
 		c.ext().bio = newBlockingIO(res.conn, e.pull)
 	}
 	if !e.add(c) {
-		c.refuse(res.conn)
+		c.refuse(res.conn, res.response)
 		return nil, errShutdown
 	}
-	c.pushOpen()
+	if !c.pushOpen(res.response) && res.response != nil {
+		c.releaseResponse(res.response) // no OnOpen to wait for
+	}
 	if c.poller != nil {
 		c.poller.register(c, res.buffered)
 	} else {
@@ -376,7 +384,9 @@ func NewServer(cfg Config, h Handler) *Server {
 // Accept performs the opening handshake and starts the connection. On a
 // failed handshake the HTTP error (400, 403, 405, 426) has already been
 // written and the error is returned. After Shutdown it answers 503.
-// opts may be nil.
+// opts may be nil. The 101 is sent once Handler.OnOpen has returned, maybe
+// after Accept: the Conn can be written at once, and its output follows
+// the 101.
 func (s *Server) Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn, error) {
 	if s.eng.isClosing() {
 		http.Error(w, "websocket: server is shutting down", http.StatusServiceUnavailable)
