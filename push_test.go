@@ -29,8 +29,10 @@ func userAuth() wsgate.Config {
 	}}
 }
 
-// as dials /ws as user, in the form subprotocols select, consumes the hello
-// of full-form connections and waits until the connection is registered.
+// as dials /ws as user, in the form subprotocols select, and consumes the
+// hello of full-form connections. It checks that the connection is
+// registered as soon as the handshake is over: the gateway registers it
+// before the 101 is sent.
 func as(t *testing.T, ts *testServer, user string, subprotocols ...string) *websocket.Conn {
 	t.Helper()
 	before := ts.Presence(user)
@@ -38,9 +40,9 @@ func as(t *testing.T, ts *testServer, user string, subprotocols ...string) *webs
 	if len(subprotocols) > 0 {
 		readFrame(t, c) // hello
 	}
-	// The handshake (and even the hello) can complete a moment before the
-	// connection is registered for pushes.
-	waitFor(t, user+"'s connection registered", func() bool { return ts.Presence(user) > before })
+	if got := ts.Presence(user); got != before+1 {
+		t.Fatalf("%s's presence right after the handshake: got %d, want %d", user, got, before+1)
+	}
 	return c
 }
 
@@ -163,7 +165,6 @@ func TestPushBroadcast(t *testing.T) {
 	for i := range conns {
 		conns[i] = dial(t, ts.wsURL("/ws"), nil)
 	}
-	waitFor(t, "10 registered conns", func() bool { return ts.Stats().Conns == 10 })
 	n, err := ts.Push(context.Background(), wsgate.Target{All: true}, 140, []byte("all"))
 	if n != 10 || err != nil {
 		t.Fatalf("Push: got %d, %v; want 10, nil", n, err)
@@ -241,10 +242,6 @@ func TestShutdown(t *testing.T) {
 	for i := range conns {
 		conns[i] = dial(t, ts.wsURL("/ws"), nil)
 	}
-	// Every connection must be open on the server side too: one still
-	// between its 101 and its registration would be dropped by Shutdown
-	// without a close frame (an engine limitation, reported).
-	waitFor(t, "20 registered conns", func() bool { return ts.Stats().Conns == len(conns) })
 	write(t, conns[0], websocket.BinaryMessage, simple(110, ""))
 	<-started
 

@@ -174,11 +174,12 @@ func sessionOf(c *websocket.Conn) (*session, bool) {
 	return s, ok
 }
 
-// onOpen registers a new /ws connection. It is registered before full-form
-// clients get their hello, so a client that has its hello can already be
-// reached by Push, Presence and Disconnect; pushes skip it until the hello is
-// queued (session.ready), so the hello is always the first frame it reads.
-// Sequenced connections buffer their user's pushes meanwhile (greet).
+// onOpen registers a new /ws connection. The engine sends the client its
+// 101 only after onOpen returns, so a client whose handshake has finished
+// can be reached by Push, Presence and Disconnect. Pushes skip a full-form
+// connection until its hello is queued (session.ready), so the hello is
+// always the first frame it reads; sequenced connections buffer their
+// user's pushes meanwhile (greet).
 func (s *Server) onOpen(c *websocket.Conn) {
 	sess, ok := sessionOf(c)
 	if !ok {
