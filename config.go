@@ -130,7 +130,8 @@ type Config struct {
 	// "unknown action N".
 	Fallback HandlerFunc
 	// OnConnect is called once a connection is registered and can receive
-	// pushes. It runs on the engine's executor: keep it short.
+	// pushes, before the client's handshake completes (the 101 waits for
+	// it): keep it short.
 	OnConnect func(ctx context.Context, c *ConnInfo)
 	// OnDisconnect is called once per connection after it is unregistered,
 	// with the close code (1006 when the connection dropped without one).

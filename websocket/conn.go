@@ -188,7 +188,9 @@ var (
 func newConn(e *engine, res handshakeResult, value any) *Conn {
 	c := &Conn{eng: e, value: value, fd: -1, slot: -1}
 	if res.response != nil {
-		c.wflags = wfHeld // not shared yet: no lock needed
+		// Not shared yet: no locks needed. See openInline.
+		c.wflags = wfHeld
+		c.scheduled = true
 	}
 	if res.subprotocol != "" {
 		c.ext().subprotocol = res.subprotocol

@@ -80,7 +80,8 @@
 // including from callbacks, concurrently. Callbacks run on the executor (up
 // to GOMAXPROCS goroutines, more only while callbacks block, never more than
 // Config.Workers; started on demand, exiting when idle), never on an I/O
-// goroutine; the callbacks of one connection never run concurrently. A
+// goroutine, except a server's OnOpen, which runs on the goroutine that
+// called Accept; the callbacks of one connection never run concurrently. A
 // slow callback holds one worker and its own connection only: when
 // Config.InboxLimit messages wait for it, the engine stops reading that
 // connection (TCP then pushes back on the peer) until half of them are

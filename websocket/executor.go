@@ -293,7 +293,6 @@ type inboxItem struct {
 	typ  MessageType
 	code StatusCode // itemEcho: the peer's close code
 	buf  *[]byte    // message copy (pooled)
-	resp []byte     // itemOpen: the server's 101, sent once OnOpen returns
 }
 
 var itemPool = sync.Pool{New: func() any { return new(inboxItem) }}
@@ -308,17 +307,36 @@ func putItem(it *inboxItem) {
 	itemPool.Put(it)
 }
 
-// pushOpen queues OnOpen, before any message can arrive, with the server's
-// 101 to send once it returns. It reports false when there is no OnOpen.
-func (c *Conn) pushOpen(response []byte) bool {
+// pushOpen queues OnOpen, before any message can arrive.
+func (c *Conn) pushOpen() {
 	if c.eng.pull || c.eng.h.OnOpen == nil {
-		return false
+		return
 	}
 	it := getItem()
 	it.kind = itemOpen
-	it.resp = response
 	c.push(it)
-	return true
+}
+
+// openInline runs a server connection's OnOpen on the accepting goroutine,
+// before its I/O starts, then sends the 101 (response) and what was written
+// meanwhile. The connection counts as scheduled from newConn on, so that
+// anything queued for it meanwhile (OnClose, if another goroutine dropped
+// it) waits for OnOpen; it then goes to the executor. Running OnOpen here
+// rather than on the executor keeps the handshake's latency what it was
+// without the hold.
+func (c *Conn) openInline(response []byte) {
+	if c.eng.h.OnOpen != nil {
+		c.callOpen(response)
+	} else {
+		c.releaseResponse(response)
+	}
+	c.imu.Lock()
+	more := c.inHead != nil
+	c.scheduled = more
+	c.imu.Unlock()
+	if more {
+		c.eng.exec.schedule(c)
+	}
 }
 
 // pushClose queues OnClose, the last item; a pull-mode connection has no
@@ -449,15 +467,16 @@ func (c *Conn) setCorked(on bool) {
 func (c *Conn) deliver(it *inboxItem) {
 	defer putItem(it)
 	if it.kind == itemOpen {
-		c.callOpen(it.resp)
+		c.callOpen(nil)
 		return
 	}
 	defer c.recoverCallback()
 	c.eng.h.OnMessage(c, it.typ, *it.buf)
 }
 
-// callOpen runs OnOpen, then sends the server's 101 (response) and what was
-// written meanwhile, also when OnOpen panicked (its 1011 close follows the 101).
+// callOpen runs OnOpen, then, on a server, sends the 101 (response) and what
+// was written meanwhile, also when OnOpen panicked (its 1011 close follows
+// the 101).
 func (c *Conn) callOpen(response []byte) {
 	if response != nil {
 		defer c.releaseResponse(response)

@@ -140,17 +140,19 @@ func (cfg Config) withDefaults() Config {
 }
 
 // Handler holds the callbacks of event-mode connections. Callbacks run on
-// the executor, never on an I/O goroutine; the calls for one connection are
+// the executor (a server's OnOpen on the goroutine that called Accept),
+// never on an I/O goroutine; the calls for one connection are
 // serialised and ordered: OnOpen, OnMessage..., OnClose (exactly once,
 // last). A panicking callback closes its connection with 1011. Nil fields
 // are skipped.
 type Handler struct {
 	// OnOpen runs before any OnMessage: the place to make the connection
 	// reachable (register it for pushes) and to send a greeting. On the
-	// server side the client gets its 101 only once OnOpen has returned:
-	// a client whose handshake finished is reachable. What is written to
-	// the connection meanwhile, from any goroutine, is sent after the 101.
-	// Keep it short: the client's handshake waits for it.
+	// server side it runs on the goroutine that called Accept, before the
+	// connection's I/O starts, and the client gets its 101 only once it
+	// has returned: a client whose handshake finished is reachable. What
+	// is written to the connection meanwhile, from any goroutine, is sent
+	// after the 101. Keep it short: the client's handshake waits for it.
 	OnOpen func(c *Conn)
 	// OnMessage receives one whole message; data is valid until it returns.
 	OnMessage func(c *Conn, typ MessageType, data []byte)
@@ -315,10 +317,11 @@ func (e *engine) useReactor() bool {
 }
 
 // open turns a finished handshake into a running connection: it picks the
-// I/O mode, registers the connection, queues OnOpen and starts I/O, in that
-// order, so that OnOpen comes first and every method works at once. A
-// server's 101 (res.response) is held, with everything written to the
-// connection, until OnOpen has returned (Conn.releaseResponse).
+// I/O mode, registers the connection, runs or queues OnOpen and starts I/O,
+// in that order, so that OnOpen comes first and every method works at once.
+// A server runs OnOpen here, on the accepting goroutine, and sends its 101
+// (res.response) only then, with everything written to the connection
+// meanwhile (Conn.openInline); a client queues OnOpen to its executor.
 //
 // A connection that cannot start (Shutdown began, or the reactor could not
 // take it) is refused with a close frame after its 101: its peer must learn
@@ -336,8 +339,10 @@ func (e *engine) open(res handshakeResult, value any) (*Conn, error) {
 		c.refuse(res.conn, res.response)
 		return nil, errShutdown
 	}
-	if !c.pushOpen(res.response) && res.response != nil {
-		c.releaseResponse(res.response) // no OnOpen to wait for
+	if res.response != nil {
+		c.openInline(res.response)
+	} else {
+		c.pushOpen()
 	}
 	if c.poller != nil {
 		c.poller.register(c, res.buffered)
