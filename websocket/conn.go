@@ -137,11 +137,15 @@ func makePeerAddr(ap netip.AddrPort) peerAddr {
 }
 
 func (a peerAddr) tcpAddr() *net.TCPAddr {
+	return net.TCPAddrFromAddrPort(a.addrPort())
+}
+
+func (a peerAddr) addrPort() netip.AddrPort {
 	ip := netip.AddrFrom16(a.ip)
 	if a.v4 {
 		ip = ip.Unmap()
 	}
-	return net.TCPAddrFromAddrPort(netip.AddrPortFrom(ip, a.port))
+	return netip.AddrPortFrom(ip, a.port)
 }
 
 // ioState is where the read side stands.
@@ -230,6 +234,15 @@ func (c *Conn) RemoteAddr() net.Addr {
 		return b.conn.RemoteAddr()
 	}
 	return c.remote.tcpAddr()
+}
+
+// RemoteAddrPort returns the peer's TCP address without allocating, or the
+// zero AddrPort when the connection is not TCP.
+func (c *Conn) RemoteAddrPort() netip.AddrPort {
+	if c.remote == (peerAddr{}) {
+		return netip.AddrPort{}
+	}
+	return c.remote.addrPort()
 }
 
 // Done returns a channel closed once the connection is fully closed: the

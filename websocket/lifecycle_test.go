@@ -426,6 +426,9 @@ func TestReadOnHandlerConn(t *testing.T) {
 		if sc.RemoteAddr() == nil || !strings.HasPrefix(sc.RemoteAddr().String(), "127.0.0.1:") {
 			t.Errorf("RemoteAddr: got %v, want 127.0.0.1:port", sc.RemoteAddr())
 		}
+		if got := sc.RemoteAddrPort(); got.String() != sc.RemoteAddr().String() {
+			t.Errorf("RemoteAddrPort: got %v, want %v", got, sc.RemoteAddr())
+		}
 		if err := sc.WriteMessage(websocket.MessageType(9), nil); err == nil {
 			t.Error("WriteMessage with type 9: got nil error, want one")
 		}
