@@ -142,8 +142,16 @@ type Config struct {
 	// its web page here. nil answers 404.
 	Page http.Handler
 	// ShutdownTimeout bounds the graceful shutdown Run and Serve perform
-	// after their ctx is done. Default 10 s.
+	// after their ctx is done, on top of DrainPeriod. Default 10 s.
 	ShutdownTimeout time.Duration
+	// DrainPeriod, when positive, spreads Shutdown's closes: every /ws
+	// connection is closed with 4003 (draining: reconnect elsewhere at
+	// once, without backoff), in equal shares over this period, so that
+	// the nodes taking the clients over see a steady stream of handshakes
+	// instead of a burst. Set it when other nodes share the load. Default
+	// 0: every connection gets 1001 at once, and clients come back with
+	// jittered backoff (a single node has nowhere else to send them).
+	DrainPeriod time.Duration
 	// Mode selects the engine's I/O model (default: epoll reactor on Linux).
 	Mode websocket.Mode
 }
@@ -230,6 +238,7 @@ func (c *Config) validate() error {
 		{"MaxHandlers", int64(c.MaxHandlers)},
 		{"HandlerTimeout", int64(c.HandlerTimeout)},
 		{"ShutdownTimeout", int64(c.ShutdownTimeout)},
+		{"DrainPeriod", int64(c.DrainPeriod)},
 		{"HistoryBytes", c.HistoryBytes},
 		{"HistoryTTL", int64(c.HistoryTTL)},
 		{"HistoryMemory", c.HistoryMemory},

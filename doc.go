@@ -37,24 +37,26 @@
 //
 // New validates and copies the Config and starts nothing. Run listens on
 // Config.Addr; Serve uses a listener you provide; both block until their
-// ctx is done and then shut down gracefully within Config.ShutdownTimeout,
-// returning nil after a clean shutdown. Handler alone is enough when you run
-// the http.Server yourself: call Shutdown when you stop it, because
-// http.Server.Shutdown does not close hijacked WebSocket connections.
+// ctx is done and then shut down gracefully within Config.DrainPeriod +
+// Config.ShutdownTimeout, returning nil after a clean shutdown. Handler
+// alone is enough when you run the http.Server yourself: call Shutdown when
+// you stop it, because http.Server.Shutdown does not close hijacked
+// WebSocket connections.
 //
-// A full-form client can be reached by Push, Presence and Disconnect from the
-// moment it has its hello, which is always the first frame it reads: a push
-// racing with the hello is not delivered, as the client was not connected yet
-// to its own eyes. A simple-form client can be reached a moment after its 101.
+// A client can be reached by Push, Presence and Disconnect from the moment
+// its handshake completes: the server registers a connection before it sends
+// the 101. A full-form client's hello is always the first frame it reads.
 //
-// Shutdown makes /readyz answer 503 and refuses new handshakes (503), sends
-// every connection a close frame with 1001 (going away), waits for the
-// connections to finish their close handshake, for running handlers, for
-// the heartbeat goroutine and for a shared Broker's Run (which the first
-// connection started), then stops the HTTP servers of Run and Serve. Its
-// ctx bounds the wait: connections still open are then dropped and handlers
-// see their ctx cancelled; Shutdown returns once those handlers have
-// returned. Afterwards Push, Serve and Run return ErrServerClosed.
+// Shutdown makes /readyz answer 503 and refuses new handshakes (503). With
+// Config.DrainPeriod it then closes the connections with 4003 (draining),
+// in equal shares over that period. It sends every connection left a close
+// frame with 1001 (going away), waits for the connections to finish their
+// close handshake, for running handlers, for the heartbeat goroutine and
+// for a shared Broker's Run (which the first connection started), then
+// stops the HTTP servers of Run and Serve. Its ctx bounds the wait:
+// connections still open are then dropped and handlers see their ctx
+// cancelled; Shutdown returns once those handlers have returned.
+// Afterwards Push, Serve and Run return ErrServerClosed.
 //
 // Before upgrading a /ws request the server checks, in this order: the
 // per-IP handshake rate (429 with Retry-After), Config.MaxConns (503), the

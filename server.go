@@ -161,7 +161,7 @@ func (s *Server) Handle(action wire.Action, h HandlerFunc) error {
 func (s *Server) Handler() http.Handler { return s.mux }
 
 // Run listens on Config.Addr and serves until ctx is done, then shuts down
-// gracefully (bounded by Config.ShutdownTimeout). It returns nil after a
+// gracefully (bounded by Config.DrainPeriod + Config.ShutdownTimeout). It returns nil after a
 // clean shutdown.
 func (s *Server) Run(ctx context.Context) error {
 	var lc net.ListenConfig
@@ -190,7 +190,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 		return fmt.Errorf("wsgate: serve: %w", err)
 	case <-ctx.Done():
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.DrainPeriod+s.cfg.ShutdownTimeout)
 		defer cancel()
 		err := s.Shutdown(sctx)
 		<-errc
@@ -251,6 +251,7 @@ func (s *Server) shutdown(ctx context.Context, servers []*http.Server) error {
 	// ctx so that they return.
 	stop := context.AfterFunc(ctx, s.cancelHandlers)
 	defer stop()
+	s.drain(ctx)
 	var errs []error
 	errs = append(errs, s.ws.Shutdown(ctx, websocket.StatusGoingAway, "server shutting down"))
 	if s.echo != nil {

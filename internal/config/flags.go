@@ -52,7 +52,8 @@ func (c *Config) register(fs *flag.FlagSet) *optionalBool {
 	fs.Var((*byteSize)(&s.HistoryMemory), "history-memory", "memory for the history of all users; the least recently pushed lose theirs first (0: 128MiB)")
 	fs.Var((*modeValue)(&s.Mode), "mode", "I/O `mode`: auto (epoll reactor on Linux), reactor or blocking (goroutine per connection)")
 
-	fs.DurationVar(&s.ShutdownTimeout, "shutdown-timeout", 0, "on SIGINT/SIGTERM, how long to wait for connections to close (0: 10s)")
+	fs.DurationVar(&s.ShutdownTimeout, "shutdown-timeout", 0, "on SIGINT/SIGTERM, how long to wait for connections to close, after --drain-period (0: 10s)")
+	fs.DurationVar(&s.DrainPeriod, "drain-period", 0, "on SIGINT/SIGTERM, close connections with 4003 (reconnect elsewhere) spread over this period; for nodes behind a load balancer (0: 1001 to all at once)")
 	fs.Var((*levelValue)(&c.LogLevel), "log-level", "log `level`: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log `format`: text or json")
 	return demo
