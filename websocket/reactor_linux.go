@@ -471,6 +471,9 @@ func writevChunks(fd int, chunks []outChunk) (n, total int, err error) {
 	return int(r), total, nil
 }
 
+// smallWrite is the largest frame writeDirect copies into one buffer.
+const smallWrite = 512
+
 // writeDirect writes hdr and body to the socket without blocking and
 // returns how much the kernel took; EAGAIN is not an error.
 func (c *Conn) writeDirect(hdr, body []byte) (int, error) {
@@ -482,6 +485,13 @@ func (c *Conn) writeDirect(hdr, body []byte) (int, error) {
 		n, err = unix.Write(fd, body)
 	case len(body) == 0:
 		n, err = unix.Write(fd, hdr)
+	case len(hdr)+len(body) <= smallWrite:
+		// One contiguous write costs the kernel less than a two-part
+		// writev, and copying a small frame costs less than the difference.
+		var buf [smallWrite]byte
+		m := copy(buf[:], hdr)
+		m += copy(buf[m:], body)
+		n, err = unix.Write(fd, buf[:m])
 	default:
 		n, err = writev2(fd, hdr, body)
 	}
