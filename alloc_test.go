@@ -27,7 +27,7 @@ func pushAllocs(t *testing.T, n int) float64 {
 	for range n {
 		rawUpgrade(t, ts.addr)
 	}
-	waitFor(t, "registered conns", func() bool { return ts.Stats().Conns == n })
+	gatewaytest.WaitFor(t, "registered conns", func() bool { return ts.Stats().Conns == n })
 	payload := make([]byte, 64)
 	ctx := context.Background()
 	return testing.AllocsPerRun(50, func() {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate"
+	"github.com/wsgate/wsgate/internal/gatewaytest"
 	"github.com/wsgate/wsgate/internal/leakcheck"
 	"github.com/wsgate/wsgate/websocket"
 	"github.com/wsgate/wsgate/wire"
@@ -56,7 +57,7 @@ func TestDrainSpreadsCloses(t *testing.T) {
 	go func() { shut <- ts.Shutdown(ctx) }()
 	// While the drain runs, the node tells load balancers and clients to go
 	// elsewhere.
-	waitFor(t, "/readyz to report draining", func() bool {
+	gatewaytest.WaitFor(t, "/readyz to report draining", func() bool {
 		resp, err := http.Get("http://" + ts.addr + "/readyz")
 		if err != nil {
 			return false

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/wsgate/wsgate"
+	"github.com/wsgate/wsgate/internal/gatewaytest"
 	"github.com/wsgate/wsgate/internal/leakcheck"
 	"github.com/wsgate/wsgate/websocket"
 )
@@ -198,7 +199,7 @@ func TestAuthenticate(t *testing.T) {
 	if hello := readFrame(t, c); string(hello.UserID) != "alice" {
 		t.Errorf("hello user: got %q, want alice", hello.UserID)
 	}
-	waitFor(t, "Presence(alice) == 1", func() bool { return ts.Presence("alice") == 1 })
+	gatewaytest.WaitFor(t, "Presence(alice) == 1", func() bool { return ts.Presence("alice") == 1 })
 }
 
 func TestHandshakeRate(t *testing.T) {

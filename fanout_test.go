@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/wsgate/wsgate"
+	"github.com/wsgate/wsgate/internal/gatewaytest"
 	"github.com/wsgate/wsgate/internal/leakcheck"
 	"github.com/wsgate/wsgate/websocket"
 	"github.com/wsgate/wsgate/wire"
@@ -33,7 +34,7 @@ func TestParallelBroadcast(t *testing.T) {
 		readFrame(t, c) // hello
 		fullConns = append(fullConns, c)
 	}
-	waitFor(t, "registered conns", func() bool { return ts.Stats().Conns == 2*each })
+	gatewaytest.WaitFor(t, "registered conns", func() bool { return ts.Stats().Conns == 2*each })
 	wsgate.AddOpenConns(ts.Server, wsgate.ParallelFanoutMin)
 	defer wsgate.AddOpenConns(ts.Server, -wsgate.ParallelFanoutMin)
 	pushesBefore := ts.Stats().Pushes

@@ -223,15 +223,3 @@ func handle(t *testing.T, a wire.Action, h wsgate.HandlerFunc) func(*wsgate.Serv
 
 // anon is the configuration most tests start from.
 func anon() wsgate.Config { return wsgate.Config{InsecureNoAuth: true} }
-
-// waitFor polls cond until it holds or the test times out.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(testTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}

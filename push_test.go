@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate"
+	"github.com/wsgate/wsgate/internal/gatewaytest"
 	"github.com/wsgate/wsgate/internal/leakcheck"
 	"github.com/wsgate/wsgate/websocket"
 	"github.com/wsgate/wsgate/wire"
@@ -184,7 +185,7 @@ func TestPushConnAndDisconnect(t *testing.T) {
 	ts := startServer(t, cfg)
 	c := dial(t, ts.wsURL("/ws"), fullForm)
 	id := string(readFrame(t, c).ConnID)
-	waitFor(t, "registration", func() bool { return ts.Stats().Conns == 1 })
+	gatewaytest.WaitFor(t, "registration", func() bool { return ts.Stats().Conns == 1 })
 	if n, err := ts.Push(context.Background(), wsgate.Target{Conn: id}, 150, []byte("you")); n != 1 || err != nil {
 		t.Fatalf("Push to conn: got %d, %v; want 1, nil", n, err)
 	}
@@ -197,7 +198,7 @@ func TestPushConnAndDisconnect(t *testing.T) {
 	if got := readClose(t, c); got != websocket.StatusCode(wire.CloseReplaced) {
 		t.Errorf("close code: got %d, want %d", got, wire.CloseReplaced)
 	}
-	waitFor(t, "OnDisconnect", func() bool { return disconnected.Load() == int32(wire.CloseReplaced) })
+	gatewaytest.WaitFor(t, "OnDisconnect", func() bool { return disconnected.Load() == int32(wire.CloseReplaced) })
 	if _, err := ts.Push(context.Background(), wsgate.Target{Conn: id}, 150, nil); !errors.Is(err, wsgate.ErrNotConnected) {
 		t.Errorf("Push to a closed conn: got %v, want ErrNotConnected", err)
 	}

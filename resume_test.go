@@ -14,6 +14,7 @@ import (
 
 	"github.com/wsgate/wsgate"
 	"github.com/wsgate/wsgate/client"
+	"github.com/wsgate/wsgate/internal/gatewaytest"
 	"github.com/wsgate/wsgate/internal/leakcheck"
 	"github.com/wsgate/wsgate/websocket"
 	"github.com/wsgate/wsgate/wire"
@@ -52,7 +53,7 @@ func TestSDKResumeAfterOffline(t *testing.T) {
 	})
 	// The fresh client's resume (from the hello's 0) would replay a push
 	// made before it is handled; wait so that only the offline ones are.
-	waitFor(t, "the first resume", func() bool { return ts.Stats().Resumed == 1 })
+	gatewaytest.WaitFor(t, "the first resume", func() bool { return ts.Stats().Resumed == 1 })
 	if got := pushSeq(t, ts, "alice", "p1"); got != 1 {
 		t.Fatalf("first push: got seq %d, want 1", got)
 	}
@@ -66,7 +67,7 @@ func TestSDKResumeAfterOffline(t *testing.T) {
 	if err := ts.Disconnect(first, wire.CloseGoingAway, "test"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "alice offline", func() bool { return ts.Presence("alice") == 0 })
+	gatewaytest.WaitFor(t, "alice offline", func() bool { return ts.Presence("alice") == 0 })
 	for i := 2; i <= 11; i++ {
 		if got := pushSeq(t, ts, "alice", "p"+strconv.Itoa(i)); got != uint64(i) {
 			t.Fatalf("offline push %d: got seq %d", i, got)
@@ -91,7 +92,7 @@ func TestSDKResumeAfterOffline(t *testing.T) {
 			st.Replayed-replayedBefore, st.Resumed, st.Lost)
 	}
 	// The SDK acks what OnPush handled.
-	waitFor(t, "ack of 12", func() bool {
+	gatewaytest.WaitFor(t, "ack of 12", func() bool {
 		st, err := ts.UserStatus(context.Background(), "alice")
 		return err == nil && st.Acked == 12 && st.Seq == 12 && st.Conns == 1
 	})
@@ -252,7 +253,7 @@ func TestSDKResumeUnderConcurrentPushes(t *testing.T) {
 		}
 		_ = ts.Disconnect(c.Hello().ConnID, wire.CloseGoingAway, "kick") // may be reconnecting
 	}
-	waitFor(t, "every push", func() bool { mu.Lock(); defer mu.Unlock(); return len(seqs) >= total })
+	gatewaytest.WaitFor(t, "every push", func() bool { mu.Lock(); defer mu.Unlock(); return len(seqs) >= total })
 	mu.Lock()
 	defer mu.Unlock()
 	for i, s := range seqs {
@@ -339,7 +340,7 @@ func TestSequencedForms(t *testing.T) {
 	if _, got := read(t, jsonConn); string(got) != `{"type":"push","action":120,"seq":1,"text":"old"}` {
 		t.Fatalf("JSON replay: got %s", got)
 	}
-	waitFor(t, "two connections", func() bool { return ts.Presence("fay") == 2 })
+	gatewaytest.WaitFor(t, "two connections", func() bool { return ts.Presence("fay") == 2 })
 	if r, err := ts.Publish(context.Background(), wsgate.Target{User: "fay"}, 120, []byte("new")); err != nil || r.Delivered != 2 || r.Seq != 2 {
 		t.Fatalf("Publish: got %+v, %v; want 2 delivered, seq 2", r, err)
 	}

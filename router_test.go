@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate"
+	"github.com/wsgate/wsgate/internal/gatewaytest"
 	"github.com/wsgate/wsgate/internal/leakcheck"
 	"github.com/wsgate/wsgate/websocket"
 	"github.com/wsgate/wsgate/wire"
@@ -247,7 +248,7 @@ func TestMaxHandlersBackpressure(t *testing.T) {
 		return nil, nil
 	}), handle(t, 111, echoHandler))
 	conns := []*websocket.Conn{dial(t, ts.wsURL("/ws"), nil), dial(t, ts.wsURL("/ws"), nil), dial(t, ts.wsURL("/ws"), nil)}
-	waitFor(t, "3 registered conns", func() bool { return ts.Stats().Conns == len(conns) })
+	gatewaytest.WaitFor(t, "3 registered conns", func() bool { return ts.Stats().Conns == len(conns) })
 	write(t, conns[0], websocket.BinaryMessage, simple(110, ""))
 	write(t, conns[1], websocket.BinaryMessage, simple(110, ""))
 	<-started

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate"
+	"github.com/wsgate/wsgate/internal/gatewaytest"
 	"github.com/wsgate/wsgate/internal/leakcheck"
 	"github.com/wsgate/wsgate/websocket"
 	"github.com/wsgate/wsgate/wire"
@@ -33,12 +34,12 @@ func TestRunReturnsNilAfterCleanShutdown(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
 	var c *websocket.Conn
-	waitFor(t, "Run to listen", func() bool {
+	gatewaytest.WaitFor(t, "Run to listen", func() bool {
 		var err error
 		c, err = dialErr(t, "ws://"+addr+"/ws", nil)
 		return err == nil
 	})
-	waitFor(t, "registration", func() bool { return srv.Stats().Conns == 1 })
+	gatewaytest.WaitFor(t, "registration", func() bool { return srv.Stats().Conns == 1 })
 	cancel()
 	if got := readClose(t, c); got != websocket.StatusGoingAway {
 		t.Errorf("close code: got %d, want 1001", got)

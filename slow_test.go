@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate"
+	"github.com/wsgate/wsgate/internal/gatewaytest"
 	"github.com/wsgate/wsgate/internal/leakcheck"
 	"github.com/wsgate/wsgate/websocket"
 )
@@ -128,7 +129,7 @@ func TestSlowConsumerIsolation(t *testing.T) {
 			t.Fatalf("reader %d: %v", i, err)
 		}
 	}
-	waitFor(t, "all connections registered", func() bool { return ts.Stats().Conns == nReaders+1 })
+	gatewaytest.WaitFor(t, "all connections registered", func() bool { return ts.Stats().Conns == nReaders+1 })
 	start := time.Now()
 
 	// The stalled client reads only once the server has given up on it, to
@@ -155,13 +156,13 @@ func TestSlowConsumerIsolation(t *testing.T) {
 		}
 		if (i+1)%batch == 0 {
 			peak = max(peak, heapInuse())
-			waitFor(t, "readers to catch up", func() bool {
+			gatewaytest.WaitFor(t, "readers to catch up", func() bool {
 				sum, _ := r.total()
 				return sum >= int64(nReaders*(i+1))
 			})
 		}
 	}
-	waitFor(t, "every reader to get every push", func() bool {
+	gatewaytest.WaitFor(t, "every reader to get every push", func() bool {
 		sum, _ := r.total()
 		return sum >= int64(nReaders*nPushes)
 	})

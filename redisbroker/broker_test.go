@@ -201,7 +201,7 @@ func TestSDKAcrossNodes(t *testing.T) {
 			t.Fatal("no push")
 		}
 	}
-	waitFor(t, "carol's ack on A", func() bool {
+	gatewaytest.WaitFor(t, "carol's ack on A", func() bool {
 		st, err := a.UserStatus(ctx, "carol")
 		return err == nil && st.Acked == 3 && st.Seq == 3 && st.Conns == 1
 	})
@@ -221,10 +221,10 @@ func TestPresenceAcrossNodes(t *testing.T) {
 		}
 		return st.Conns
 	}
-	waitFor(t, "3 connections seen from both nodes", func() bool { return conns(a) == 3 && conns(b) == 3 })
+	gatewaytest.WaitFor(t, "3 connections seen from both nodes", func() bool { return conns(a) == 3 && conns(b) == 3 })
 	_ = a1.CloseNow()
 	_ = a2.CloseNow()
-	waitFor(t, "1 connection after A's closed", func() bool { return conns(a) == 1 && conns(b) == 1 })
+	gatewaytest.WaitFor(t, "1 connection after A's closed", func() bool { return conns(a) == 1 && conns(b) == 1 })
 
 	// A node that crashed leaves its counts behind; they stop counting
 	// when its entry in the node set expires.
@@ -234,7 +234,7 @@ func TestPresenceAcrossNodes(t *testing.T) {
 	if got := conns(b); got != 6 {
 		t.Errorf("with the crashed node still fresh: got %d, want 6", got)
 	}
-	waitFor(t, "the crashed node to expire", func() bool { return conns(b) == 1 })
+	gatewaytest.WaitFor(t, "the crashed node to expire", func() bool { return conns(b) == 1 })
 
 	// ActionPresence from a client asks every node too.
 	c := b.DialFull(t, "erin")
@@ -315,16 +315,5 @@ func closeCode(t *testing.T, c *websocket.Conn) websocket.StatusCode {
 			}
 			return websocket.CloseStatus(err)
 		}
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
