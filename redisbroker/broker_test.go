@@ -18,6 +18,7 @@ import (
 	"github.com/wsgate/wsgate/internal/api"
 	"github.com/wsgate/wsgate/internal/gatewaytest"
 	"github.com/wsgate/wsgate/internal/leakcheck"
+	"github.com/wsgate/wsgate/internal/redistest"
 	"github.com/wsgate/wsgate/redisbroker"
 	"github.com/wsgate/wsgate/websocket"
 	"github.com/wsgate/wsgate/wire"
@@ -116,7 +117,7 @@ func expectPush(t *testing.T, c *gatewaytest.FullConn, seq uint64, payload strin
 
 func TestPushAcrossNodes(t *testing.T) {
 	leakcheck.Check(t)
-	r := startRedis(t)
+	r := redistest.Start(t)
 	a, b := startNode(t, r.URL()), startNode(t, r.URL())
 	waitSubscribed(t, a, b)
 	full := dialResume(t, a, "alice", 0, true)
@@ -151,7 +152,7 @@ func TestPushAcrossNodes(t *testing.T) {
 // node B gets what it missed, from B, then live pushes from either node.
 func TestResumeOnAnotherNode(t *testing.T) {
 	leakcheck.Check(t)
-	r := startRedis(t)
+	r := redistest.Start(t)
 	a, b := startNode(t, r.URL()), startNode(t, r.URL())
 	waitSubscribed(t, a, b)
 	waitSubscribed(t, b, a)
@@ -179,7 +180,7 @@ func TestResumeOnAnotherNode(t *testing.T) {
 // and its acks are visible from A.
 func TestSDKAcrossNodes(t *testing.T) {
 	leakcheck.Check(t)
-	r := startRedis(t)
+	r := redistest.Start(t)
 	a, b := startNode(t, r.URL()), startNode(t, r.URL())
 	waitSubscribed(t, b, a)
 	pushes := make(chan client.Push, 16)
@@ -209,7 +210,7 @@ func TestSDKAcrossNodes(t *testing.T) {
 
 func TestPresenceAcrossNodes(t *testing.T) {
 	leakcheck.Check(t)
-	r := startRedis(t)
+	r := redistest.Start(t)
 	a, b := startNode(t, r.URL()), startNode(t, r.URL())
 	a1, a2 := a.DialSimple(t, "dave"), a.DialSimple(t, "dave")
 	b.DialSimple(t, "dave")
@@ -228,7 +229,7 @@ func TestPresenceAcrossNodes(t *testing.T) {
 
 	// A node that crashed leaves its counts behind; they stop counting
 	// when its entry in the node set expires.
-	rdb := r.client()
+	rdb := r.Client()
 	rdb.HSet(ctx, "wsgate:node:crashed", "dave", 5)
 	rdb.ZAdd(ctx, "wsgate:nodes", redis.Z{Score: float64(time.Now().Add(300 * time.Millisecond).UnixMilli()), Member: "crashed"})
 	if got := conns(b); got != 6 {
@@ -249,7 +250,7 @@ func TestPresenceAcrossNodes(t *testing.T) {
 // clients to resume.
 func TestRedisDownAndBack(t *testing.T) {
 	leakcheck.Check(t)
-	r := startRedis(t)
+	r := redistest.Start(t)
 	a, b := startNode(t, r.URL()), startNode(t, r.URL())
 	waitSubscribed(t, a, b)
 	full := dialResume(t, a, "fred", 0, true)
@@ -258,7 +259,7 @@ func TestRedisDownAndBack(t *testing.T) {
 	expectPush(t, full, 1, "before")
 	readMsg(t, simple)
 
-	r.stop()
+	r.Stop()
 	_, err := b.Publish(context.Background(), wsgate.Target{User: "fred"}, 120, nil)
 	if !errors.Is(err, wsgate.ErrUnavailable) {
 		t.Errorf("Publish with Redis down: got %v, want ErrUnavailable", err)
@@ -270,7 +271,7 @@ func TestRedisDownAndBack(t *testing.T) {
 		t.Errorf("request with Redis down: got %+v, want a reply", f)
 	}
 
-	r.start()
+	r.Restart()
 	waitSubscribed(t, a, b)
 	if code := closeCode(t, full.Conn); code != websocket.StatusCode(wire.CloseServiceRestart) {
 		t.Errorf("sequenced connection after Redis lost its data: got close %d, want 1012", code)

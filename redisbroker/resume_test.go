@@ -12,6 +12,7 @@ import (
 	"github.com/wsgate/wsgate"
 	"github.com/wsgate/wsgate/internal/gatewaytest"
 	"github.com/wsgate/wsgate/internal/leakcheck"
+	"github.com/wsgate/wsgate/internal/redistest"
 	"github.com/wsgate/wsgate/redisbroker"
 	"github.com/wsgate/wsgate/websocket"
 	"github.com/wsgate/wsgate/wire"
@@ -82,7 +83,7 @@ func (h *hopper) session(node *gatewaytest.Gateway, total uint64, deadline time.
 // both nodes push to their user; no push is lost, repeated or reordered.
 func TestResumeAcrossNodesUnderPushes(t *testing.T) {
 	leakcheck.Check(t)
-	r := startRedis(t)
+	r := redistest.Start(t)
 	var nodes []*gatewaytest.Gateway
 	for range 2 {
 		b, err := redisbroker.New(redisbroker.Options{URL: r.URL(), HistorySize: 100000})

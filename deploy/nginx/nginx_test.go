@@ -22,8 +22,9 @@ import (
 )
 
 // startNginx runs nginx with deploy/nginx/wsgate.conf, its upstream pointed at
-// upstream, and returns the address it listens on. It stops when the test ends.
-func startNginx(t *testing.T, upstream string) string {
+// the gateway nodes at upstreams, and returns the address it listens on. It
+// stops when the test ends.
+func startNginx(t *testing.T, upstreams ...string) string {
 	t.Helper()
 	bin := testbin.Require(t, "/usr/sbin/nginx")
 	conf, err := os.ReadFile("wsgate.conf")
@@ -32,8 +33,9 @@ func startNginx(t *testing.T, upstream string) string {
 	}
 	dir := t.TempDir()
 	addr := freeAddr(t)
-	site := strings.NewReplacer("server 127.0.0.1:8080;", "server "+upstream+";", "listen 80;", "listen "+addr+";").Replace(string(conf))
-	if !strings.Contains(site, upstream) || !strings.Contains(site, addr) {
+	servers := "server " + strings.Join(upstreams, ";\n    server ") + ";"
+	site := strings.NewReplacer("server 127.0.0.1:8080;", servers, "listen 80;", "listen "+addr+";").Replace(string(conf))
+	if !strings.Contains(site, upstreams[0]) || !strings.Contains(site, addr) {
 		t.Fatal("wsgate.conf no longer has the upstream and listen lines this test rewrites")
 	}
 	main := fmt.Sprintf(`daemon off;

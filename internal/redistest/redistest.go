@@ -1,0 +1,89 @@
+// Package redistest runs a real redis-server for tests: on a free loopback
+// port, without persistence, in the test's temporary directory, stopped when
+// the test ends. It skips the test loudly when redis-server is not
+// installed, and fails it in CI (internal/testbin).
+package redistest
+
+import (
+	"context"
+	"net"
+	"os/exec"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/wsgate/wsgate/internal/testbin"
+)
+
+// startTimeout bounds the wait for a started redis-server to answer PING.
+const startTimeout = 10 * time.Second
+
+// Server is one redis-server process.
+type Server struct {
+	t    testing.TB
+	path string
+	dir  string
+	port int
+	cmd  *exec.Cmd
+}
+
+// Start starts a redis-server that stops when the test ends.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	path := testbin.Require(t, "redis-server")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	_ = ln.Close() // redis-server takes the port over
+	s := &Server{t: t, path: path, dir: t.TempDir(), port: port}
+	s.Restart()
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// URL is the redis:// URL of the server.
+func (s *Server) URL() string { return "redis://" + s.addr() + "/0" }
+
+func (s *Server) addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
+
+// Restart runs redis-server again on the same port after Stop (Start runs
+// it the first time) and waits until it answers PING.
+func (s *Server) Restart() {
+	s.t.Helper()
+	s.cmd = exec.Command(s.path, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", s.dir, "--loglevel", "warning")
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatalf("start redis-server: %v", err)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: s.addr(), MaxRetries: -1})
+	defer func() { _ = rdb.Close() }() // a probe
+	deadline := time.Now().Add(startTimeout)
+	for rdb.Ping(context.Background()).Err() != nil {
+		if time.Now().After(deadline) {
+			s.t.Fatalf("redis-server did not answer PING within %v", startTimeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Stop kills redis-server (like a crash) and waits for it to exit.
+func (s *Server) Stop() {
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill() // it may have exited already
+	_ = s.cmd.Wait()         // "signal: killed" is the expected result
+	s.cmd = nil
+}
+
+// Client returns a plain go-redis client for inspecting and arranging keys,
+// closed when the test ends.
+func (s *Server) Client() *redis.Client {
+	rdb := redis.NewClient(&redis.Options{Addr: s.addr()})
+	s.t.Cleanup(func() { _ = rdb.Close() })
+	return rdb
+}
