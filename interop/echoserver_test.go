@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -106,10 +105,7 @@ func startEcho(t *testing.T, bin, mode string) *echoServer {
 }
 
 func launchEcho(t *testing.T, bin, mode string) (*echoServer, error) {
-	addr, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
+	addr := testbin.FreeAddr(t)
 	s := &echoServer{addr: addr, log: &capBuffer{max: maxServerLog}, exited: make(chan struct{})}
 	s.cmd = exec.Command(bin, "-addr", addr, "-mode", mode)
 	s.cmd.Stdout = s.log
@@ -130,18 +126,6 @@ func launchEcho(t *testing.T, bin, mode string) (*echoServer, error) {
 		return nil, fmt.Errorf("%s: %w; server output:\n%s", addr, err, s.log.String())
 	}
 	return s, nil
-}
-
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("find a free port: %w", err)
-	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		return "", fmt.Errorf("find a free port: %w", err)
-	}
-	return addr, nil
 }
 
 // waitReady polls GET /stats until it answers 200, the process exits or

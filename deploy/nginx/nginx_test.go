@@ -32,7 +32,7 @@ func startNginx(t *testing.T, upstreams ...string) string {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	addr := freeAddr(t)
+	addr := testbin.FreeAddr(t)
 	servers := "server " + strings.Join(upstreams, ";\n    server ") + ";"
 	site := strings.NewReplacer("server 127.0.0.1:8080;", servers, "listen 80;", "listen "+addr+";").Replace(string(conf))
 	if !strings.Contains(site, upstreams[0]) || !strings.Contains(site, addr) {
@@ -81,17 +81,6 @@ func writeFile(t *testing.T, path, s string) {
 	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close() // nginx binds it next; the kernel does not hand it out again that fast
-	return addr
 }
 
 func waitListening(t *testing.T, addr string, exited <-chan error) {

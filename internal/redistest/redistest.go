@@ -8,7 +8,6 @@ import (
 	"context"
 	"net"
 	"os/exec"
-	"strconv"
 	"testing"
 	"time"
 
@@ -25,7 +24,7 @@ type Server struct {
 	t    testing.TB
 	path string
 	dir  string
-	port int
+	addr string // host:port
 	cmd  *exec.Cmd
 }
 
@@ -33,33 +32,26 @@ type Server struct {
 func Start(t testing.TB) *Server {
 	t.Helper()
 	path := testbin.Require(t, "redis-server")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	_ = ln.Close() // redis-server takes the port over
-	s := &Server{t: t, path: path, dir: t.TempDir(), port: port}
+	s := &Server{t: t, path: path, dir: t.TempDir(), addr: testbin.FreeAddr(t)}
 	s.Restart()
 	t.Cleanup(s.Stop)
 	return s
 }
 
 // URL is the redis:// URL of the server.
-func (s *Server) URL() string { return "redis://" + s.addr() + "/0" }
-
-func (s *Server) addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
+func (s *Server) URL() string { return "redis://" + s.addr + "/0" }
 
 // Restart runs redis-server again on the same port after Stop (Start runs
 // it the first time) and waits until it answers PING.
 func (s *Server) Restart() {
 	s.t.Helper()
-	s.cmd = exec.Command(s.path, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+	_, port, _ := net.SplitHostPort(s.addr) // FreeAddr made it
+	s.cmd = exec.Command(s.path, "--port", port, "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", s.dir, "--loglevel", "warning")
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("start redis-server: %v", err)
 	}
-	rdb := redis.NewClient(&redis.Options{Addr: s.addr(), MaxRetries: -1})
+	rdb := redis.NewClient(&redis.Options{Addr: s.addr, MaxRetries: -1})
 	defer func() { _ = rdb.Close() }() // a probe
 	deadline := time.Now().Add(startTimeout)
 	for rdb.Ping(context.Background()).Err() != nil {
@@ -83,7 +75,7 @@ func (s *Server) Stop() {
 // Client returns a plain go-redis client for inspecting and arranging keys,
 // closed when the test ends.
 func (s *Server) Client() *redis.Client {
-	rdb := redis.NewClient(&redis.Options{Addr: s.addr()})
+	rdb := redis.NewClient(&redis.Options{Addr: s.addr})
 	s.t.Cleanup(func() { _ = rdb.Close() })
 	return rdb
 }

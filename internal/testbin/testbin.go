@@ -1,11 +1,13 @@
 // Package testbin finds the programs that tests drive from outside Go — nginx,
-// chromium, node, Debian's python3 — with one policy everywhere: a test whose program is
-// missing is skipped with a loud message on a developer's machine and fails in CI
-// (CI=true), where scripts/install-deps.sh has installed every one of them.
+// chromium, node, Debian's python3, redis-server — and ports for them to listen
+// on. One policy holds everywhere: a test whose program is missing is skipped
+// with a loud message on a developer's machine and fails in CI (CI=true), where
+// scripts/install-deps.sh has installed every one of them.
 package testbin
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"testing"
@@ -35,4 +37,20 @@ func Require(t testing.TB, program string) string {
 		Missing(t, "%s not found", program)
 	}
 	return path
+}
+
+// FreeAddr returns a loopback address whose port was free a moment ago, for
+// an external program to listen on: the kernel does not hand a port it just
+// released out again at once.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("find a free port: %v", err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		t.Fatalf("find a free port: %v", err)
+	}
+	return addr
 }
