@@ -26,21 +26,11 @@ import (
 
 const timeout = gatewaytest.Timeout
 
-// startNode runs a gateway node on the shared Redis at url.
-func startNode(t *testing.T, url string) *gatewaytest.Gateway {
+// startNode runs a gateway node on r, without rate limits (the tests open
+// many connections from one IP).
+func startNode(t *testing.T, r *redistest.Server) *gatewaytest.Gateway {
 	t.Helper()
-	b, err := redisbroker.New(redisbroker.Options{URL: url, FlushInterval: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Registered before the gateway's own cleanup, so it runs after it:
-	// the broker outlives the Server's Shutdown.
-	t.Cleanup(func() {
-		if err := b.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return gatewaytest.Start(t, wsgate.Config{Broker: b, HandshakeRate: -1, MessageRate: -1}, nil)
+	return r.StartNode(t, redisbroker.Options{FlushInterval: 50 * time.Millisecond}, wsgate.Config{HandshakeRate: -1, MessageRate: -1})
 }
 
 // waitSubscribed proves that node's subscription is live and that from
@@ -118,7 +108,7 @@ func expectPush(t *testing.T, c *gatewaytest.FullConn, seq uint64, payload strin
 func TestPushAcrossNodes(t *testing.T) {
 	leakcheck.Check(t)
 	r := redistest.Start(t)
-	a, b := startNode(t, r.URL()), startNode(t, r.URL())
+	a, b := startNode(t, r), startNode(t, r)
 	waitSubscribed(t, a, b)
 	full := dialResume(t, a, "alice", 0, true)
 	simple := a.DialSimple(t, "alice")
@@ -153,7 +143,7 @@ func TestPushAcrossNodes(t *testing.T) {
 func TestResumeOnAnotherNode(t *testing.T) {
 	leakcheck.Check(t)
 	r := redistest.Start(t)
-	a, b := startNode(t, r.URL()), startNode(t, r.URL())
+	a, b := startNode(t, r), startNode(t, r)
 	waitSubscribed(t, a, b)
 	waitSubscribed(t, b, a)
 	onA := dialResume(t, a, "bob", 0, true)
@@ -181,7 +171,7 @@ func TestResumeOnAnotherNode(t *testing.T) {
 func TestSDKAcrossNodes(t *testing.T) {
 	leakcheck.Check(t)
 	r := redistest.Start(t)
-	a, b := startNode(t, r.URL()), startNode(t, r.URL())
+	a, b := startNode(t, r), startNode(t, r)
 	waitSubscribed(t, b, a)
 	pushes := make(chan client.Push, 16)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -211,7 +201,7 @@ func TestSDKAcrossNodes(t *testing.T) {
 func TestPresenceAcrossNodes(t *testing.T) {
 	leakcheck.Check(t)
 	r := redistest.Start(t)
-	a, b := startNode(t, r.URL()), startNode(t, r.URL())
+	a, b := startNode(t, r), startNode(t, r)
 	a1, a2 := a.DialSimple(t, "dave"), a.DialSimple(t, "dave")
 	b.DialSimple(t, "dave")
 	ctx := context.Background()
@@ -251,7 +241,7 @@ func TestPresenceAcrossNodes(t *testing.T) {
 func TestRedisDownAndBack(t *testing.T) {
 	leakcheck.Check(t)
 	r := redistest.Start(t)
-	a, b := startNode(t, r.URL()), startNode(t, r.URL())
+	a, b := startNode(t, r), startNode(t, r)
 	waitSubscribed(t, a, b)
 	full := dialResume(t, a, "fred", 0, true)
 	simple := a.DialSimple(t, "fred")

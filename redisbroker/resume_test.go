@@ -86,12 +86,7 @@ func TestResumeAcrossNodesUnderPushes(t *testing.T) {
 	r := redistest.Start(t)
 	var nodes []*gatewaytest.Gateway
 	for range 2 {
-		b, err := redisbroker.New(redisbroker.Options{URL: r.URL(), HistorySize: 100000})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = b.Close() }) // after the node's own cleanup
-		nodes = append(nodes, gatewaytest.Start(t, wsgate.Config{Broker: b, HandshakeRate: -1}, nil))
+		nodes = append(nodes, r.StartNode(t, redisbroker.Options{HistorySize: 100000}, wsgate.Config{HandshakeRate: -1}))
 	}
 	waitSubscribed(t, nodes[0], nodes[1])
 	waitSubscribed(t, nodes[1], nodes[0])

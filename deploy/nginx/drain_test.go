@@ -16,23 +16,6 @@ import (
 	"github.com/wsgate/wsgate/redisbroker"
 )
 
-// startNode runs a gateway node on the shared Redis at url.
-func startNode(t *testing.T, url string, drain time.Duration) *gatewaytest.Gateway {
-	t.Helper()
-	b, err := redisbroker.New(redisbroker.Options{URL: url, FlushInterval: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Registered before the gateway's own cleanup, so it runs after it: the
-	// broker outlives the Server's Shutdown.
-	t.Cleanup(func() {
-		if err := b.Close(); err != nil {
-			t.Errorf("broker Close: %v", err)
-		}
-	})
-	return gatewaytest.Start(t, wsgate.Config{Broker: b, DrainPeriod: drain, HandshakeRate: -1, MessageRate: -1}, nil)
-}
-
 // received collects the sequence numbers of one client's pushes.
 type received struct {
 	mu   sync.Mutex
@@ -58,8 +41,9 @@ func (r *received) snapshot() []uint64 {
 // every client gets every push to its user exactly once, in order.
 func TestDrainBehindNginx(t *testing.T) {
 	r := redistest.Start(t)
-	a := startNode(t, r.URL(), time.Second)
-	b := startNode(t, r.URL(), 0)
+	bo := redisbroker.Options{FlushInterval: 50 * time.Millisecond}
+	a := r.StartNode(t, bo, wsgate.Config{DrainPeriod: time.Second, HandshakeRate: -1, MessageRate: -1})
+	b := r.StartNode(t, bo, wsgate.Config{HandshakeRate: -1, MessageRate: -1})
 	via := "ws://" + startNginx(t, a.Addr, b.Addr) + "/ws?user="
 
 	const users, pushes = 12, 40

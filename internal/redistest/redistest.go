@@ -13,7 +13,10 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/wsgate/wsgate"
+	"github.com/wsgate/wsgate/internal/gatewaytest"
 	"github.com/wsgate/wsgate/internal/testbin"
+	"github.com/wsgate/wsgate/redisbroker"
 )
 
 // startTimeout bounds the wait for a started redis-server to answer PING.
@@ -78,4 +81,24 @@ func (s *Server) Client() *redis.Client {
 	rdb := redis.NewClient(&redis.Options{Addr: s.addr})
 	s.t.Cleanup(func() { _ = rdb.Close() })
 	return rdb
+}
+
+// StartNode runs a gateway node built from cfg on this Redis, through a
+// redisbroker made from bo (its URL and cfg.Broker are set here). The broker
+// outlives the node's Shutdown and closes when the test ends.
+func (s *Server) StartNode(t testing.TB, bo redisbroker.Options, cfg wsgate.Config) *gatewaytest.Gateway {
+	t.Helper()
+	bo.URL = s.URL()
+	b, err := redisbroker.New(bo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Registered before the gateway's own cleanup, so it runs after it.
+	t.Cleanup(func() {
+		if err := b.Close(); err != nil {
+			t.Errorf("broker Close: %v", err)
+		}
+	})
+	cfg.Broker = b
+	return gatewaytest.Start(t, cfg, nil)
 }
