@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate/websocket"
+	"github.com/wsgate/wsgate/wire"
 )
 
 // holderConfig describes one share of the idle or fanout connections.
@@ -47,16 +48,17 @@ func newHolder(cfg holderConfig, c *Counters) *holder {
 }
 
 func (h *holder) onMessage(_ *websocket.Conn, typ websocket.MessageType, data []byte) {
-	if typ != websocket.BinaryMessage || len(data) < 4 {
+	a, payload, err := wire.DecodeSimple(data)
+	if typ != websocket.BinaryMessage || err != nil {
 		h.c.Errors.Add(1)
 		return
 	}
-	switch a := binary.BigEndian.Uint32(data); {
-	case a == ActionPush && len(data) >= 12:
-		h.rounds.arrive(binary.BigEndian.Uint64(data[4:]), time.Now().UnixNano())
+	switch {
+	case a == ActionPush && len(payload) >= 8:
+		h.rounds.arrive(binary.BigEndian.Uint64(payload), time.Now().UnixNano())
 	case a == ActionEcho:
 		h.replies.Add(1)
-	case a&errorBit != 0:
+	case a&wire.SimpleErrorBit != 0:
 		h.c.Errors.Add(1)
 		return
 	}
@@ -121,7 +123,7 @@ func (h *holder) echo(ctx context.Context, timeout time.Duration) (int, error) {
 	h.mu.Lock()
 	conns := h.conns
 	h.mu.Unlock()
-	msg := simpleMessage(ActionEcho, []byte("are you there"))
+	msg := wire.AppendSimple(nil, ActionEcho, []byte("are you there"))
 	before := h.replies.Load()
 	sent := int64(0)
 	for _, c := range conns {

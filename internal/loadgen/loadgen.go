@@ -22,7 +22,6 @@ package loadgen
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -31,16 +30,15 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate/websocket"
+	"github.com/wsgate/wsgate/wire"
 )
 
 const (
 	// ActionEcho is the request action: the reply repeats it and the payload.
-	ActionEcho uint32 = 100
+	ActionEcho wire.Action = 100
 	// ActionPush is the action of the fanout scenario's pushes. Payload: a
 	// big-endian uint64 round number, then filler up to the push size.
-	ActionPush uint32 = 120
-	// errorBit marks a simple-form error reply (action | 0x80000000).
-	errorBit uint32 = 0x80000000
+	ActionPush wire.Action = 120
 )
 
 // Config says where the gateway is and how to report. Zero values of the
@@ -114,12 +112,6 @@ func userURL(base string, i int) string {
 // reactor mode so that idle connections cost no goroutine.
 func clientConfig() websocket.Config {
 	return websocket.Config{Mode: websocket.ModeReactor, ReadLimit: 1 << 20}
-}
-
-// simpleMessage returns action + payload.
-func simpleMessage(action uint32, payload []byte) []byte {
-	b := binary.BigEndian.AppendUint32(make([]byte, 0, 4+len(payload)), action)
-	return append(b, payload...)
 }
 
 // sleep waits d or until ctx ends.

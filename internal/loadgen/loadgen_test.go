@@ -15,7 +15,6 @@ import (
 	"github.com/wsgate/wsgate/internal/gatewaytest"
 	"github.com/wsgate/wsgate/internal/leakcheck"
 	"github.com/wsgate/wsgate/internal/loadgen"
-	"github.com/wsgate/wsgate/wire"
 )
 
 const testAPIKey = "bench-test-key"
@@ -32,7 +31,7 @@ func startGateway(t *testing.T, echo bool, tune func(*wsgate.Config)) *gatewayte
 	}
 	return gatewaytest.Start(t, cfg, func(s *wsgate.Server) {
 		if echo {
-			err := s.Handle(wire.Action(loadgen.ActionEcho), func(_ context.Context, r *wsgate.Request) ([]byte, error) {
+			err := s.Handle(loadgen.ActionEcho, func(_ context.Context, r *wsgate.Request) ([]byte, error) {
 				return append([]byte(nil), r.Payload...), nil
 			})
 			if err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate/websocket"
+	"github.com/wsgate/wsgate/wire"
 )
 
 // RPCOptions tunes the rpc scenario. Zero values take the defaults.
@@ -151,9 +152,9 @@ func (rr *rpcRun) metrics(elapsed, cpu time.Duration) {
 // send writes one request stamped with the current time.
 func (rr *rpcRun) send(c *websocket.Conn) {
 	bp := rr.bufs.Get().(*[]byte)
-	b := *bp
-	binary.BigEndian.PutUint32(b, ActionEcho)
-	binary.BigEndian.PutUint64(b[4:], uint64(time.Since(rr.base)))
+	b := wire.AppendSimple((*bp)[:0], ActionEcho, nil)
+	b = binary.BigEndian.AppendUint64(b, uint64(time.Since(rr.base)))
+	b = b[:cap(b)]                                    // the rest of the payload: zeros from the pool's make
 	err := c.WriteMessage(websocket.BinaryMessage, b) // copies b
 	rr.bufs.Put(bp)
 	if err != nil {
@@ -165,11 +166,12 @@ func (rr *rpcRun) send(c *websocket.Conn) {
 func (rr *rpcRun) onMessage(c *websocket.Conn, typ websocket.MessageType, data []byte) {
 	now := time.Since(rr.base)
 	phase := rr.phase.Load()
+	a, payload, err := wire.DecodeSimple(data)
 	switch {
-	case typ != websocket.BinaryMessage || len(data) < 12 || binary.BigEndian.Uint32(data) != ActionEcho:
+	case typ != websocket.BinaryMessage || err != nil || a != ActionEcho || len(payload) < 8:
 		rr.r.c.Errors.Add(1) // an error reply (rate limit, unknown action) still ends the request
 	case phase == phaseMeasure:
-		rr.hist.record(now - time.Duration(binary.BigEndian.Uint64(data[4:])))
+		rr.hist.record(now - time.Duration(binary.BigEndian.Uint64(payload)))
 		rr.r.c.Msgs.Add(1)
 	default:
 		rr.r.c.Msgs.Add(1)
