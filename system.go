@@ -2,8 +2,6 @@ package wsgate
 
 import (
 	"context"
-	"encoding/binary"
-	"math"
 	"unicode/utf8"
 
 	"github.com/wsgate/wsgate/wire"
@@ -25,7 +23,7 @@ func (s *Server) system(sess *session, to replyTo, action wire.Action, payload [
 			return
 		}
 		n := s.reg.userCount(string(payload))
-		s.sendReply(sess, to, binary.BigEndian.AppendUint32(nil, uint32(n)))
+		s.sendReply(sess, to, wire.AppendPresenceReply(nil, n))
 	case wire.ActionPing:
 		s.sendReply(sess, to, payload)
 	default:
@@ -74,5 +72,5 @@ func (s *Server) presence(ctx context.Context, req *Request) ([]byte, error) {
 	if err != nil {
 		return nil, &ReplyError{Code: wire.CodeUnavailable, Message: "presence unavailable"}
 	}
-	return binary.BigEndian.AppendUint32(nil, uint32(min(st.Conns, math.MaxUint32))), nil
+	return wire.AppendPresenceReply(nil, st.Conns), nil
 }

@@ -1,6 +1,9 @@
 package wire
 
-import "strconv"
+import (
+	"math"
+	"strconv"
+)
 
 // Action names what a request asks for and what a push carries. Actions
 // 1–99 are wsgate system actions handled by the gateway itself;
@@ -124,3 +127,9 @@ func (e *Error) Error() string {
 // IsApp reports whether a is in the range applications may use: at least
 // MinAppAction and without SimpleErrorBit, which marks simple-form errors.
 func (a Action) IsApp() bool { return a >= MinAppAction && a&SimpleErrorBit == 0 }
+
+// AppendPresenceReply appends the reply payload of ActionPresence: conns as
+// a uint32 big-endian count, capped at the largest uint32.
+func AppendPresenceReply(dst []byte, conns int) []byte {
+	return be.AppendUint32(dst, uint32(min(max(conns, 0), math.MaxUint32)))
+}

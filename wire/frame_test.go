@@ -253,3 +253,11 @@ func TestActionIsApp(t *testing.T) {
 		}
 	}
 }
+
+func TestAppendPresenceReply(t *testing.T) {
+	for n, want := range map[int][]byte{0: {0, 0, 0, 0}, 3: {0, 0, 0, 3}, 1 << 40: {0xff, 0xff, 0xff, 0xff}, -1: {0, 0, 0, 0}} {
+		if got := wire.AppendPresenceReply(nil, n); !bytes.Equal(got, want) {
+			t.Errorf("AppendPresenceReply(%d): got % x, want % x", n, got, want)
+		}
+	}
+}
