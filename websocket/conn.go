@@ -172,7 +172,7 @@ const (
 	wfStopped                                // blocking: bio.stop is closed
 	wfCorked                                 // reactor: queue writes, the poller flushes them together
 	wfFlushPosted                            // reactor: a flush task is on its way to the poller
-	wfHeld                                   // server: the 101 waits for OnOpen; so does all output
+	wfHeld                                   // server: the 101 waits for OnOpen, and so does all output (releaseResponse)
 )
 
 // Errors reported to OnClose and by writes.

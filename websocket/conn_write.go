@@ -251,7 +251,9 @@ func (c *Conn) transmitLocked(hdr, body []byte, pooled *[]byte, shared bool) err
 // releaseResponse sends a server's 101, held since the handshake so that
 // the client cannot see it before OnOpen has run (OnOpen typically makes
 // the connection reachable, e.g. registers it for pushes), then everything
-// written to the connection meanwhile.
+// written to the connection meanwhile. While wfHeld is set the socket is
+// not in epoll yet and no executor batch is corked, so only the direct
+// write, kickLocked and the write-side shutdown need to check it.
 func (c *Conn) releaseResponse(response []byte) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()

@@ -325,11 +325,8 @@ func (c *Conn) pushOpen() {
 // rather than on the executor keeps the handshake's latency what it was
 // without the hold.
 func (c *Conn) openInline(response []byte) {
-	if c.eng.h.OnOpen != nil {
-		c.callOpen(response)
-	} else {
-		c.releaseResponse(response)
-	}
+	c.callOpen()
+	c.releaseResponse(response) // after OnOpen's output, a 1011 close if it panicked
 	c.imu.Lock()
 	more := c.inHead != nil
 	c.scheduled = more
@@ -467,19 +464,18 @@ func (c *Conn) setCorked(on bool) {
 func (c *Conn) deliver(it *inboxItem) {
 	defer putItem(it)
 	if it.kind == itemOpen {
-		c.callOpen(nil)
+		c.callOpen()
 		return
 	}
 	defer c.recoverCallback()
 	c.eng.h.OnMessage(c, it.typ, *it.buf)
 }
 
-// callOpen runs OnOpen, then, on a server, sends the 101 (response) and what
-// was written meanwhile, also when OnOpen panicked (its 1011 close follows
-// the 101).
-func (c *Conn) callOpen(response []byte) {
-	if response != nil {
-		defer c.releaseResponse(response)
+// callOpen runs OnOpen, if any; a panic in it closes the connection with
+// 1011.
+func (c *Conn) callOpen() {
+	if c.eng.h.OnOpen == nil {
+		return
 	}
 	defer c.recoverCallback()
 	c.eng.h.OnOpen(c)

@@ -374,7 +374,7 @@ func (c *Conn) wantEventsLocked() uint32 {
 	if !c.paused.Load() || c.wflags&wfDraining != 0 {
 		ev |= unix.EPOLLIN | unix.EPOLLRDHUP
 	}
-	if c.queuedLocked() > 0 && c.wflags&wfHeld == 0 {
+	if c.queuedLocked() > 0 {
 		ev |= unix.EPOLLOUT
 	}
 	return ev
@@ -422,7 +422,7 @@ func (c *Conn) flushQueue() {
 // flushLocked writes queued chunks until the kernel refuses more, then
 // brings the epoll interest in line. Any goroutine holding wmu.
 func (c *Conn) flushLocked() {
-	if c.wflags&(wfClosed|wfBroken|wfHeld) != 0 {
+	if c.wflags&(wfClosed|wfBroken) != 0 {
 		return
 	}
 	for c.queuedLocked() > 0 {
