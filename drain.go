@@ -39,7 +39,7 @@ func (s *Server) drain(ctx context.Context) {
 	tick := time.NewTicker(drainTick)
 	defer tick.Stop()
 	for ticks := max(int(period/drainTick), 1); ; ticks-- {
-		n := (len(sessions) + ticks - 1) / max(ticks, 1) // the rest spreads over the ticks left
+		n := (len(sessions) + ticks - 1) / ticks // the rest spreads over the ticks left; the last tick takes all
 		for _, sess := range sessions[:n] {
 			// An error means the connection is closing already.
 			_ = sess.conn.Close(websocket.StatusCode(wire.CloseDraining), drainReason)
