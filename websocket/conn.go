@@ -173,6 +173,7 @@ const (
 	wfCorked                                 // reactor: queue writes, the poller flushes them together
 	wfFlushPosted                            // reactor: a flush task is on its way to the poller
 	wfHeld                                   // server: the 101 waits for OnOpen, and so does all output (releaseResponse)
+	wfDeferred                               // reactor: this write only queues; the caller flushes (Enqueue)
 )
 
 // Errors reported to OnClose and by writes.

@@ -74,6 +74,10 @@ func (c *Conn) roomChan() chan struct{} {
 func (c *Conn) WritePrepared(pm *PreparedMessage) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	return c.writePreparedLocked(pm)
+}
+
+func (c *Conn) writePreparedLocked(pm *PreparedMessage) error {
 	if err := c.writableLocked(); err != nil {
 		return err
 	}
@@ -212,7 +216,7 @@ func (c *Conn) sendFrameLocked(op opcode, rsv1 bool, payload []byte, control boo
 // queue. shared bytes are immutable and are queued without a copy; other
 // bytes belong to the caller and are copied.
 func (c *Conn) transmitLocked(hdr, body []byte, pooled *[]byte, shared bool) error {
-	if c.poller != nil && c.queuedLocked() == 0 && c.wflags&(wfCorked|wfHeld) == 0 {
+	if c.poller != nil && c.queuedLocked() == 0 && c.wflags&(wfCorked|wfHeld|wfDeferred) == 0 {
 		n, err := c.writeDirect(hdr, body)
 		if err != nil {
 			if pooled != nil {
@@ -310,10 +314,11 @@ func (c *Conn) enqueueLocked(ch outChunk) {
 }
 
 // kickLocked makes sure someone drains the queue, unless it is held for
-// the 101 (releaseResponse kicks it then).
+// the 101 (releaseResponse kicks it then) or queued by Enqueue (whose
+// caller flushes).
 func (c *Conn) kickLocked() {
-	if c.wflags&wfHeld != 0 {
-		return
+	if c.wflags&wfHeld != 0 || c.wflags&wfDeferred != 0 && c.poller != nil {
+		return // releaseResponse or the caller's Flush sends it
 	}
 	if c.poller != nil {
 		c.kickReactorLocked()

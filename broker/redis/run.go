@@ -1,9 +1,7 @@
-package redisbroker
+package redis
 
 import (
 	"context"
-	crand "crypto/rand"
-	"encoding/hex"
 	"errors"
 	"math/rand/v2"
 	"net"
@@ -12,9 +10,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/wsgate/wsgate"
+	"github.com/wsgate/wsgate/broker"
 	"github.com/wsgate/wsgate/wire"
 )
 
@@ -32,13 +30,16 @@ const (
 // all come back at once.
 var reconnect = wire.Backoff{Base: 100 * time.Millisecond, Max: 5 * time.Second}
 
-// Run delivers the channel's messages to deliver and writes acks and this
-// node's presence every FlushInterval until ctx ends. It owns the flusher
-// goroutine and waits for it; on the way out it writes what is pending and
-// removes this node's presence. A Broker runs once.
-func (b *Broker) Run(ctx context.Context, deliver wsgate.DeliverFunc, reset func()) error {
+// Run delivers the channel's messages to the bound DeliverFunc and writes
+// acks and this node's presence every FlushInterval until ctx ends. It owns
+// the flusher goroutine and waits for it; on the way out it writes what is
+// pending and removes this node's presence. A Broker runs once.
+func (b *Broker) Run(ctx context.Context) error {
+	if b.deliver == nil {
+		return errors.New("wsgate: redis broker: Run before Bind")
+	}
 	if !b.running.CompareAndSwap(false, true) {
-		return errors.New("redisbroker: Run called twice")
+		return errors.New("wsgate: redis broker: Run called twice")
 	}
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -46,13 +47,13 @@ func (b *Broker) Run(ctx context.Context, deliver wsgate.DeliverFunc, reset func
 		defer wg.Done()
 		b.flushLoop(ctx)
 	}()
-	sub := &subscriber{b: b, deliver: deliver, reset: reset}
+	sub := &subscriber{b: b}
 	sub.loop(ctx)
 	wg.Wait()
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
 	if err := b.flush(cctx); err != nil {
-		b.opts.Logger.Warn("redisbroker: acks and presence not written at exit", "err", err)
+		b.opts.Logger.Warn("wsgate: redis broker: acks and presence not written at exit", "err", err)
 	}
 	b.leave(cctx)
 	return nil
@@ -60,10 +61,7 @@ func (b *Broker) Run(ctx context.Context, deliver wsgate.DeliverFunc, reset func
 
 // subscriber is the state of Run's subscription loop.
 type subscriber struct {
-	b       *Broker
-	deliver wsgate.DeliverFunc
-	reset   func()
-	epoch   string // the Redis instance's epoch when last subscribed
+	b *Broker
 }
 
 // loop subscribes again after every failure, with backoff, until ctx ends.
@@ -77,7 +75,7 @@ func (s *subscriber) loop(ctx context.Context) {
 		if subscribed {
 			attempt = 0
 		}
-		s.b.opts.Logger.Warn("redisbroker: subscription lost; reconnecting", "err", err, "attempt", attempt)
+		s.b.opts.Logger.Warn("wsgate: redis broker: subscription lost; reconnecting", "err", err, "attempt", attempt)
 		t := time.NewTimer(reconnect.Delay(attempt, rand.Float64()))
 		select {
 		case <-ctx.Done():
@@ -100,13 +98,13 @@ func (s *subscriber) run(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if _, ok := msg.(*redis.Subscription); !ok {
-		return false, errors.New("redisbroker: no subscription confirmation")
+	if _, ok := msg.(*goredis.Subscription); !ok {
+		return false, errors.New("wsgate: redis broker: no subscription confirmation")
 	}
-	if err := s.checkEpoch(ctx); err != nil {
+	if err := s.b.check(ctx); err != nil {
 		return false, err
 	}
-	s.b.opts.Logger.Info("redisbroker: subscribed", "channel", s.b.channel)
+	s.b.opts.Logger.Info("wsgate: redis broker: subscribed", "channel", s.b.channel)
 	silent := false
 	for {
 		msg, err := ps.ReceiveTimeout(ctx, pingAfter)
@@ -120,7 +118,7 @@ func (s *subscriber) run(ctx context.Context) (bool, error) {
 			}
 		default:
 			silent = false
-			if m, ok := msg.(*redis.Message); ok {
+			if m, ok := msg.(*goredis.Message); ok {
 				s.handle(ctx, m.Payload)
 			}
 		}
@@ -132,40 +130,36 @@ func isTimeout(err error) bool {
 	return errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }
 
-// checkEpoch recognises a Redis that lost its data since the last
-// subscription: the epoch key, set once by whichever node comes first, is
-// gone or different. The Server is then told to reset.
-func (s *subscriber) checkEpoch(ctx context.Context) error {
-	var fresh [8]byte
-	if _, err := crand.Read(fresh[:]); err != nil {
-		return err
-	}
-	key := s.b.epochKey()
-	if err := s.b.rdb.SetNX(ctx, key, hex.EncodeToString(fresh[:]), 0).Err(); err != nil {
-		return err
-	}
-	cur, err := s.b.rdb.Get(ctx, key).Result()
+// check compares the store's write mark with this node's, starting a new
+// generation when the store came back older or empty (see prelude), and
+// learns the mark and generation.
+func (b *Broker) check(ctx context.Context) error {
+	res, err := check.Run(ctx, b.rdb, []string{b.metaKey()}, b.known.Load(), rand.Uint64N(broker.MaxSeq)+1).StringSlice()
 	if err != nil {
 		return err
 	}
-	if s.epoch != "" && cur != s.epoch {
-		s.b.opts.Logger.Warn("redisbroker: Redis lost its data; sequences start again")
-		s.reset()
+	if len(res) != 2 {
+		return errors.New("wsgate: redis broker: unexpected check reply")
 	}
-	s.epoch = cur
+	wm, err := strconv.ParseUint(res[0], 10, 64)
+	if err != nil {
+		return err
+	}
+	b.learn(wm, res[1])
 	return nil
 }
 
 // handle delivers one channel message. A push to a connection on another
 // node is not an error here.
 func (s *subscriber) handle(ctx context.Context, payload string) {
-	m, err := decode(payload)
+	m, wm, err := decode(payload)
 	if err != nil {
-		s.b.opts.Logger.Warn("redisbroker: dropping a malformed message", "err", err)
+		s.b.opts.Logger.Warn("wsgate: redis broker: dropping a malformed message", "err", err)
 		return
 	}
-	if _, err := s.deliver(ctx, m); err != nil && !errors.Is(err, wsgate.ErrNotConnected) {
-		s.b.opts.Logger.Warn("redisbroker: delivering a push", "err", err)
+	s.b.learn(wm, "")
+	if _, err := s.b.deliver(ctx, m); err != nil && !errors.Is(err, broker.ErrNotConnected) {
+		s.b.opts.Logger.Warn("wsgate: redis broker: delivering a push", "err", err)
 	}
 }
 
@@ -185,23 +179,26 @@ func (b *Broker) flushLoop(ctx context.Context) {
 		cancel()
 		switch {
 		case err != nil && !failing && ctx.Err() == nil:
-			b.opts.Logger.Warn("redisbroker: writing acks and presence failed; retrying", "err", err)
+			b.opts.Logger.Warn("wsgate: redis broker: writing acks and presence failed; retrying", "err", err)
 		case err == nil && failing:
-			b.opts.Logger.Info("redisbroker: acks and presence written again")
+			b.opts.Logger.Info("wsgate: redis broker: acks and presence written again")
 		}
 		failing = err != nil
 	}
 }
 
-// flush writes the pending acks and presence changes; what fails stays
-// pending for the next flush.
+// flush checks the store and writes the pending acks and presence
+// changes; what fails stays pending for the next flush.
 func (b *Broker) flush(ctx context.Context) error {
+	errCheck := b.check(ctx)
 	acks, dirty := b.take()
 	errAcks := b.writeAcks(ctx, acks)
 	if errAcks != nil {
 		b.mu.Lock()
-		for u, seq := range acks {
-			b.acks[u] = max(b.acks[u], seq)
+		for u, at := range acks {
+			if cur, ok := b.acks[u]; !ok || cur.Epoch != at.Epoch || at.Seq > cur.Seq {
+				b.acks[u] = at
+			}
 		}
 		b.mu.Unlock()
 	}
@@ -213,17 +210,17 @@ func (b *Broker) flush(ctx context.Context) error {
 		}
 		b.mu.Unlock()
 	}
-	return errors.Join(errAcks, errPresence)
+	return errors.Join(errCheck, errAcks, errPresence)
 }
 
 // take empties the pending acks and changed users, with their counts now.
-func (b *Broker) take() (map[string]uint64, map[string]int) {
+// The maps it returns are the caller's alone: Ack keeps writing to a new
+// one meanwhile.
+func (b *Broker) take() (map[string]broker.Position, map[string]int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	acks := b.acks
-	if len(acks) > 0 {
-		b.acks = make(map[string]uint64)
-	}
+	b.acks = make(map[string]broker.Position, len(acks))
 	dirty := make(map[string]int, len(b.dirty))
 	for u := range b.dirty {
 		dirty[u] = b.present[u]
@@ -233,19 +230,19 @@ func (b *Broker) take() (map[string]uint64, map[string]int) {
 }
 
 // writeAcks runs the ack script for every user, in one pipeline.
-func (b *Broker) writeAcks(ctx context.Context, acks map[string]uint64) error {
+func (b *Broker) writeAcks(ctx context.Context, acks map[string]broker.Position) error {
 	if len(acks) == 0 {
 		return nil
 	}
 	ttl := seconds(b.opts.StateTTL)
 	for try := 0; ; try++ {
-		_, err := b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for u, seq := range acks {
-				ack.EvalSha(ctx, p, []string{b.stateKey(u)}, seq, ttl)
+		_, err := b.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+			for u, at := range acks {
+				ack.EvalSha(ctx, p, []string{b.stateKey(u)}, at.Epoch, at.Seq, ttl)
 			}
 			return nil
 		})
-		if err == nil || try > 0 || !redis.HasErrorPrefix(err, "NOSCRIPT") {
+		if err == nil || try > 0 || !goredis.HasErrorPrefix(err, "NOSCRIPT") {
 			return err
 		}
 		if err := ack.Load(ctx, b.rdb).Err(); err != nil {
@@ -262,12 +259,12 @@ func (b *Broker) writePresence(ctx context.Context, dirty map[string]int) error 
 	key := b.nodeKey(b.node)
 	ttl := 3 * b.opts.FlushInterval
 	now := time.Now()
-	var exists *redis.IntCmd
-	_, err := b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	var exists *goredis.IntCmd
+	_, err := b.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		exists = p.Exists(ctx, key)
 		writeCounts(ctx, p, key, dirty)
 		p.PExpire(ctx, key, ttl)
-		p.ZAdd(ctx, b.nodesKey(), redis.Z{Score: float64(now.Add(ttl).UnixMilli()), Member: b.node})
+		p.ZAdd(ctx, b.nodesKey(), goredis.Z{Score: float64(now.Add(ttl).UnixMilli()), Member: b.node})
 		p.ZRemRangeByScore(ctx, b.nodesKey(), "-inf", "("+strconv.FormatInt(now.UnixMilli(), 10))
 		return nil
 	})
@@ -283,7 +280,7 @@ func (b *Broker) writePresence(ctx context.Context, dirty map[string]int) error 
 	if len(all) == 0 {
 		return nil
 	}
-	_, err = b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, err = b.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		writeCounts(ctx, p, key, all)
 		p.PExpire(ctx, key, ttl)
 		return nil
@@ -292,7 +289,7 @@ func (b *Broker) writePresence(ctx context.Context, dirty map[string]int) error 
 }
 
 // writeCounts queues HSET for positive counts and HDEL for zeros.
-func writeCounts(ctx context.Context, p redis.Pipeliner, key string, counts map[string]int) {
+func writeCounts(ctx context.Context, p goredis.Pipeliner, key string, counts map[string]int) {
 	for u, n := range counts {
 		if n > 0 {
 			p.HSet(ctx, key, u, n)
@@ -305,12 +302,12 @@ func writeCounts(ctx context.Context, p redis.Pipeliner, key string, counts map[
 // leave removes this node's presence, so that its connections stop
 // counting at once instead of after the expiry.
 func (b *Broker) leave(ctx context.Context) {
-	_, err := b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, err := b.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		p.Del(ctx, b.nodeKey(b.node))
 		p.ZRem(ctx, b.nodesKey(), b.node)
 		return nil
 	})
 	if err != nil {
-		b.opts.Logger.Warn("redisbroker: removing this node's presence", "err", err)
+		b.opts.Logger.Warn("wsgate: redis broker: removing this node's presence", "err", err)
 	}
 }

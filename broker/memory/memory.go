@@ -1,0 +1,327 @@
+// Package memory is the broker of a single gateway node: sequences, epochs,
+// history, acks and presence in the process's memory, delivery in-process
+// before Publish returns. It is what a wsgate Server uses when its Config
+// names no Broker; nothing survives a restart, so every user's epoch starts
+// again, and resuming clients are told.
+package memory
+
+import (
+	"bytes"
+	"context"
+	"hash/maphash"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/wsgate/wsgate/broker"
+)
+
+// stripes spreads users over independent locks.
+const stripes = 256
+
+// Bytes counted against Options.Total besides payloads, so that many tiny
+// pushes or many users cannot slip past the bound.
+const (
+	msgOverhead = 64
+	logOverhead = 192
+)
+
+// Options bounds the history. The zero value keeps nothing.
+type Options struct {
+	Size  int           // messages kept per user; 0 keeps none
+	Bytes int64         // payload bytes kept per user
+	TTL   time.Duration // age of a kept message
+	Total int64         // accounted bytes of every user together
+	// SweepInterval is how often Run drops expired history when nobody
+	// publishes. Default 1 s.
+	SweepInterval time.Duration
+	// Now is the clock; nil means time.Now. Tests inject their own.
+	Now func() time.Time
+}
+
+// Broker is the in-memory broker. Create it with New.
+//
+// Each user with state has a userLog in its stripe. A log exists while it
+// retains messages or the user has connections here, so users nobody is
+// connected as cost nothing once their history is gone: a push that is not
+// kept to a user who is not connected leaves no state behind (the user's
+// next push starts a new epoch). Logs that retain messages are also on a
+// list in the order of their last push; when the accounted bytes of all of
+// them exceed Options.Total, the least recently pushed lose their messages
+// first.
+//
+// Lock order: a stripe, then the list lock. deliver is called with no lock
+// held.
+type Broker struct {
+	opts    Options
+	now     func() time.Time
+	deliver broker.DeliverFunc
+	bound   sync.Once
+	seed    maphash.Seed
+	stripes [stripes]stripe
+
+	lru        sync.Mutex // guards the list, total and every userLog.counted and listedAt
+	head, tail *userLog   // least recently pushed first
+	total      int64      // sum of counted
+	evicted    int64      // messages dropped for the total bound (guarded by lru)
+}
+
+type stripe struct {
+	mu   sync.Mutex
+	logs map[string]*userLog
+	_    [40]byte // keep neighbouring locks off one cache line
+}
+
+// userLog is one user's position, acknowledgement, connections here and
+// retained messages.
+type userLog struct {
+	user       string
+	epoch      uint64
+	last       uint64
+	acked      uint64
+	conns      int
+	msgs       []histMsg // retained, oldest first, from msgs[head]
+	head       int
+	payload    int64 // payload bytes of the retained messages
+	pushedAt   int64 // unix nanoseconds of the last push
+	counted    int64 // what this log adds to Broker.total; > 0 iff listed
+	listedAt   int64 // pushedAt as of the last move on the list
+	prev, next *userLog
+}
+
+type histMsg struct {
+	at int64           // unix nanoseconds
+	m  *broker.Message // shared with deliveries: never modified
+}
+
+var _ broker.Broker = (*Broker)(nil)
+
+// New returns a broker with the given bounds. It starts nothing.
+func New(opts Options) *Broker {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.SweepInterval <= 0 {
+		opts.SweepInterval = time.Second
+	}
+	opts.Size = max(opts.Size, 0)
+	b := &Broker{opts: opts, now: opts.Now, seed: maphash.MakeSeed()}
+	for i := range b.stripes {
+		b.stripes[i].logs = make(map[string]*userLog)
+	}
+	return b
+}
+
+// Bind sets the function that delivers to this node's connections.
+func (b *Broker) Bind(deliver broker.DeliverFunc) error {
+	err := broker.ErrBound
+	b.bound.Do(func() { b.deliver, err = deliver, nil })
+	return err
+}
+
+// Run drops expired history every SweepInterval until ctx ends, so that
+// memory is returned when nobody publishes.
+func (b *Broker) Run(ctx context.Context) error {
+	t := time.NewTicker(b.opts.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			b.enforceTotal(b.now().UnixNano())
+		}
+	}
+}
+
+// Ping always succeeds: there is nothing to reach.
+func (b *Broker) Ping(context.Context) error { return nil }
+
+func (b *Broker) stripe(user string) *stripe {
+	return &b.stripes[maphash.String(b.seed, user)%stripes]
+}
+
+// newEpoch returns a random epoch: a user's epochs must never repeat, also
+// across restarts of the process, which a counter could not promise.
+func newEpoch() uint64 { return rand.Uint64N(broker.MaxSeq) + 1 }
+
+// logLocked returns user's log, creating it with a new epoch. The caller
+// holds st.
+func (st *stripe) logLocked(user string) *userLog {
+	l := st.logs[user]
+	if l == nil {
+		l = &userLog{user: user, epoch: newEpoch()}
+		st.logs[user] = l
+	}
+	return l
+}
+
+// dropIfIdleLocked forgets l when it retains nothing and its user has no
+// connection here. The caller holds st.
+func (st *stripe) dropIfIdleLocked(l *userLog) {
+	if l.conns == 0 && l.retained() == 0 && st.logs[l.user] == l {
+		delete(st.logs, l.user)
+	}
+}
+
+// Publish delivers m before returning. A message to a user is numbered and
+// copied into the history under the user's stripe lock, and delivered after
+// it is released: two concurrent pushes to one user may reach deliver out
+// of order, which the receiver sees as a gap and fills from History.
+func (b *Broker) Publish(ctx context.Context, m *broker.Message) (int, error) {
+	if m.Target.User == "" {
+		return b.deliverTo(ctx, m)
+	}
+	user := m.Target.User
+	now := b.now().UnixNano()
+	st := b.stripe(user)
+	st.mu.Lock()
+	l := st.logLocked(user)
+	l.last++
+	m.Epoch, m.Seq = l.epoch, l.last
+	kept := &broker.Message{Target: broker.Target{User: user}, Action: m.Action,
+		Payload: bytes.Clone(m.Payload), Epoch: m.Epoch, Seq: m.Seq}
+	b.record(l, kept, now)
+	st.dropIfIdleLocked(l)
+	st.mu.Unlock()
+	b.enforceTotal(now)
+	return b.deliverTo(ctx, kept)
+}
+
+func (b *Broker) deliverTo(ctx context.Context, m *broker.Message) (int, error) {
+	if b.deliver == nil {
+		return 0, nil // not bound: no connections to deliver to
+	}
+	return b.deliver(ctx, m)
+}
+
+// record appends m to l's history and applies the per-user limits. The
+// caller holds l's stripe.
+func (b *Broker) record(l *userLog, m *broker.Message, now int64) {
+	l.pushedAt = now
+	if b.opts.Size > 0 && int64(len(m.Payload)) <= b.opts.Bytes {
+		l.msgs = append(l.msgs, histMsg{at: now, m: m})
+		l.payload += int64(len(m.Payload))
+	}
+	b.trim(l, now)
+	b.settle(l, true)
+}
+
+// trim drops l's oldest messages while it holds too many, too many bytes or
+// expired ones. The caller holds l's stripe and settles l afterwards.
+func (b *Broker) trim(l *userLog, now int64) {
+	for l.head < len(l.msgs) {
+		oldest := l.msgs[l.head]
+		if l.retained() <= b.opts.Size && l.payload <= b.opts.Bytes && now-oldest.at < int64(b.opts.TTL) {
+			break
+		}
+		l.drop(1)
+	}
+	if l.head > 0 && l.head >= len(l.msgs)/2 {
+		l.msgs = append(l.msgs[:0:0], l.msgs[l.head:]...) // nil when empty
+		l.head = 0
+	}
+}
+
+// drop forgets l's n oldest messages.
+func (l *userLog) drop(n int) {
+	for ; n > 0 && l.head < len(l.msgs); n-- {
+		l.payload -= int64(len(l.msgs[l.head].m.Payload))
+		l.msgs[l.head] = histMsg{}
+		l.head++
+	}
+}
+
+func (l *userLog) retained() int { return len(l.msgs) - l.head }
+
+// oldest returns the oldest retained sequence, 0 when none.
+func (l *userLog) oldest() uint64 {
+	if l.retained() == 0 {
+		return 0
+	}
+	return l.msgs[l.head].m.Seq
+}
+
+// Cursor returns user's position, starting an epoch when the user has
+// none. The state stays while the user is connected here (Present).
+func (b *Broker) Cursor(_ context.Context, user string) (broker.Position, error) {
+	st := b.stripe(user)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	l := st.logLocked(user)
+	b.expire(l)
+	p := broker.Position{Epoch: l.epoch, Seq: l.last}
+	st.dropIfIdleLocked(l)
+	return p, nil
+}
+
+// expire applies the age limit to l before it is read. The caller holds
+// l's stripe.
+func (b *Broker) expire(l *userLog) {
+	now := b.now().UnixNano()
+	if l.retained() > 0 && now-l.msgs[l.head].at >= int64(b.opts.TTL) {
+		b.trim(l, now)
+		b.settle(l, false)
+	}
+}
+
+// History returns what a client at from must be sent. The messages share
+// their payloads with the history, which never changes them.
+func (b *Broker) History(_ context.Context, user string, from broker.Position) (broker.History, error) {
+	st := b.stripe(user)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	l := st.logLocked(user)
+	b.expire(l)
+	h := broker.History{Epoch: l.epoch, Last: l.last, Lost: broker.Lost(from, l.epoch, l.last, l.oldest())}
+	after := uint64(0)
+	if from.Epoch == l.epoch {
+		after = from.Seq
+		if from.Seq > l.last && from.Seq <= broker.MaxSeq {
+			l.last = from.Seq
+		}
+	}
+	for _, hm := range l.msgs[l.head:] {
+		if hm.m.Seq > after {
+			h.Messages = append(h.Messages, *hm.m)
+		}
+	}
+	st.dropIfIdleLocked(l)
+	return h, nil
+}
+
+// Ack raises user's acknowledged sequence to at.Seq.
+func (b *Broker) Ack(user string, at broker.Position) {
+	st := b.stripe(user)
+	st.mu.Lock()
+	if l := st.logs[user]; l != nil && at.Epoch == l.epoch && at.Seq <= l.last && at.Seq > l.acked {
+		l.acked = at.Seq
+	}
+	st.mu.Unlock()
+}
+
+// Present records user's connections here; a user with none and no
+// retained messages is forgotten.
+func (b *Broker) Present(user string, conns int) {
+	st := b.stripe(user)
+	st.mu.Lock()
+	if conns > 0 {
+		st.logLocked(user).conns = conns
+	} else if l := st.logs[user]; l != nil {
+		l.conns = 0
+		st.dropIfIdleLocked(l)
+	}
+	st.mu.Unlock()
+}
+
+// Status reports user's position and ack; a single node has no other
+// connections to count.
+func (b *Broker) Status(_ context.Context, user string) (broker.UserStatus, error) {
+	st := b.stripe(user)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if l := st.logs[user]; l != nil {
+		return broker.UserStatus{Epoch: l.epoch, Seq: l.last, Acked: l.acked}, nil
+	}
+	return broker.UserStatus{}, nil
+}
