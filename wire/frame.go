@@ -3,6 +3,8 @@ package wire
 import (
 	"encoding/binary"
 	"errors"
+	"strconv"
+	"strings"
 )
 
 // Subprotocols a client offers in Sec-WebSocket-Protocol to use the full
@@ -23,9 +25,15 @@ const (
 	TypeError   FrameType = 3 // server→client: request id, error code, UTF-8 message
 	TypePush    FrameType = 4 // server→client: action, sequence, payload
 	TypeAck     FrameType = 5 // client→server: sequence
-	TypeHello   FrameType = 6 // server→client, first frame: ids, last sequence, limits
-	TypeResume  FrameType = 7 // client→server, optional first frame: last sequence held
+	TypeHello   FrameType = 6 // server→client, first frame: ids, last sequence and epoch, limits
+	// Type 7 was resume, a client's first frame; a client now passes its
+	// position in the handshake (ResumeParam). The code stays reserved.
 )
+
+// ResumeParam is the query parameter of the upgrade request in which a
+// client that holds a position in its user's sequence passes it, as
+// "<epoch>.<seq>" (see FormatResume).
+const ResumeParam = "resume"
 
 // Fixed sizes of each frame type, type byte included. Hello is helloMin
 // plus its two ids.
@@ -34,8 +42,8 @@ const (
 	replyHeader   = 5
 	errorHeader   = 7
 	pushHeader    = 13
-	seqFrameLen   = 9 // ack and resume
-	helloMin      = 19
+	seqFrameLen   = 9 // ack
+	helloMin      = 27
 	maxIDLen      = 1<<16 - 1
 )
 
@@ -54,8 +62,6 @@ func (t FrameType) String() string {
 		return "ack"
 	case TypeHello:
 		return "hello"
-	case TypeResume:
-		return "resume"
 	}
 	return "unknown"
 }
@@ -81,7 +87,8 @@ type Frame struct {
 	Type       FrameType
 	Action     Action    // request, push
 	ID         uint32    // request (0 = no reply wanted), reply, error (0 = not tied to a request)
-	Seq        uint64    // push (0 = unsequenced), ack, hello (server's last), resume (client's last)
+	Seq        uint64    // push (0 = unsequenced), ack, hello (the user's last)
+	Epoch      uint64    // hello: the epoch of the user's sequence; 0 = not sequenced
 	Code       ErrorCode // error
 	Payload    []byte    // request, reply, push; error: the UTF-8 message
 	ConnID     []byte    // hello: at most 65535 bytes
@@ -112,7 +119,7 @@ func AppendFrame(dst []byte, f *Frame) ([]byte, error) {
 		dst = append(dst, byte(TypePush))
 		dst = be.AppendUint32(dst, uint32(f.Action))
 		dst = be.AppendUint64(dst, f.Seq)
-	case TypeAck, TypeResume:
+	case TypeAck:
 		return be.AppendUint64(append(dst, byte(f.Type)), f.Seq), nil
 	case TypeHello:
 		return appendHello(dst, f)
@@ -122,14 +129,15 @@ func AppendFrame(dst []byte, f *Frame) ([]byte, error) {
 	return append(dst, f.Payload...), nil
 }
 
-// appendHello lays out: type, seq u64, maxMessage u32, heartbeat u16,
-// conn length u16, conn, user length u16, user.
+// appendHello lays out: type, seq u64, epoch u64, maxMessage u32,
+// heartbeat u16, conn length u16, conn, user length u16, user.
 func appendHello(dst []byte, f *Frame) ([]byte, error) {
 	if len(f.ConnID) > maxIDLen || len(f.UserID) > maxIDLen {
 		return dst, ErrFieldTooLong
 	}
 	dst = append(dst, byte(TypeHello))
 	dst = be.AppendUint64(dst, f.Seq)
+	dst = be.AppendUint64(dst, f.Epoch)
 	dst = be.AppendUint32(dst, f.MaxMessage)
 	dst = be.AppendUint16(dst, f.Heartbeat)
 	dst = be.AppendUint16(dst, uint16(len(f.ConnID)))
@@ -157,7 +165,7 @@ func DecodeFrame(b []byte, f *Frame) error {
 		err = decodeError(b, f)
 	case TypePush:
 		err = decodePush(b, f)
-	case TypeAck, TypeResume:
+	case TypeAck:
 		err = decodeSeqFrame(b, f)
 	case TypeHello:
 		err = decodeHello(b, f)
@@ -227,9 +235,10 @@ func decodeHello(b []byte, f *Frame) error {
 		return ErrShortFrame
 	}
 	f.Seq = be.Uint64(b[1:])
-	f.MaxMessage = be.Uint32(b[9:])
-	f.Heartbeat = be.Uint16(b[13:])
-	rest := b[15:]
+	f.Epoch = be.Uint64(b[9:])
+	f.MaxMessage = be.Uint32(b[17:])
+	f.Heartbeat = be.Uint16(b[21:])
+	rest := b[23:]
 	var ok bool
 	if f.ConnID, rest, ok = cutID(rest); !ok {
 		return ErrShortFrame
@@ -253,4 +262,28 @@ func cutID(b []byte) (id, rest []byte, ok bool) {
 		return nil, b, false
 	}
 	return b[2 : 2+n], b[2+n:], true
+}
+
+// FormatResume appends the ResumeParam value for a client at seq of epoch.
+func FormatResume(dst []byte, epoch, seq uint64) []byte {
+	dst = strconv.AppendUint(dst, epoch, 10)
+	return strconv.AppendUint(append(dst, '.'), seq, 10)
+}
+
+// ErrBadResume is what ParseResume returns for a malformed value.
+var ErrBadResume = errors.New("wsgate: resume must be <epoch>.<seq>, two decimal numbers")
+
+// ParseResume reads a ResumeParam value.
+func ParseResume(s string) (epoch, seq uint64, err error) {
+	e, q, ok := strings.Cut(s, ".")
+	if !ok {
+		return 0, 0, ErrBadResume
+	}
+	if epoch, err = strconv.ParseUint(e, 10, 64); err != nil {
+		return 0, 0, ErrBadResume
+	}
+	if seq, err = strconv.ParseUint(q, 10, 64); err != nil {
+		return 0, 0, ErrBadResume
+	}
+	return epoch, seq, nil
 }

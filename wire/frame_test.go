@@ -63,7 +63,7 @@ func TestHelloIDLengthLimit(t *testing.T) {
 	if err != nil {
 		t.Fatalf("AppendFrame with 65535-byte ids: %v", err)
 	}
-	if got, want := len(b), 19+2*65535; got != want {
+	if got, want := len(b), 27+2*65535; got != want {
 		t.Fatalf("len = %d, want %d", got, want)
 	}
 	var got wire.Frame

@@ -37,6 +37,7 @@ type vectorFields struct {
 	Action     uint32 `json:"action"`
 	ID         uint32 `json:"id"`
 	Seq        string `json:"seq"`
+	Epoch      string `json:"epoch"`
 	Code       uint16 `json:"code"`
 	Payload    string `json:"payload"`
 	Conn       string `json:"conn"`
@@ -112,12 +113,19 @@ func (v *vectorFields) frame(t *testing.T) wire.Frame {
 		}
 		f.Seq = seq
 	}
+	if v.Epoch != "" {
+		epoch, err := strconv.ParseUint(v.Epoch, 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Epoch = epoch
+	}
 	return f
 }
 
 // equalFrames compares field by field; nil and empty slices are equal.
 func equalFrames(a, b *wire.Frame) bool {
-	return a.Type == b.Type && a.Action == b.Action && a.ID == b.ID && a.Seq == b.Seq &&
+	return a.Type == b.Type && a.Action == b.Action && a.ID == b.ID && a.Seq == b.Seq && a.Epoch == b.Epoch &&
 		a.Code == b.Code && a.MaxMessage == b.MaxMessage && a.Heartbeat == b.Heartbeat &&
 		bytes.Equal(a.Payload, b.Payload) && bytes.Equal(a.ConnID, b.ConnID) &&
 		bytes.Equal(a.UserID, b.UserID)

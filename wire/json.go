@@ -51,12 +51,13 @@ func AppendJSON(dst []byte, f *Frame) ([]byte, error) {
 		dst = appendUintField(dst, "action", uint64(f.Action))
 		dst = appendUintField(dst, "seq", f.Seq)
 		dst = appendPayload(dst, f.Payload)
-	case TypeAck, TypeResume:
+	case TypeAck:
 		dst = appendUintField(dst, "seq", f.Seq)
 	case TypeHello:
 		dst = appendJSONString(append(dst, `,"conn":`...), f.ConnID)
 		dst = appendJSONString(append(dst, `,"user":`...), f.UserID)
 		dst = appendUintField(dst, "seq", f.Seq)
+		dst = appendUintField(dst, "epoch", f.Epoch)
 		dst = appendUintField(dst, "maxMessage", uint64(f.MaxMessage))
 		dst = appendUintField(dst, "heartbeat", uint64(f.Heartbeat))
 	}
@@ -188,7 +189,7 @@ func jsonType(fields map[string]json.RawMessage) (FrameType, error) {
 	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &name) != nil {
 		return 0, fmt.Errorf("%w: \"type\" is not a string", ErrBadJSON)
 	}
-	for t := TypeRequest; t <= TypeResume; t++ {
+	for t := TypeRequest; t <= TypeHello; t++ {
 		if t.String() == name {
 			return t, nil
 		}
@@ -205,10 +206,10 @@ func jsonFieldAllowed(t FrameType, name string) bool {
 	case "action":
 		return t == TypeRequest || t == TypePush
 	case "seq":
-		return t == TypePush || t == TypeAck || t == TypeHello || t == TypeResume
+		return t == TypePush || t == TypeAck || t == TypeHello
 	case "code", "message":
 		return t == TypeError
-	case "conn", "user", "maxMessage", "heartbeat":
+	case "conn", "user", "epoch", "maxMessage", "heartbeat":
 		return t == TypeHello
 	case "data", "json", "text":
 		return t == TypeRequest || t == TypeReply || t == TypePush
@@ -226,6 +227,7 @@ func (d *jsonDecoder) frame(t FrameType, f *Frame) {
 	f.ID = uint32(d.uint("id", 32))
 	f.Action = Action(d.uint("action", 32))
 	f.Seq = d.uint("seq", 64)
+	f.Epoch = d.uint("epoch", 64)
 	f.Code = ErrorCode(d.uint("code", 16))
 	f.MaxMessage = uint32(d.uint("maxMessage", 32))
 	f.Heartbeat = uint16(d.uint("heartbeat", 16))
