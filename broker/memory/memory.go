@@ -87,6 +87,16 @@ type userLog struct {
 	counted    int64 // what this log adds to Broker.total; > 0 iff listed
 	listedAt   int64 // pushedAt as of the last move on the list
 	prev, next *userLog
+
+	// Deliveries leave in the order of numbering: each publisher takes a
+	// ticket with its number (under the stripe lock) and waits until the
+	// tickets before it are served. order guards served; it is the user's
+	// own lock, so a delivery (which writes to sockets) never holds a lock
+	// that another user's push needs.
+	tickets uint64
+	order   sync.Mutex
+	turn    *sync.Cond
+	served  uint64
 }
 
 type histMsg struct {
@@ -151,6 +161,7 @@ func (st *stripe) logLocked(user string) *userLog {
 	l := st.logs[user]
 	if l == nil {
 		l = &userLog{user: user, epoch: newEpoch()}
+		l.turn = sync.NewCond(&l.order)
 		st.logs[user] = l
 	}
 	return l
@@ -165,9 +176,8 @@ func (st *stripe) dropIfIdleLocked(l *userLog) {
 }
 
 // Publish delivers m before returning. A message to a user is numbered and
-// copied into the history under the user's stripe lock, and delivered after
-// it is released: two concurrent pushes to one user may reach deliver out
-// of order, which the receiver sees as a gap and fills from History.
+// copied into the history under the user's stripe lock, and delivered
+// after it is released, in sequence order (inOrder).
 func (b *Broker) Publish(ctx context.Context, m *broker.Message) (int, error) {
 	if m.Target.User == "" {
 		return b.deliverTo(ctx, m)
@@ -178,6 +188,8 @@ func (b *Broker) Publish(ctx context.Context, m *broker.Message) (int, error) {
 	st.mu.Lock()
 	l := st.logLocked(user)
 	l.last++
+	ticket := l.tickets
+	l.tickets++
 	m.Epoch, m.Seq = l.epoch, l.last
 	kept := &broker.Message{Target: broker.Target{User: user}, Action: m.Action,
 		Payload: bytes.Clone(m.Payload), Epoch: m.Epoch, Seq: m.Seq}
@@ -185,7 +197,23 @@ func (b *Broker) Publish(ctx context.Context, m *broker.Message) (int, error) {
 	st.dropIfIdleLocked(l)
 	st.mu.Unlock()
 	b.enforceTotal(now)
-	return b.deliverTo(ctx, kept)
+	return l.inOrder(ticket, func() (int, error) { return b.deliverTo(ctx, kept) })
+}
+
+// inOrder runs deliver once every earlier ticket of l has been served, so
+// that concurrent publishers to one user reach deliver in the order of
+// their numbers.
+func (l *userLog) inOrder(ticket uint64, deliver func() (int, error)) (int, error) {
+	l.order.Lock()
+	defer l.order.Unlock()
+	for l.served != ticket {
+		l.turn.Wait()
+	}
+	defer func() {
+		l.served++
+		l.turn.Broadcast()
+	}()
+	return deliver()
 }
 
 func (b *Broker) deliverTo(ctx context.Context, m *broker.Message) (int, error) {

@@ -1,10 +1,11 @@
-// Package redisbroker is a wsgate.Broker that shares pushes, per-user
+// Package redis is a broker.Broker that shares pushes, per-user epochs,
 // sequences and history, acknowledgements and presence between gateway
 // nodes through one Redis server, so that any node can push to any user or
 // topic and a client can reconnect to any node — no sticky sessions — and
-// still get every push it missed, exactly once and in order.
+// still get every push it missed, exactly once and in order, or be told
+// what is lost.
 //
-//	b, err := redisbroker.New(redisbroker.Options{URL: "redis://10.0.0.5:6379/0"})
+//	b, err := redis.New(redis.Options{URL: "redis://10.0.0.5:6379/0"})
 //	if err != nil { ... }
 //	defer b.Close()
 //	srv, err := wsgate.New(wsgate.Config{Authenticate: verify, Broker: b})
@@ -16,26 +17,38 @@
 //
 // Every push goes through one pub/sub channel, "<prefix>:push", which every
 // node subscribes to and delivers from to its own connections. A push to a
-// user runs one Lua script that increments the user's sequence, appends the
-// push to the user's history stream (trimmed to HistorySize entries and
-// HistoryTTL) and publishes it: Redis runs scripts one at a time, so the
-// order of the channel is the order of the sequence, and a push is in the
-// history before any node can deliver it. A resuming client reads the
-// stream (XRANGE) on whichever node it reached. Keys:
+// user runs one Lua script that numbers it in the user's epoch, appends it
+// to the user's history stream (trimmed by count, bytes and age) and
+// publishes it: Redis runs scripts one at a time, so the order of the
+// channel is the order of the sequence, and a push is in the history before
+// any node can deliver it. A resuming client reads the stream (XRANGE) on
+// whichever node it reached. Keys:
 //
-//	<prefix>:u:{<user>}        hash: seq (last sequence), ack (highest acknowledged)
-//	<prefix>:u:{<user>}:log    stream: one entry per retained push
+//	<prefix>:meta              hash: gen (store generation), wm (write mark: pushes so far)
+//	<prefix>:u:{<user>}        hash: ep (epoch), g (its generation), seq, ack, b (bytes retained)
+//	<prefix>:u:{<user>}:log    stream: one entry per retained push, ids from the publisher's clock
 //	<prefix>:node:<id>         hash: this node's connections per user
 //	<prefix>:nodes             sorted set: node ids by expiry of their presence
-//	<prefix>:epoch             random value that tells a restarted Redis apart
 //
-// The braces put a user's keys in one Redis Cluster slot; the package itself
-// talks to a single Redis server (or a proxy in front of a cluster).
+// The braces put a user's keys in one Redis Cluster slot, but every push
+// also touches the meta hash: the package talks to a single Redis server
+// (with replicas and failover if you like).
 //
-// Acknowledgements and presence are written in batches every FlushInterval,
-// since they are reported where nothing may wait for the network. A node's
-// presence hash expires three flush intervals after its last write, so the
-// connections of a crashed node stop counting by themselves.
+// # A store that comes back older
+//
+// Every node remembers the highest write mark it has seen (from its own
+// scripts, from every channel message, and from a check every
+// FlushInterval). Each script first compares the store's mark with the
+// caller's: a store whose mark is lower came back from an older snapshot,
+// or failed over to a lagging replica, and one without a generation lost
+// its data. Either way the script starts a new generation, and every user
+// gets a new epoch at its next use, before any number is handed out again.
+// Connections holding an old epoch are closed with 1012 when their user's
+// next push arrives; their clients resume and are told what is lost. A
+// store that came back older than every node still running knows is caught
+// one step later: the first connection whose client holds more than the
+// store sees its sequence numbered twice, tells its client, and raises the
+// store's sequence above it.
 //
 // # Lifecycle and failures
 //
@@ -51,20 +64,19 @@
 // exponential backoff. Pushes published by other nodes while this node's
 // subscription was down are not delivered live; sequenced ones are found by
 // the next push to the same user (the connection sees the gap and fetches
-// the history) or by the client's next resume. If Redis comes back empty —
-// restarted without persistence — the sequences begin again, so the
-// subscriber, which recognises the new Redis by its epoch key, has the
-// Server close its sequenced connections with 1012; their clients resume
-// and the resume raises each user's sequence above what the client holds.
-// Run Redis with appendonly yes if that should not happen.
+// the history) or by the client's next resume. A Redis that comes back
+// empty or older is handled as above. A new connection whose user's
+// position cannot be read is closed with 1013 (try again later).
 //
 // # Memory
 //
-// Redis holds, per user pushed to, a small hash for StateTTL (30 days)
-// after the last push, ack or resume, and at most HistorySize pushes for at
-// most HistoryTTL. The per-user and global byte bounds of the in-memory
-// broker do not apply: bound the payloads with the push API's limit and
-// Redis itself with maxmemory (volatile-ttl keeps the newest state). Each
-// node also keeps its connected users and their connection counts (a map
-// entry per connected user) to rewrite its presence after Redis restarts.
-package redisbroker
+// Redis holds, per user connected or pushed to, a small hash for StateTTL
+// (30 days) after the last push, ack or connection, and at most
+// HistorySize pushes and HistoryBytes payload bytes for at most HistoryTTL
+// (24 hours) per user. Bound Redis as a whole with maxmemory and the
+// volatile-lru policy: every key of this package but the meta hash has a
+// TTL, and a user whose keys are evicted gets a new epoch, so eviction is
+// reported to clients as lost pushes, never silent. Each node also keeps
+// its connected users and their connection counts (a map entry per
+// connected user) to rewrite its presence after Redis restarts.
+package redis
