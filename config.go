@@ -10,6 +10,8 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/wsgate/wsgate/broker"
+	"github.com/wsgate/wsgate/broker/memory"
 	"github.com/wsgate/wsgate/websocket"
 )
 
@@ -102,11 +104,12 @@ type Config struct {
 	// disables it. Exceeding it gets HTTP 429 with Retry-After.
 	HandshakeRate float64
 
-	// Broker shares pushes, per-user sequences, history, acks and presence
-	// between gateway nodes (redisbroker.New). nil keeps them in this
-	// Server's memory: a single node. With a Broker the History* settings
-	// below are the broker's business and are ignored here.
-	Broker Broker
+	// Broker numbers, keeps and carries pushes, and shares them, per-user
+	// epochs and sequences, history, acks and presence between gateway
+	// nodes (package broker/redis). nil keeps them in this Server's memory
+	// (package broker/memory): a single node. With a Broker the History*
+	// settings below are the broker's business and are ignored here.
+	Broker broker.Broker
 	// HistorySize bounds the pushes kept per user for clients that resume
 	// after a reconnect (see Publish). Default 256; negative keeps none
 	// (pushes to users are still numbered, and a resume then only learns
@@ -117,13 +120,14 @@ type Config struct {
 	// queue closes the connection as a slow consumer.
 	HistoryBytes int64
 	// HistoryTTL is how long a push is kept for resuming clients. Default
-	// 10 minutes.
+	// 24 hours (HistoryMemory still bounds the total).
 	HistoryTTL time.Duration
 	// HistoryMemory bounds the history of all users together, in bytes
 	// (payloads plus about 64 bytes per push and 192 per user); beyond it
 	// the users pushed to least recently lose their history first. Default
-	// 128 MiB. A user's sequence and ack outlive its history while the user
-	// is connected here; the state of others is forgotten with it.
+	// 128 MiB. A user's epoch, sequence and ack outlive its history while
+	// the user is connected here; the state of others is forgotten with it,
+	// and their next push starts a new epoch (resuming clients are told).
 	HistoryMemory int64
 
 	// Fallback handles actions that have no registered handler. nil replies
@@ -173,7 +177,7 @@ const (
 	defaultShutdownTimeout    = 10 * time.Second
 	defaultHistorySize        = 256
 	defaultHistoryBytes       = 512 << 10
-	defaultHistoryTTL         = 10 * time.Minute
+	defaultHistoryTTL         = 24 * time.Hour
 	defaultHistoryMemory      = 128 << 20
 )
 
@@ -250,7 +254,8 @@ func (c *Config) validate() error {
 	return nil
 }
 
-// historyLimits are the in-memory broker's bounds.
-func (c *Config) historyLimits() historyLimits {
-	return historyLimits{size: max(c.HistorySize, 0), bytes: c.HistoryBytes, ttl: c.HistoryTTL, total: c.HistoryMemory}
+// memoryOptions are the bounds of the in-memory broker a Server without a
+// Broker makes.
+func (c *Config) memoryOptions() memory.Options {
+	return memory.Options{Size: max(c.HistorySize, 0), Bytes: c.HistoryBytes, TTL: c.HistoryTTL, Total: c.HistoryMemory}
 }

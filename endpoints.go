@@ -105,7 +105,15 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	sess := &session{id: s.ids.newID(), identity: id}
-	s.readCursor(r, sess)
+	if v := r.URL.Query().Get(wire.ResumeParam); v != "" {
+		epoch, seq, err := wire.ParseResume(v)
+		if err != nil {
+			s.ctr.rejInvalid.Add(1)
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		sess.epoch, sess.seq, sess.resuming = epoch, seq, true
+	}
 	_, err := s.ws.Accept(w, r, &websocket.AcceptOptions{
 		Subprotocols: wsSubprotocols, CheckOrigin: s.allowOrigin, Value: sess,
 	})
@@ -195,23 +203,6 @@ func (s *Server) allowOrigin(r *http.Request) bool {
 		return false
 	}
 	return strings.EqualFold(u.Host, r.Host)
-}
-
-// readCursor fetches, for a full-form client of a shared Broker, its user's
-// last sequence for the hello, here on the HTTP goroutine because it may
-// wait for the network and onOpen must not. The in-memory broker is read
-// in onOpen instead. When the broker is unreachable the hello says 0 and
-// the client's resume sorts things out once it is back.
-func (s *Server) readCursor(r *http.Request, sess *session) {
-	if s.local || sess.identity.UserID == "" || !offersFullForm(r) {
-		return
-	}
-	c, err := s.broker.Cursor(r.Context(), sess.identity.UserID)
-	if err != nil {
-		s.cfg.Logger.Warn("wsgate: reading the user's sequence", "user", sess.identity.UserID, "err", err)
-		return
-	}
-	sess.seq = c.Last
 }
 
 // offersFullForm reports whether the handshake offers a subprotocol of the

@@ -3,6 +3,7 @@ package wsgate
 import (
 	"errors"
 
+	"github.com/wsgate/wsgate/broker"
 	"github.com/wsgate/wsgate/websocket"
 	"github.com/wsgate/wsgate/wire"
 )
@@ -12,7 +13,7 @@ var (
 	ErrServerClosed = errors.New("wsgate: server closed")
 	// ErrNotConnected is returned by Push and Disconnect when the target
 	// connection is not open.
-	ErrNotConnected = errors.New("wsgate: not connected")
+	ErrNotConnected = broker.ErrNotConnected
 	// ErrSlowConsumer is the cause recorded when a connection is closed with
 	// 4000 because its send queue was full.
 	ErrSlowConsumer = errors.New("wsgate: slow consumer")

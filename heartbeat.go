@@ -6,8 +6,8 @@ import (
 	"time"
 )
 
-// startBackground starts the heartbeat goroutine and a shared Broker's Run
-// with the first connection, so that New starts nothing and a Server only
+// startBackground starts the heartbeat goroutine and the Broker's Run with
+// the first connection, so that New starts nothing and a Server only
 // mounted through Handler() still pings and receives other nodes' pushes.
 // It does nothing once running or after Shutdown.
 func (s *Server) startBackground() {
@@ -19,23 +19,21 @@ func (s *Server) startBackground() {
 	s.heartbeatStop = make(chan struct{})
 	s.heartbeatDone = make(chan struct{})
 	go s.heartbeat(s.heartbeatStop, s.heartbeatDone)
-	if !s.local {
-		var ctx context.Context
-		ctx, s.brokerStop = context.WithCancel(context.Background())
-		s.brokerDone = make(chan struct{})
-		go s.runBroker(ctx, s.brokerDone)
-	}
+	var ctx context.Context
+	ctx, s.brokerStop = context.WithCancel(context.Background())
+	s.brokerDone = make(chan struct{})
+	go s.runBroker(ctx, s.brokerDone)
 }
 
-// runBroker runs the shared Broker until ctx ends.
+// runBroker runs the Broker until ctx ends.
 func (s *Server) runBroker(ctx context.Context, done chan<- struct{}) {
 	defer close(done)
-	if err := s.broker.Run(ctx, s.deliver, s.resetSequences); err != nil {
+	if err := s.broker.Run(ctx); err != nil {
 		s.cfg.Logger.Error("wsgate: broker stopped", "err", err)
 	}
 }
 
-// stopBroker ends the shared Broker's Run and waits for it, bounded by ctx.
+// stopBroker ends the Broker's Run and waits for it, bounded by ctx.
 func (s *Server) stopBroker(ctx context.Context) error {
 	s.mu.Lock()
 	stop, done := s.brokerStop, s.brokerDone
@@ -93,9 +91,5 @@ func (s *Server) heartbeat(stop <-chan struct{}, done chan<- struct{}) {
 			_ = sess.conn.Ping(nil) // fails only when closing; onClose unregisters it
 		}
 		clear(*snap)
-		s.releaseExpired()
-		if s.mem != nil {
-			s.mem.sweep()
-		}
 	}
 }

@@ -223,3 +223,25 @@ func handle(t *testing.T, a wire.Action, h wsgate.HandlerFunc) func(*wsgate.Serv
 
 // anon is the configuration most tests start from.
 func anon() wsgate.Config { return wsgate.Config{InsecureNoAuth: true} }
+
+// readCloseReason reads until the connection ends and returns the close
+// frame's code and reason.
+func readCloseReason(t *testing.T, c *websocket.Conn) (websocket.StatusCode, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	for {
+		_, _, err := c.Read(ctx)
+		if err == nil {
+			continue
+		}
+		if ctx.Err() != nil {
+			t.Fatal("connection did not close")
+		}
+		var ce *websocket.CloseError
+		if errors.As(err, &ce) {
+			return ce.Code, ce.Reason
+		}
+		return websocket.CloseStatus(err), ""
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"sync"
 
+	"github.com/wsgate/wsgate/broker"
 	"github.com/wsgate/wsgate/websocket"
 	"github.com/wsgate/wsgate/wire"
 )
@@ -48,8 +49,10 @@ type PushResult struct {
 	// -1 with a shared Broker, where every node delivers it after Publish
 	// returns.
 	Delivered int
-	// Seq is the sequence number a push to Target.User got; 0 otherwise.
-	Seq uint64
+	// Epoch and Seq place a push to Target.User in the user's sequence;
+	// 0 otherwise.
+	Epoch uint64
+	Seq   uint64
 }
 
 // Publish sends payload under action to the target's connections. The
@@ -79,20 +82,15 @@ func (s *Server) Publish(ctx context.Context, to Target, action wire.Action, pay
 	if err := ctx.Err(); err != nil {
 		return PushResult{}, err
 	}
-	if s.local && to.User == "" && len(to.Users) == 0 {
-		// Nothing to number or share: straight to the fanout, which then
-		// costs the same few allocations for any number of recipients.
-		n, err := s.fanout(ctx, to, action, payload)
-		return PushResult{Delivered: n}, err
-	}
 	if len(to.Users) == 0 {
-		m := Message{Target: to, Action: action, Payload: payload}
+		m := broker.Message{Target: broker.Target{Conn: to.Conn, User: to.User, Topic: to.Topic, All: to.All},
+			Action: action, Payload: payload}
 		n, err := s.publish(ctx, &m)
-		return PushResult{Delivered: n, Seq: m.Seq}, err
+		return PushResult{Delivered: n, Epoch: m.Epoch, Seq: m.Seq}, err
 	}
 	var r PushResult
 	for _, u := range to.Users {
-		m := Message{Target: Target{User: u}, Action: action, Payload: payload}
+		m := broker.Message{Target: broker.Target{User: u}, Action: action, Payload: payload}
 		n, err := s.publish(ctx, &m)
 		if err != nil {
 			return r, err
@@ -102,12 +100,12 @@ func (s *Server) Publish(ctx context.Context, to Target, action wire.Action, pay
 	return r, nil
 }
 
-// publish hands m to the broker. A shared broker's failure means that no
-// node will deliver m: it is ErrUnavailable, which the HTTP API answers
-// with 503.
-func (s *Server) publish(ctx context.Context, m *Message) (int, error) {
+// publish hands m to the broker. A broker's failure means that no node
+// will deliver m: it is ErrUnavailable, which the HTTP API answers with
+// 503; a push to a connection that is nowhere is ErrNotConnected.
+func (s *Server) publish(ctx context.Context, m *broker.Message) (int, error) {
 	n, err := s.broker.Publish(ctx, m)
-	if err != nil && !s.local && !errors.Is(err, ErrNotConnected) {
+	if err != nil && !errors.Is(err, ErrNotConnected) {
 		return n, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return n, err
@@ -123,11 +121,12 @@ func sumDelivered(a, b int) int {
 
 // deliver is the DeliverFunc of this Server: it hands a message from the
 // broker to the connections on this node.
-func (s *Server) deliver(ctx context.Context, m *Message) (int, error) {
+func (s *Server) deliver(ctx context.Context, m *broker.Message) (int, error) {
 	if m.Target.User != "" {
 		return s.deliverUser(m)
 	}
-	return s.fanout(ctx, m.Target, m.Action, m.Payload)
+	to := Target{Conn: m.Target.Conn, Topic: m.Target.Topic, All: m.Target.All}
+	return s.fanout(ctx, to, m.Action, m.Payload)
 }
 
 // fanout delivers an unsequenced push to this node's connections.
@@ -148,6 +147,7 @@ type pusher struct {
 	action  wire.Action
 	payload []byte
 	seq     uint64 // the full forms' sequence number; 0 = unsequenced
+	queue   bool   // only queue (under a sync lock): the caller settles each connection
 	frames  [numForms]*websocket.PreparedMessage
 	framed  bool
 	err     error // framing error; stops the push
@@ -260,9 +260,17 @@ func (p *pusher) send(sess *session) int {
 	if pm == nil {
 		return 0
 	}
-	switch err := sess.conn.WritePrepared(pm); {
+	var err error
+	if p.queue {
+		err = sess.conn.Enqueue(pm)
+	} else {
+		err = sess.conn.WritePrepared(pm)
+	}
+	switch {
 	case err == nil:
 		return 1
+	case errors.Is(err, websocket.ErrWriteQueueFull) && p.queue:
+		p.s.markSlow(sess)
 	case errors.Is(err, websocket.ErrWriteQueueFull):
 		p.s.dropSlow(sess)
 	}
@@ -306,10 +314,10 @@ func (s *Server) Presence(userID string) int {
 // UserStatus returns userID's open connections on every node, the last
 // sequence number of a push to the user and the highest one a client of the
 // user acknowledged.
-func (s *Server) UserStatus(ctx context.Context, userID string) (UserStatus, error) {
+func (s *Server) UserStatus(ctx context.Context, userID string) (broker.UserStatus, error) {
 	st, err := s.broker.Status(ctx, userID)
 	if err != nil {
-		return UserStatus{}, fmt.Errorf("wsgate: status of %q: %w", userID, err)
+		return broker.UserStatus{}, fmt.Errorf("wsgate: status of %q: %w", userID, err)
 	}
 	st.Conns += s.reg.userCount(userID)
 	return st, nil

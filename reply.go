@@ -50,6 +50,17 @@ func (s *Server) sendFrameError(sess *session, asJSON bool, id uint32, code wire
 
 // writeFrame encodes f as binary or JSON and sends it.
 func (s *Server) writeFrame(sess *session, asJSON bool, f *wire.Frame) {
+	s.encodeFrame(sess, asJSON, f, false)
+}
+
+// queueFrame is writeFrame for a caller that holds a sync lock: the frame
+// is only queued, and the caller settles sess once it has unlocked. A full
+// queue marks sess slow; settle closes it.
+func (s *Server) queueFrame(sess *session, asJSON bool, f *wire.Frame) {
+	s.encodeFrame(sess, asJSON, f, true)
+}
+
+func (s *Server) encodeFrame(sess *session, asJSON bool, f *wire.Frame, queue bool) {
 	buf := s.getScratch()
 	defer s.putScratch(buf)
 	var err error
@@ -65,7 +76,13 @@ func (s *Server) writeFrame(sess *session, asJSON bool, f *wire.Frame) {
 		s.cfg.Logger.Error("wsgate: encoding frame", "conn", sess.id, "err", err)
 		return
 	}
-	s.write(sess, typ, *buf)
+	if !queue {
+		s.write(sess, typ, *buf)
+		return
+	}
+	if err := sess.conn.EnqueueMessage(typ, *buf); errors.Is(err, websocket.ErrWriteQueueFull) {
+		s.markSlow(sess)
+	}
 }
 
 // write queues one message on sess without blocking; the engine copies b. A full queue makes the
@@ -80,10 +97,20 @@ func (s *Server) write(sess *session, typ websocket.MessageType, b []byte) {
 // dropSlow closes sess with 4000 and counts it once, however many writes
 // found its queue full.
 func (s *Server) dropSlow(sess *session) {
-	if sess.slow.CompareAndSwap(false, true) {
-		s.ctr.slowConsumers.Add(1)
+	if s.markSlow(sess) {
 		_ = sess.conn.Close(closeSlowConsumer, "slow consumer") // already closing is fine
 	}
+}
+
+// markSlow records that sess is a slow consumer, once, and reports whether
+// this call did; the close is the caller's (dropSlow, or settle after a
+// sync lock).
+func (s *Server) markSlow(sess *session) bool {
+	if sess.slow.CompareAndSwap(false, true) {
+		s.ctr.slowConsumers.Add(1)
+		return true
+	}
+	return false
 }
 
 // maxPooledScratch is the largest encode buffer kept for reuse.

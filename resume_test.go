@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate"
+	"github.com/wsgate/wsgate/broker"
 	"github.com/wsgate/wsgate/client"
 	"github.com/wsgate/wsgate/internal/gatewaytest"
 	"github.com/wsgate/wsgate/internal/leakcheck"
@@ -51,17 +52,12 @@ func TestSDKResumeAfterOffline(t *testing.T) {
 		OnPush:  func(p client.Push) { pushes <- p },
 		Backoff: wire.Backoff{Base: 400 * time.Millisecond},
 	})
-	// The fresh client's resume (from the hello's 0) would replay a push
-	// made before it is handled; wait so that only the offline ones are.
-	gatewaytest.WaitFor(t, "the first resume", func() bool { return ts.Stats().Resumed == 1 })
 	if got := pushSeq(t, ts, "alice", "p1"); got != 1 {
 		t.Fatalf("first push: got seq %d, want 1", got)
 	}
 	if p := recvPush(t, pushes); p.Seq != 1 || string(p.Payload) != "p1" {
 		t.Fatalf("live push: got seq %d %q, want 1 \"p1\"", p.Seq, p.Payload)
 	}
-	// p1 may have come as part of the first resume's replay (Resumed counts
-	// a resume when it starts), live or from the history: count from here.
 	replayedBefore := ts.Stats().Replayed
 	first := c.Hello().ConnID
 	if err := ts.Disconnect(first, wire.CloseGoingAway, "test"); err != nil {
@@ -87,7 +83,7 @@ func TestSDKResumeAfterOffline(t *testing.T) {
 	if p := recvPush(t, pushes); p.Seq != 12 || string(p.Payload) != "p12" {
 		t.Fatalf("live push after resume: got seq %d %q, want 12 \"p12\"", p.Seq, p.Payload)
 	}
-	if st := ts.Stats(); st.Replayed-replayedBefore != 10 || st.Resumed != 2 || st.Lost != 0 {
+	if st := ts.Stats(); st.Replayed-replayedBefore != 10 || st.Resumed != 1 || st.Lost != 0 {
 		t.Errorf("Stats: got replayed %d after the reconnect, resumed %d, lost %d; want 10, 2, 0",
 			st.Replayed-replayedBefore, st.Resumed, st.Lost)
 	}
@@ -103,9 +99,9 @@ func TestSDKResumeAfterOffline(t *testing.T) {
 // sequence exactly: no gap, no duplicate, no reordering, no loss notice.
 // Push number i carries the payload strconv.Itoa(i).
 type follower struct {
-	url, user string
-	last      uint64
-	conns     int
+	url, user   string
+	epoch, last uint64 // epoch 0: none yet, so the first resume asks for everything
+	conns       int
 }
 
 // follow reads until it has push total or the deadline passes.
@@ -126,7 +122,8 @@ func (f *follower) follow(total uint64, deadline time.Time) error {
 func (f *follower) session(total uint64, deadline time.Time, n int) error {
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, f.url, nil, &websocket.DialOptions{
+	url := f.url + "?" + wire.ResumeParam + "=" + string(wire.FormatResume(nil, f.epoch, f.last))
+	c, _, err := websocket.Dial(ctx, url, nil, &websocket.DialOptions{
 		Header: http.Header{"X-User": {f.user}}, Subprotocols: []string{wire.Subprotocol},
 	})
 	if err != nil {
@@ -137,10 +134,6 @@ func (f *follower) session(total uint64, deadline time.Time, n int) error {
 		_ = c.CloseNow() // an abrupt end, like a lost network
 		<-c.Done()
 	}()
-	resume, _ := wire.AppendFrame(nil, &wire.Frame{Type: wire.TypeResume, Seq: f.last})
-	if err := c.Write(ctx, websocket.BinaryMessage, resume); err != nil {
-		return fmt.Errorf("resume: %w", err)
-	}
 	for read := 0; read <= n && f.last < total; {
 		_, data, err := c.Read(ctx)
 		if err != nil {
@@ -152,6 +145,10 @@ func (f *follower) session(total uint64, deadline time.Time, n int) error {
 		}
 		switch {
 		case fr.Type == wire.TypeHello:
+			if f.epoch != 0 && fr.Epoch != f.epoch {
+				return fmt.Errorf("hello: epoch %d, want %d", fr.Epoch, f.epoch)
+			}
+			f.epoch = fr.Epoch
 			read++ // the hello is the first frame; count it so n = 1 drops right after it
 		case fr.Type != wire.TypePush:
 			return fmt.Errorf("unexpected %s frame (code %d %q) after %d", fr.Type, fr.Code, fr.Payload, f.last)
@@ -266,13 +263,12 @@ func TestSDKResumeUnderConcurrentPushes(t *testing.T) {
 	}
 }
 
-// rawResume dials the binary full form as user, sends resume(seq) first
-// and returns the connection after its hello.
-func rawResume(t *testing.T, ts *testServer, user string, seq uint64) (*websocket.Conn, wire.Frame) {
+// rawResume dials the binary full form as user, resuming from seq of
+// epoch, and returns the connection after its hello.
+func rawResume(t *testing.T, ts *testServer, user string, epoch, seq uint64) (*websocket.Conn, wire.Frame) {
 	t.Helper()
-	c := dial(t, ts.wsURL("/ws"), &websocket.DialOptions{Header: http.Header{"X-User": {user}}, Subprotocols: []string{wire.Subprotocol}})
-	resume, _ := wire.AppendFrame(nil, &wire.Frame{Type: wire.TypeResume, Seq: seq})
-	write(t, c, websocket.BinaryMessage, resume)
+	url := ts.wsURL("/ws") + "?" + wire.ResumeParam + "=" + string(wire.FormatResume(nil, epoch, seq))
+	c := dial(t, url, &websocket.DialOptions{Header: http.Header{"X-User": {user}}, Subprotocols: []string{wire.Subprotocol}})
 	hello := readFrame(t, c)
 	if hello.Type != wire.TypeHello {
 		t.Fatalf("first frame: got %+v, want hello", hello)
@@ -288,9 +284,13 @@ func TestResumeAfterEviction(t *testing.T) {
 	for i := 1; i <= 5; i++ {
 		pushSeq(t, ts, "dave", strconv.Itoa(i))
 	}
-	c, hello := rawResume(t, ts, "dave", 1)
-	if hello.Seq != 5 {
-		t.Errorf("hello: got seq %d, want 5", hello.Seq)
+	st, err := ts.UserStatus(context.Background(), "dave")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, hello := rawResume(t, ts, "dave", st.Epoch, 1)
+	if hello.Seq != 5 || hello.Epoch != st.Epoch {
+		t.Errorf("hello: got seq %d epoch %d, want 5, %d", hello.Seq, hello.Epoch, st.Epoch)
 	}
 	if f := readFrame(t, c); f.Type != wire.TypeError || f.ID != 0 || f.Code != wire.CodePushesLost ||
 		!bytes.Contains(f.Payload, []byte("pushes 2 to 2 are no longer retained")) {
@@ -306,15 +306,18 @@ func TestResumeAfterEviction(t *testing.T) {
 	}
 }
 
-// TestResumeAheadOfServer is a client that holds sequences this server
-// never assigned (the server restarted): it is told, and numbering
-// continues above what it has instead of being dropped as duplicates.
+// TestResumeAheadOfServer is a client that holds sequences of its epoch
+// that the store never assigned (it came back older): it is told, and
+// numbering continues above what it has instead of being dropped as
+// duplicates.
 func TestResumeAheadOfServer(t *testing.T) {
 	leakcheck.Check(t)
 	ts := startServer(t, userAuth())
-	c, _ := rawResume(t, ts, "erin", 50)
-	if f := readFrame(t, c); f.Type != wire.TypeError || f.Code != wire.CodePushesLost {
-		t.Errorf("got %+v, want a pushes-lost notice", f)
+	_, first := rawResume(t, ts, "erin", 0, 0) // stays open: the epoch lives while erin is connected
+	c, _ := rawResume(t, ts, "erin", first.Epoch, 50)
+	if f := readFrame(t, c); f.Type != wire.TypeError || f.Code != wire.CodePushesLost ||
+		!bytes.Contains(f.Payload, []byte("is behind the client's (50)")) {
+		t.Errorf("got %+v %q, want a pushes-lost notice", f, f.Payload)
 	}
 	if got := pushSeq(t, ts, "erin", "x"); got != 51 {
 		t.Errorf("next push: got seq %d, want 51", got)
@@ -332,8 +335,7 @@ func TestSequencedForms(t *testing.T) {
 	ts := startServer(t, userAuth())
 	pushSeq(t, ts, "fay", "old") // seq 1, before anyone connected
 	simpleConn := as(t, ts, "fay")
-	jsonConn := dial(t, ts.wsURL("/ws"), &websocket.DialOptions{Header: http.Header{"X-User": {"fay"}}, Subprotocols: []string{wire.SubprotocolJSON}})
-	write(t, jsonConn, websocket.TextMessage, []byte(`{"type":"resume","seq":0}`))
+	jsonConn := dial(t, ts.wsURL("/ws")+"?resume=0.0", &websocket.DialOptions{Header: http.Header{"X-User": {"fay"}}, Subprotocols: []string{wire.SubprotocolJSON}})
 	if typ, got := read(t, jsonConn); typ != websocket.TextMessage || !bytes.Contains(got, []byte(`"type":"hello"`)) || !bytes.Contains(got, []byte(`"seq":1`)) {
 		t.Fatalf("JSON hello: got %s", got)
 	}
@@ -357,7 +359,7 @@ func TestSequencedForms(t *testing.T) {
 func TestAcks(t *testing.T) {
 	leakcheck.Check(t)
 	ts := startServer(t, userAuth())
-	c, _ := rawResume(t, ts, "gus", 0)
+	c, _ := rawResume(t, ts, "gus", 0, 0)
 	for i := 1; i <= 3; i++ {
 		pushSeq(t, ts, "gus", "m")
 		readFrame(t, c)
@@ -372,10 +374,10 @@ func TestAcks(t *testing.T) {
 		t.Fatalf("got %+v, want the ping reply", f)
 	}
 	st, err := ts.UserStatus(context.Background(), "gus")
-	if err != nil || st != (wsgate.UserStatus{Conns: 1, Seq: 3, Acked: 2}) {
+	if err != nil || st.Epoch == 0 || st != (broker.UserStatus{Conns: 1, Epoch: st.Epoch, Seq: 3, Acked: 2}) {
 		t.Errorf("UserStatus: got %+v, %v; want 1 conn, seq 3, acked 2", st, err)
 	}
-	if st, _ := ts.UserStatus(context.Background(), "nobody"); st != (wsgate.UserStatus{}) {
+	if st, _ := ts.UserStatus(context.Background(), "nobody"); st != (broker.UserStatus{}) {
 		t.Errorf("UserStatus of an unknown user: got %+v, want zero", st)
 	}
 }

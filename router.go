@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/wsgate/wsgate/broker"
 	"github.com/wsgate/wsgate/websocket"
 	"github.com/wsgate/wsgate/wire"
 )
@@ -51,7 +52,7 @@ type replyTo struct {
 // handler right here (runHandler).
 func (s *Server) onMessage(c *websocket.Conn, typ websocket.MessageType, data []byte) {
 	sess, ok := sessionOf(c)
-	if !ok || !s.takeToken(sess) {
+	if !ok || s.freeAck(sess, typ, data) || !s.takeToken(sess) {
 		return
 	}
 	switch {
@@ -94,22 +95,49 @@ func (s *Server) routeSimple(sess *session, data []byte) {
 	s.dispatch(sess, replyTo{enc: encSimple, action: action}, action, payload)
 }
 
+// freeAck handles a binary ack that moves the client's acknowledged
+// position forward, without charging it to MessageRate: a client that
+// acks every push it gets must not be closed for it. Every other message,
+// a repeated or out-of-range ack included, pays its token.
+func (s *Server) freeAck(sess *session, typ websocket.MessageType, data []byte) bool {
+	if typ != websocket.BinaryMessage || sess.form == formSimple || !sequenced(sess) {
+		return false
+	}
+	var f wire.Frame
+	if len(data) == 0 || wire.FrameType(data[0]) != wire.TypeAck || wire.DecodeFrame(data, &f) != nil {
+		return false
+	}
+	return s.ack(sess, f.Seq)
+}
+
+// ack records a client's acknowledgement in its connection's epoch and
+// reports whether it moved the connection's acknowledged position: an ack
+// of nothing new, or of a push this connection was never sent, is ignored.
+func (s *Server) ack(sess *session, seq uint64) bool {
+	st := s.syncs.stripe(sess.identity.UserID)
+	st.mu.Lock()
+	at, ok := broker.Position{Epoch: sess.epoch, Seq: seq}, seq > sess.acked && seq <= sess.seq
+	if ok {
+		sess.acked = seq
+	}
+	st.mu.Unlock()
+	if ok {
+		s.broker.Ack(sess.identity.UserID, at)
+	}
+	return ok
+}
+
 // routeFrame handles a full-form frame, binary or JSON (docs/PROTOCOL.md,
-// session rules). A malformed binary frame, a frame only a server may send
-// and a resume that is not the first frame are protocol errors (1002): the
-// two sides disagree about the protocol and cannot recover. A malformed JSON
-// frame is more likely a typo by a person at a terminal, so it gets an
-// error frame (request id 0) and the connection stays up; so does a simple-
-// form client's JSON frame other than a request.
+// session rules). A malformed binary frame and a frame only a server may
+// send are protocol errors (1002): the two sides disagree about the
+// protocol and cannot recover. A malformed JSON frame is more likely a typo
+// by a person at a terminal, so it gets an error frame (request id 0) and
+// the connection stays up; so does a simple-form client's JSON frame other
+// than a request.
 func (s *Server) routeFrame(sess *session, enc encoding, data []byte) {
-	first := !sess.started
-	sess.started = true
 	var f wire.Frame
 	if enc == encJSON {
 		if err := wire.DecodeJSON(data, &f); err != nil {
-			if first && sequenced(sess) {
-				s.onFirstFrame(sess, &f) // not a resume: no reason to hold its pushes
-			}
 			s.sendFrameError(sess, true, 0, wire.CodeBadRequest, err.Error())
 			return
 		}
@@ -121,30 +149,16 @@ func (s *Server) routeFrame(sess *session, enc encoding, data []byte) {
 		s.protocolError(sess, err.Error())
 		return
 	}
-	if f.Type == wire.TypeResume && !first {
-		s.protocolError(sess, "resume must be the first frame")
-		return
-	}
-	if first && sequenced(sess) && fromClient(f.Type) {
-		s.onFirstFrame(sess, &f)
-	}
 	switch f.Type {
 	case wire.TypeRequest:
 		s.dispatch(sess, replyTo{enc: enc, action: f.Action, id: f.ID}, f.Action, f.Payload)
 	case wire.TypeAck:
 		if sequenced(sess) {
-			s.broker.Ack(sess.identity.UserID, f.Seq)
+			s.ack(sess, f.Seq)
 		}
-	case wire.TypeResume:
-		// Handled above, as the first frame.
 	default:
 		s.protocolError(sess, "unexpected "+f.Type.String()+" frame from client")
 	}
-}
-
-// fromClient reports whether a client may send frames of type t.
-func fromClient(t wire.FrameType) bool {
-	return t == wire.TypeRequest || t == wire.TypeAck || t == wire.TypeResume
 }
 
 // protocolError closes sess with 1002; the engine cuts reason to fit the

@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -346,23 +349,36 @@ func TestHandleReserved(t *testing.T) {
 	}
 }
 
-func TestResumeMustComeFirst(t *testing.T) {
+// TestResumeFrameGone: an ack answers nothing; the resume frame of the
+// old protocol is a protocol error whose reason says where the position
+// goes now; a malformed resume parameter is refused before the upgrade.
+func TestResumeFrameGone(t *testing.T) {
 	leakcheck.Check(t)
 	ts := startServer(t, anon(), handle(t, 110, echoHandler))
-	resume, _ := wire.AppendFrame(nil, &wire.Frame{Type: wire.TypeResume, Seq: 41})
 	ack, _ := wire.AppendFrame(nil, &wire.Frame{Type: wire.TypeAck, Seq: 41})
 
 	c := dial(t, ts.wsURL("/ws"), fullForm)
 	readFrame(t, c) // hello
-	write(t, c, websocket.BinaryMessage, resume)
 	write(t, c, websocket.BinaryMessage, ack)
 	write(t, c, websocket.BinaryMessage, request(110, 1, "x"))
 	if f := readFrame(t, c); f.Type != wire.TypeReply || f.ID != 1 {
-		t.Errorf("request after resume and ack: got %+v, want reply 1 (neither answers)", f)
+		t.Errorf("request after an ack: got %+v, want reply 1 (the ack answers nothing)", f)
 	}
-	write(t, c, websocket.BinaryMessage, resume)
-	if got := readClose(t, c); got != websocket.StatusProtocolError {
-		t.Errorf("resume not first: got close %d, want 1002", got)
+	write(t, c, websocket.BinaryMessage, []byte{7, 0, 0, 0, 0, 0, 0, 0, 41})
+	code, reason := readCloseReason(t, c)
+	if code != websocket.StatusProtocolError || !strings.Contains(reason, "?resume=") {
+		t.Errorf("resume frame: got close %d %q, want 1002 naming ?resume=", code, reason)
+	}
+	for _, bad := range []string{"x", "1", "1.", ".1", "1.2.3", "-1.2", "18446744073709551616.1"} {
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		c, resp, err := websocket.Dial(ctx, ts.wsURL("/ws?resume="+url.QueryEscape(bad)), nil, fullForm)
+		cancel()
+		if err == nil {
+			_ = c.CloseNow()
+		}
+		if resp == nil || resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("resume=%q: got %v, %v; want HTTP 400", bad, resp, err)
+		}
 	}
 }
 

@@ -5,25 +5,33 @@ import (
 	"hash/maphash"
 	"strconv"
 	"sync"
-	"time"
 
+	"github.com/wsgate/wsgate/broker"
 	"github.com/wsgate/wsgate/wire"
 )
 
-// Sequenced delivery. A push to a user carries the user's next sequence
-// number (assigned by the Broker) to every full-form connection of the user.
-// Each such connection remembers the highest sequence queued to it
-// (session.seq) and moves through the states below; pushes that arrive
-// while it cannot take them live wait in a small per-connection buffer.
+// Sequenced delivery. A push to a user carries the user's epoch and next
+// sequence number (assigned by the Broker) to every full-form connection of
+// the user. Each such connection remembers its epoch and the highest
+// sequence queued to it (session.epoch, session.seq) and is either
+// replaying (reading the history; pushes wait in a small per-connection
+// buffer) or live.
 //
-// The ordering argument: the broker delivers one user's messages one at a
-// time, in sequence order, and they are recorded in the history before they
-// are delivered. A connection that starts a replay first switches to
-// buffering under the user's sync lock, then reads the history, then, under
-// the lock again, sends the history and the buffer, skipping every sequence
-// it already sent, and goes live. A message delivered before the switch is
-// in the history read after it; one delivered later is in the buffer or
-// arrives live: none is missed, none is sent twice, all leave in order.
+// The ordering argument: the broker delivers one user's messages to this
+// node one at a time per user, in sequence order or with gaps, and records
+// them in the history before delivering them. A connection that replays
+// first switches to buffering under the user's sync lock, then reads the
+// history, then, under the lock again, queues the history and the buffer,
+// skipping every sequence it already has, and goes live. A message
+// delivered before the switch is in the history read after it; one
+// delivered later is in the buffer or arrives live: none is missed, none is
+// sent twice, all leave in order. A live connection that sees a gap replays
+// again.
+//
+// Lock order, for the whole package: a user's sync stripe, then a registry
+// shard; the broker's own locks are never held while the Server is called.
+// No socket write happens under a sync stripe: frames are queued with
+// websocket.Conn.Enqueue under the lock and flushed after it (settle).
 
 // syncState is where a full-form connection of a user stands. It is guarded
 // by the user's sync lock.
@@ -31,18 +39,9 @@ type syncState uint8
 
 const (
 	syncOff       syncState = iota // not sequenced: simple form or anonymous
-	syncGreeting                   // registered, hello not yet queued: pushes are buffered
-	syncHeld                       // hello queued; buffering until the first frame says where to resume
-	syncReplaying                  // sending history; live pushes are buffered
-	syncLive                       // pushes are sent as they come, duplicates dropped
+	syncReplaying                  // reading history; live pushes are buffered
+	syncLive                       // pushes are sent as they come
 )
-
-// resumeWait is how long a connection is held for its resume frame before
-// live pushes flow anyway (Server.resumeWait; tests shorten it). The SDKs
-// send resume right after the handshake, so only a client that never speaks
-// first waits this long, and only when its user has retained history (or
-// the broker is shared).
-const resumeWait = 5 * time.Second
 
 // maxPending bounds the pushes buffered for one connection; beyond it they
 // are dropped (they are in the history) and the replay runs again.
@@ -55,7 +54,7 @@ const maxReplayRounds = 4
 const syncStripes = 256
 
 // syncTable holds the sync locks, one per stripe of users, and the buffers
-// of the connections that have one.
+// of the connections that replay.
 type syncTable struct {
 	seed    maphash.Seed
 	stripes [syncStripes]syncStripe
@@ -63,17 +62,15 @@ type syncTable struct {
 
 type syncStripe struct {
 	mu   sync.Mutex
-	pend map[*session]*pending // connections in syncGreeting, syncHeld or syncReplaying
+	pend map[*session]*pending // connections in syncReplaying
 	_    [40]byte              // keep neighbouring locks off one cache line
 }
 
 // pending is the buffer of one connection that cannot take pushes live.
 type pending struct {
-	since    int64      // server clock when the hold began; 0 = not held
-	msgs     []*Message // in sequence order
+	msgs     []*broker.Message // in delivery order
 	bytes    int
 	overflow bool // messages were dropped: the next replay must fetch them
-	unsure   bool // messages before the buffer may be missing (shared broker): release replays
 }
 
 func newSyncTable() *syncTable { return &syncTable{seed: maphash.MakeSeed()} }
@@ -100,141 +97,96 @@ func sequenced(sess *session) bool {
 	return sess.form != formSimple && sess.identity.UserID != ""
 }
 
-// greet queues the hello of a sequenced connection, with the user's last
-// sequence, and decides how pushes start flowing. exact says that nothing
-// could have been delivered between reading c and registering sess (the
-// in-memory broker, read after registration). A user with retained history
-// is held for the client's resume; so is every user of a shared broker,
-// whose cursor was read before registration.
-func (s *Server) greet(sess *session, c Cursor, exact bool) {
-	st := s.syncs.stripe(sess.identity.UserID)
-	st.mu.Lock()
-	s.sendHello(sess, c.Last)
-	sess.seq = c.Last
-	sess.ready.Store(true) // before unlocking: the next push must find it ready
-	replay := false
-	if c.Oldest != 0 || !exact {
-		sess.sync = syncHeld
-		p := st.pending(sess)
-		p.since, p.unsure = s.now(), !exact
+// greet runs in onOpen, before the client has its 101, for a sequenced
+// connection already registered as replaying: it reads where the client
+// stands (the history after its resume position, or just the user's
+// position), queues the hello, what the client missed and what was
+// buffered meanwhile, and puts the connection live. Nothing is held back
+// waiting for the client. It reports false when the broker could not be
+// read; the caller then closes the connection.
+func (s *Server) greet(sess *session, from *broker.Position) bool {
+	ctx, cancel := context.WithTimeout(s.handlerCtx, s.cfg.HandlerTimeout)
+	defer cancel()
+	user := sess.identity.UserID
+	var h broker.History
+	var err error
+	if from != nil {
+		h, err = s.broker.History(ctx, user, *from)
 	} else {
-		replay = s.releaseLocked(st, sess)
+		var p broker.Position
+		p, err = s.broker.Cursor(ctx, user)
+		h = broker.History{Epoch: p.Epoch, Last: p.Seq}
 	}
-	st.mu.Unlock()
-	if replay {
-		s.startReplay(sess, 0, s.local)
+	if err != nil {
+		s.cfg.Logger.Warn("wsgate: reading the user's position", "conn", sess.id, "user", user, "err", err)
+		return false
 	}
-}
-
-// onFirstFrame ends the hold of a sequenced connection: a resume asks for a
-// replay, any other frame says the client has nothing to resume.
-func (s *Server) onFirstFrame(sess *session, f *wire.Frame) {
-	if f.Type == wire.TypeResume {
-		s.resume(sess, f.Seq)
-		return
-	}
-	st := s.syncs.stripe(sess.identity.UserID)
+	st := s.syncs.stripe(user)
 	st.mu.Lock()
-	replay := sess.sync == syncHeld && s.releaseLocked(st, sess)
-	st.mu.Unlock()
-	if replay {
-		s.startReplay(sess, 0, s.local)
+	sess.epoch, sess.seq = h.Epoch, h.Last
+	if from != nil {
+		sess.seq = 0 // another epoch: the client gets all of this one
 	}
-}
-
-// resume replays the pushes after seq. A connection already live (it had
-// nothing to wait for) replays from what it was sent; one already
-// replaying (released by the hold's timeout) keeps that replay.
-func (s *Server) resume(sess *session, seq uint64) {
-	s.ctr.resumed.Add(1)
-	st := s.syncs.stripe(sess.identity.UserID)
-	st.mu.Lock()
-	switch sess.sync {
-	case syncHeld:
-		sess.seq = seq
-	case syncLive:
-		sess.seq = max(seq, sess.seq)
-	default:
-		st.mu.Unlock()
-		return
+	if from != nil && from.Epoch == h.Epoch {
+		sess.seq = from.Seq // above h.Last only when History raised the store to it
 	}
-	sess.sync = syncReplaying
-	st.pending(sess)
-	st.mu.Unlock()
-	s.startReplay(sess, seq, s.local)
-}
-
-// releaseLocked ends a hold: when the buffer continues the connection's
-// sequence without a gap it is sent and the connection goes live;
-// otherwise the connection must replay first, and releaseLocked returns
-// true. The caller holds the user's sync lock.
-func (s *Server) releaseLocked(st *syncStripe, sess *session) bool {
-	p := st.pend[sess]
-	if p != nil && (p.unsure || p.overflow || !continues(p.msgs, sess.seq)) {
-		sess.sync = syncReplaying
-		p.since = 0
-		return true
-	}
-	if p != nil {
-		for _, m := range p.msgs {
-			s.sendSeqLocked(sess, m, false)
+	s.sendHello(sess, h.Epoch, max(h.Last, sess.seq))
+	sess.ready.Store(true) // before unlocking: the next push must find it ready
+	if from != nil && h.Lost {
+		s.ctr.lost.Add(1)
+		s.notice(sess, resumeLoss(*from, h))
+		h.Lost = false
+		if len(h.Messages) > 0 {
+			sess.seq = max(sess.seq, h.Messages[0].Seq-1) // the notice covers the gap
 		}
-		delete(st.pend, sess)
 	}
-	sess.sync = syncLive
-	return false
-}
-
-// continues reports whether msgs holds no gap after seq.
-func continues(msgs []*Message, seq uint64) bool {
-	for _, m := range msgs {
-		if m.Seq > seq {
-			return m.Seq == seq+1
+	again := s.finishReplayLocked(st, sess, h, nil)
+	st.mu.Unlock()
+	s.settle(sess)
+	if from != nil {
+		s.ctr.resumed.Add(1)
+		if from.Epoch == h.Epoch && from.Seq > 0 {
+			s.broker.Ack(user, *from) // a resume acknowledges what the client holds
 		}
+	}
+	if again {
+		s.startReplay(sess)
 	}
 	return true
 }
 
-// startReplay replays sess's history: on this goroutine when inline (the
-// in-memory broker, called with no lock held), else on a task goroutine
-// that Shutdown waits for. ack > 0 is recorded once the replay has run.
-func (s *Server) startReplay(sess *session, ack uint64, inline bool) {
-	if inline {
-		s.replay(sess, ack)
-		return
-	}
+// startReplay replays sess's history on a task goroutine that Shutdown
+// waits for.
+func (s *Server) startReplay(sess *session) {
 	if !s.tasks.add() {
 		return // shutting down: the connection is closing too
 	}
 	go func() {
 		defer s.tasks.done()
-		s.replay(sess, ack)
+		s.replay(sess)
 	}()
 }
 
-// replay sends sess the retained pushes after sess.seq and then its
+// replay sends sess the retained pushes after its position and then its
 // buffer, and puts it live. When pushes overflowed the buffer meanwhile it
 // runs again, a bounded number of times.
-func (s *Server) replay(sess *session, ack uint64) {
+func (s *Server) replay(sess *session) {
 	user := sess.identity.UserID
 	st := s.syncs.stripe(user)
 	ctx, cancel := context.WithTimeout(s.handlerCtx, s.cfg.HandlerTimeout)
 	defer cancel()
 	for round := 0; ; round++ {
 		st.mu.Lock()
-		from, ok := sess.seq, sess.sync == syncReplaying
+		from, ok := broker.Position{Epoch: sess.epoch, Seq: sess.seq}, sess.sync == syncReplaying
 		st.mu.Unlock()
 		if !ok {
 			return // closed meanwhile
 		}
 		h, err := s.broker.History(ctx, user, from)
-		if ack > 0 {
-			s.broker.Ack(user, ack)
-			ack = 0
-		}
 		st.mu.Lock()
-		again := sess.sync == syncReplaying && s.finishReplayLocked(st, sess, from, h, err)
+		again := sess.sync == syncReplaying && s.finishReplayLocked(st, sess, h, err)
 		st.mu.Unlock()
+		s.settle(sess)
 		if !again {
 			return
 		}
@@ -245,25 +197,33 @@ func (s *Server) replay(sess *session, ack uint64) {
 	}
 }
 
-// finishReplayLocked sends the history read for a replay from from, then
-// the buffer, and puts sess live. It reports whether the buffer overflowed
-// meanwhile, in which case sess stays replaying for another round.
-func (s *Server) finishReplayLocked(st *syncStripe, sess *session, from uint64, h History, err error) bool {
+// finishReplayLocked queues the history read for a replay, then the
+// buffer, and puts sess live. It reports whether the buffer overflowed
+// meanwhile, in which case sess stays replaying for another round. The
+// caller holds the user's sync lock and settles sess after unlocking.
+func (s *Server) finishReplayLocked(st *syncStripe, sess *session, h broker.History, err error) bool {
 	switch {
 	case err != nil:
 		s.ctr.lost.Add(1)
 		s.cfg.Logger.Warn("wsgate: replay failed", "conn", sess.id, "err", err)
-		s.notice(sess, "wsgate: history unavailable: pushes after "+strconv.FormatUint(from, 10)+" may be lost")
-	case from > h.Last:
+		s.notice(sess, "wsgate: history unavailable: pushes after "+strconv.FormatUint(sess.seq, 10)+" may be lost")
+	case h.Epoch != sess.epoch:
+		s.restartLocked(sess)
+		return false
+	case h.Lost && len(h.Messages) == 0:
 		s.ctr.lost.Add(1)
-		s.notice(sess, "wsgate: the server's sequence ("+strconv.FormatUint(h.Last, 10)+
-			") is behind the client's ("+strconv.FormatUint(from, 10)+"): pushes may be lost; numbering continues after the client's")
+		s.notice(sess, "wsgate: pushes after "+strconv.FormatUint(sess.seq, 10)+" are no longer retained")
 	}
 	for i := range h.Messages {
 		s.sendSeqLocked(sess, &h.Messages[i], true)
 	}
+	sess.dupTo = max(h.Last, sess.seq) // live copies of what the history held may follow
 	p := st.pending(sess)
 	for _, m := range p.msgs {
+		if m.Epoch != sess.epoch {
+			s.restartLocked(sess)
+			return false
+		}
 		s.sendSeqLocked(sess, m, false)
 	}
 	if p.overflow {
@@ -275,9 +235,36 @@ func (s *Server) finishReplayLocked(st *syncStripe, sess *session, from uint64, 
 	return false
 }
 
+// resumeLoss says what a client resuming from from has lost.
+func resumeLoss(from broker.Position, h broker.History) string {
+	pos := strconv.FormatUint(from.Epoch, 10) + "." + strconv.FormatUint(from.Seq, 10)
+	switch {
+	case from.Epoch != h.Epoch:
+		return "wsgate: the user's push sequence restarted (epoch " + strconv.FormatUint(h.Epoch, 10) +
+			"): pushes after " + pos + " may be lost"
+	case from.Seq > h.Last:
+		return "wsgate: the server's sequence (" + strconv.FormatUint(h.Last, 10) + ") is behind the client's (" +
+			strconv.FormatUint(from.Seq, 10) + "): pushes may be lost; numbering continues after the client's"
+	case len(h.Messages) > 0:
+		return "wsgate: pushes " + strconv.FormatUint(from.Seq+1, 10) + " to " +
+			strconv.FormatUint(h.Messages[0].Seq-1, 10) + " are no longer retained"
+	}
+	return "wsgate: pushes " + strconv.FormatUint(from.Seq+1, 10) + " to " +
+		strconv.FormatUint(h.Last, 10) + " are no longer retained"
+}
+
+// restartLocked ends a connection whose user's sequence moved to another
+// epoch while it was open: the client learns the new epoch only from a
+// hello, so it is closed with 1012 and resumes on its next connection,
+// where it is told what is lost.
+func (s *Server) restartLocked(sess *session) {
+	s.ctr.epochRestarts.Add(1)
+	sess.restart.Store(true)
+}
+
 // sendSeqLocked queues the sequenced push m on sess unless sess already had
 // it, telling the client first when sequences are missing before it.
-func (s *Server) sendSeqLocked(sess *session, m *Message, replayed bool) {
+func (s *Server) sendSeqLocked(sess *session, m *broker.Message, replayed bool) {
 	if m.Seq <= sess.seq {
 		return
 	}
@@ -290,26 +277,26 @@ func (s *Server) sendSeqLocked(sess *session, m *Message, replayed bool) {
 		s.ctr.replayed.Add(1) // before the client can see it
 	}
 	f := wire.Frame{Type: wire.TypePush, Action: m.Action, Seq: m.Seq, Payload: m.Payload}
-	s.writeFrame(sess, sess.form == formJSON, &f)
+	s.queueFrame(sess, sess.form == formJSON, &f)
 	sess.seq = m.Seq
 }
 
-// notice sends an error frame with request id 0 and code pushes-lost.
+// notice queues an error frame with request id 0 and code pushes-lost.
 func (s *Server) notice(sess *session, msg string) {
-	s.sendFrameError(sess, sess.form == formJSON, 0, wire.CodePushesLost, msg)
+	f := wire.Frame{Type: wire.TypeError, Code: wire.CodePushesLost, Payload: []byte(msg)}
+	s.queueFrame(sess, sess.form == formJSON, &f)
 }
 
 // deliverUser hands a user message to the user's connections here. The
-// broker calls it one message at a time per user, in sequence order, and
-// the user's sync lock is held throughout so that a replay cannot slip
-// between two deliveries. Queueing a message never blocks (a full queue
-// closes the connection), so holding the lock over it is safe.
-func (s *Server) deliverUser(m *Message) (int, error) {
+// user's sync lock is held while frames are queued, so that a replay
+// cannot slip between two deliveries; they are written after it is
+// released.
+func (s *Server) deliverUser(m *broker.Message) (int, error) {
 	user := m.Target.User
 	st := s.syncs.stripe(user)
 	snap := s.reg.getSnapshot()
 	defer s.reg.putSnapshot(snap)
-	p := pusher{s: s, action: m.Action, payload: m.Payload, seq: m.Seq}
+	p := pusher{s: s, action: m.Action, payload: m.Payload, seq: m.Seq, queue: true}
 	n := 0
 	st.mu.Lock()
 	*snap = s.reg.appendUser(*snap, user)
@@ -317,6 +304,9 @@ func (s *Server) deliverUser(m *Message) (int, error) {
 		n += s.deliverSeqLocked(st, &p, sess, m)
 	}
 	st.mu.Unlock()
+	for _, sess := range *snap {
+		s.settle(sess)
+	}
 	if p.framed {
 		s.ctr.pushes.Add(1)
 	}
@@ -326,7 +316,7 @@ func (s *Server) deliverUser(m *Message) (int, error) {
 
 // deliverSeqLocked delivers m to one connection of its user according to
 // the connection's state, and returns 1 if it was queued or buffered.
-func (s *Server) deliverSeqLocked(st *syncStripe, p *pusher, sess *session, m *Message) int {
+func (s *Server) deliverSeqLocked(st *syncStripe, p *pusher, sess *session, m *broker.Message) int {
 	switch sess.sync {
 	case syncOff:
 		// Simple form (or closing): no hello to wait for, and reachable
@@ -335,35 +325,48 @@ func (s *Server) deliverSeqLocked(st *syncStripe, p *pusher, sess *session, m *M
 			return 0
 		}
 		return p.send(sess)
-	case syncLive:
-		if m.Seq <= sess.seq {
-			return 0 // a replay sent it already
-		}
-		if m.Seq > sess.seq+1 {
-			// Messages went missing on their way here (a shared broker
-			// lost its subscription for a while): fetch them.
-			sess.sync = syncReplaying
-			s.buffer(st.pending(sess), m)
-			s.startReplay(sess, 0, false)
-			return 1
-		}
-		if p.send(sess) == 0 {
-			return 0 // closing
-		}
-		sess.seq = m.Seq
+	case syncReplaying:
+		s.buffer(st.pending(sess), m)
 		return 1
 	}
-	pd := st.pending(sess)
-	s.buffer(pd, m)
-	if sess.sync == syncHeld && pd.since != 0 && s.now()-pd.since >= int64(s.resumeWait) && s.releaseLocked(st, sess) {
-		s.startReplay(sess, 0, false) // under the broker's lock: never inline
+	switch {
+	case m.Epoch != sess.epoch:
+		s.restartLocked(sess)
+		return 0
+	case m.Seq <= sess.dupTo && m.Seq <= sess.seq:
+		return 0 // a replay sent it already
+	case m.Seq <= sess.seq:
+		// The store numbered this push again: it came back older than
+		// what this connection was sent, in the same epoch. Tell the
+		// client, and replay, which raises the store's sequence above it.
+		s.ctr.lost.Add(1)
+		s.notice(sess, "wsgate: push "+strconv.FormatUint(m.Seq, 10)+" was numbered twice: the store lost pushes")
+		sess.sync = syncReplaying
+		st.pending(sess)
+		s.startReplay(sess)
+		return 0
+	case m.Seq > sess.seq+1:
+		// Messages went missing on their way here (a shared broker lost
+		// its subscription for a while, or two publishers raced): fetch
+		// them.
+		sess.sync = syncReplaying
+		s.buffer(st.pending(sess), m)
+		s.startReplay(sess)
+		return 1
+	}
+	if p.send(sess) == 0 {
+		return 0 // closing
+	}
+	sess.seq = m.Seq
+	if m.Seq > sess.dupTo {
+		sess.dupTo = 0 // in order past the replay's end: no more copies can come
 	}
 	return 1
 }
 
 // buffer keeps m for a connection that cannot take it live, or drops it
 // and remembers to fetch it from the history when the buffer is full.
-func (s *Server) buffer(p *pending, m *Message) {
+func (s *Server) buffer(p *pending, m *broker.Message) {
 	if p.overflow || len(p.msgs) >= maxPending || p.bytes+len(m.Payload) > s.cfg.SendQueueBytes {
 		p.overflow = true
 		return
@@ -372,24 +375,15 @@ func (s *Server) buffer(p *pending, m *Message) {
 	p.bytes += len(m.Payload)
 }
 
-// releaseExpired ends the holds that have waited resumeWait for a resume
-// that is not coming. The heartbeat calls it; the replays it starts run
-// inline with the in-memory broker and on task goroutines otherwise.
-func (s *Server) releaseExpired() {
-	now := s.now()
-	var replays []*session
-	for i := range s.syncs.stripes {
-		st := &s.syncs.stripes[i]
-		st.mu.Lock()
-		for sess, p := range st.pend {
-			if sess.sync == syncHeld && p.since != 0 && now-p.since >= int64(s.resumeWait) && s.releaseLocked(st, sess) {
-				replays = append(replays, sess)
-			}
-		}
-		st.mu.Unlock()
+// settle writes what was queued on sess under a sync lock and carries out
+// a close decided there. The caller holds no lock.
+func (s *Server) settle(sess *session) {
+	sess.conn.Flush()
+	if sess.slow.Load() {
+		_ = sess.conn.Close(closeSlowConsumer, "slow consumer") // already closing is fine
 	}
-	for _, sess := range replays {
-		s.startReplay(sess, 0, s.local)
+	if sess.restart.Load() {
+		_ = sess.conn.Close(closeRestart, "wsgate: the user's sequence restarted; reconnect to resume") // already closing is fine
 	}
 }
 
@@ -401,22 +395,4 @@ func (s *Server) leaveSync(sess *session) {
 	delete(st.pend, sess)
 	sess.sync = syncOff
 	st.mu.Unlock()
-}
-
-// resetSequences is a shared Broker's report that its state was lost and
-// sequences start again: every sequenced connection here is closed with
-// 1012 (service restart), so that its client reconnects and resumes, which
-// raises its user's sequence above what the client holds.
-func (s *Server) resetSequences() {
-	s.cfg.Logger.Warn("wsgate: the broker lost its state; closing sequenced connections so that their clients resume")
-	snap := s.reg.getSnapshot()
-	defer s.reg.putSnapshot(snap)
-	for i := range registryShards {
-		*snap = s.reg.appendShard((*snap)[:0], i)
-		for _, sess := range *snap {
-			if sequenced(sess) {
-				_ = sess.conn.Close(closeRestart, "wsgate: delivery state lost; resume") // already closing is fine
-			}
-		}
-	}
 }

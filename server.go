@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wsgate/wsgate/broker"
+	"github.com/wsgate/wsgate/broker/memory"
 	"github.com/wsgate/wsgate/websocket"
 	"github.com/wsgate/wsgate/wire"
 )
@@ -30,17 +32,11 @@ type Server struct {
 	ctr      counters
 	scratch  sync.Pool // *[]byte encode buffers for outgoing messages
 
-	// broker numbers, keeps and carries pushes; mem is the same broker when
-	// it is the in-memory one (local), which never blocks and so is called
-	// inline where a shared broker's calls go to goroutines.
-	broker Broker
-	mem    *memBroker
-	local  bool
+	// broker numbers, keeps and carries pushes (package broker).
+	broker broker.Broker
 	syncs  *syncTable
-	// resumeWait is how long a sequenced connection is held for its resume.
-	resumeWait time.Duration
 
-	// tasks tracks the goroutines of replays from a shared Broker so that
+	// tasks tracks the goroutines of replays so that
 	// Shutdown can wait for them; handlerCtx is the parent of their ctx and
 	// of handler calls', cancelled once Shutdown stops waiting.
 	tasks          taskGroup
@@ -55,7 +51,7 @@ type Server struct {
 	httpServers   map[*http.Server]struct{}
 	heartbeatStop chan struct{} // nil until the heartbeat goroutine starts
 	heartbeatDone chan struct{}
-	brokerStop    context.CancelFunc // ends a shared Broker's Run; nil until it starts
+	brokerStop    context.CancelFunc // ends the Broker's Run; nil until it starts
 	brokerDone    chan struct{}
 	shutdownDone  chan struct{} // non-nil once Shutdown has begun; closed when it ends
 	shutdownErr   error
@@ -84,13 +80,13 @@ func New(cfg Config) (*Server, error) {
 	s.deadlines = newDeadlines(s.handlerCtx, cfg.HandlerTimeout)
 	s.handlers.Store(&map[wire.Action]HandlerFunc{})
 	s.syncs = newSyncTable()
-	if cfg.Broker != nil {
-		s.broker = cfg.Broker
-	} else {
-		s.mem = newMemBroker(cfg.historyLimits(), s.deliver, func(u string) bool { return s.reg.userCount(u) > 0 }, time.Now)
-		s.broker, s.local = s.mem, true
+	s.broker = cfg.Broker
+	if s.broker == nil {
+		s.broker = memory.New(cfg.memoryOptions())
 	}
-	s.resumeWait = resumeWait
+	if err := s.broker.Bind(s.deliver); err != nil {
+		return nil, err
+	}
 	s.ws = websocket.NewServer(s.wsEngineConfig(), websocket.Handler{
 		OnOpen: s.onOpen, OnMessage: s.onMessage, OnClose: s.onClose,
 	})
@@ -190,12 +186,25 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 		return fmt.Errorf("wsgate: serve: %w", err)
 	case <-ctx.Done():
+		if s.shuttingDown() {
+			// Shutdown was called directly (its caller has its result) and
+			// hs.Serve's return just had not reached errc yet.
+			<-errc
+			return nil
+		}
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.DrainPeriod+s.cfg.ShutdownTimeout)
 		defer cancel()
 		err := s.Shutdown(sctx)
 		<-errc
 		return err
 	}
+}
+
+// shuttingDown reports whether Shutdown has been called.
+func (s *Server) shuttingDown() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.shutdownDone != nil
 }
 
 // trackHTTP records hs for Shutdown, or reports false when shut down.

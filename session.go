@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wsgate/wsgate/broker"
 	"github.com/wsgate/wsgate/websocket"
 	"github.com/wsgate/wsgate/wire"
 )
@@ -78,13 +79,18 @@ type session struct {
 	identity Identity
 	topics   []string    // current subscriptions, small
 	bucket   tokenBucket // inbound message rate
-	seq      uint64      // sequenced delivery: highest sequence queued (guarded by the user's sync lock)
+	// Sequenced delivery (sequence.go), guarded by the user's sync lock.
+	epoch    uint64      // the epoch of the user's sequence this connection follows
+	seq      uint64      // highest sequence queued
+	dupTo    uint64      // sequences up to this may arrive live again after a replay; 0 = none
+	sync     syncState   // replaying or live
+	acked    uint64      // highest sequence the client acknowledged (executor only)
 	ready    atomic.Bool // the hello is queued: pushes may follow it
 	slow     atomic.Bool // closed as a slow consumer (counted once)
+	restart  atomic.Bool // to be closed with 1012: the user's sequence moved to another epoch
 	form     form
-	sync     syncState // sequenced delivery state (guarded by the user's sync lock)
-	limited  bool      // closed for exceeding MessageRate; later messages are dropped
-	started  bool      // a full-form frame has arrived (resume must be the first)
+	limited  bool // closed for exceeding MessageRate; later messages are dropped
+	resuming bool // the handshake named a position (epoch, seq) to resume from
 }
 
 // info returns the session's public description.
@@ -184,25 +190,28 @@ func (s *Server) onOpen(c *websocket.Conn) {
 	}
 	sess.conn = c
 	sess.form = formOf(c.Subprotocol())
+	var from *broker.Position
 	if sequenced(sess) {
-		sess.sync = syncGreeting // not yet visible to anyone: no lock needed
+		// Not yet visible to anyone: no lock needed. Pushes buffer from
+		// the moment it is registered until greet has read the history.
+		sess.sync = syncReplaying
+		if sess.resuming {
+			from = &broker.Position{Epoch: sess.epoch, Seq: sess.seq}
+		}
 	}
 	s.startBackground()
 	if n := s.reg.add(sess); n > 0 {
 		s.broker.Present(sess.identity.UserID, n)
 	}
 	switch {
-	case sess.sync == syncGreeting && s.local:
-		// Read after registration: every later push is in the buffer.
-		c, _ := s.broker.Cursor(s.handlerCtx, sess.identity.UserID) // the in-memory broker cannot fail
-		s.greet(sess, c, true)
-	case sess.sync == syncGreeting:
-		// serveWS read the cursor before the upgrade, into sess.seq.
-		s.greet(sess, Cursor{Last: sess.seq}, false)
+	case sequenced(sess):
+		if !s.greet(sess, from) {
+			_ = c.Close(websocket.StatusCode(wire.CloseTryAgainLater), "wsgate: delivery state unavailable; try again later") // onClose unregisters it
+		}
 	case sess.form != formSimple:
 		st := s.syncs.stripe(helloKey(sess))
 		st.mu.Lock()
-		s.sendHello(sess, 0)
+		s.sendHello(sess, 0, 0)
 		sess.ready.Store(true) // before unlocking: see reachable
 		st.mu.Unlock()
 	default:
@@ -245,18 +254,19 @@ func (s *Server) connContext(info ConnInfo) context.Context {
 	return context.WithValue(s.handlerCtx, connInfoKey{}, info)
 }
 
-// sendHello tells a full-form client its ids, its user's last push sequence
-// and the limits it must obey.
-func (s *Server) sendHello(sess *session, seq uint64) {
+// sendHello queues for a full-form client its ids, its user's epoch and
+// last push sequence, and the limits it must obey.
+func (s *Server) sendHello(sess *session, epoch, seq uint64) {
 	f := wire.Frame{
 		Type:       wire.TypeHello,
 		Seq:        seq,
+		Epoch:      epoch,
 		ConnID:     []byte(sess.id),
 		UserID:     []byte(sess.identity.UserID),
 		MaxMessage: uint32(min(s.cfg.MaxMessageSize, math.MaxUint32)),
 		Heartbeat:  uint16(min((s.cfg.PingInterval+time.Second-1)/time.Second, math.MaxUint16)), // rounded up: 0 would mean none
 	}
-	s.writeFrame(sess, sess.form == formJSON, &f)
+	s.queueFrame(sess, sess.form == formJSON, &f)
 }
 
 // helloKey names the sync stripe under which a full-form connection's hello

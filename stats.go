@@ -17,9 +17,10 @@ type Stats struct {
 	Delivered     uint64 `json:"delivered"`      // push deliveries queued on a connection
 	SlowConsumers uint64 `json:"slow_consumers"` // connections closed with 4000 because their send queue was full
 	RateLimited   uint64 `json:"rate_limited"`   // connections closed with 4002 for exceeding MessageRate
-	Resumed       uint64 `json:"resumed"`        // resume frames handled
+	Resumed       uint64 `json:"resumed"`        // connections that resumed from a position
 	Replayed      uint64 `json:"replayed"`       // sequenced pushes sent again from the history
-	Lost          uint64 `json:"lost"`           // "pushes lost" notices sent: a client asked for pushes no longer retained
+	Lost          uint64 `json:"lost"`           // "pushes lost" notices sent: pushes a client lacks are not retained
+	Restarted     uint64 `json:"restarted"`      // connections closed with 1012 because their user's sequence moved to a new epoch
 
 	Rejected HandshakeRejections `json:"rejected"` // refused /ws and /echo handshakes, by reason
 }
@@ -38,7 +39,7 @@ type counters struct {
 	accepted, requests, handlerErrors        atomic.Uint64
 	pushes, delivered, slowConsumers         atomic.Uint64
 	rateLimited                              atomic.Uint64
-	resumed, replayed, lost                  atomic.Uint64
+	resumed, replayed, lost, epochRestarts   atomic.Uint64
 	rejRate, rejOverload, rejOrigin, rejAuth atomic.Uint64
 	rejInvalid                               atomic.Uint64
 	open                                     atomic.Int64 // /ws and /echo connections, including those mid-handshake (MaxConns)
@@ -66,6 +67,7 @@ func (s *Server) Stats() Stats {
 		Resumed:       c.resumed.Load(),
 		Replayed:      c.replayed.Load(),
 		Lost:          c.lost.Load(),
+		Restarted:     c.epochRestarts.Load(),
 		Rejected: HandshakeRejections{
 			RateLimited:  c.rejRate.Load(),
 			Overloaded:   c.rejOverload.Load(),

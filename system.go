@@ -16,14 +16,9 @@ func (s *Server) system(sess *session, to replyTo, action wire.Action, payload [
 	case wire.ActionUnsubscribe:
 		s.unsubscribe(sess, to, payload)
 	case wire.ActionPresence:
-		if !s.local {
-			// Other nodes' counts come over the network: a handler call,
-			// with its deadline.
-			s.runHandler(sess, to, s.presence, action, payload)
-			return
-		}
-		n := s.reg.userCount(string(payload))
-		s.sendReply(sess, to, wire.AppendPresenceReply(nil, n))
+		// Other nodes' counts may come over the network: a handler call,
+		// with its deadline.
+		s.runHandler(sess, to, s.presence, action, payload)
 	case wire.ActionPing:
 		s.sendReply(sess, to, payload)
 	default:
@@ -65,8 +60,8 @@ func (s *Server) unsubscribe(sess *session, to replyTo, payload []byte) {
 	s.sendReply(sess, to, nil)
 }
 
-// presence answers ActionPresence with every node's count of a shared
-// Broker; it runs as a handler.
+// presence answers ActionPresence with every node's count; it runs as a
+// handler.
 func (s *Server) presence(ctx context.Context, req *Request) ([]byte, error) {
 	st, err := s.UserStatus(ctx, string(req.Payload))
 	if err != nil {

@@ -79,6 +79,13 @@ type Options struct {
 	// goroutine as OnPush. err is why the connection ended (for Reconnecting
 	// and Closed), else nil. The same rules as for OnPush apply.
 	OnStateChange func(s State, err error)
+	// OnPushesLost is told, on the same goroutine and in order with the
+	// pushes, when the server reports that sequenced pushes this client
+	// should have had are gone: they expired or were evicted before it
+	// came back, or the server's store lost them. reason is the server's
+	// message. The client then holds a gap in its user's pushes and should
+	// resynchronise its state by other means (a request to the backend).
+	OnPushesLost func(reason string)
 
 	// DisableReconnect makes the first lost connection final (state Closed).
 	DisableReconnect bool
@@ -154,6 +161,7 @@ type Hello struct {
 	Heartbeat  time.Duration // server ping interval; 0 = none
 
 	lastSeq uint64 // the user's last push sequence when the server said hello
+	epoch   uint64 // the epoch that sequence belongs to
 }
 
 // Client is a connection to a wsgate server that reconnects by itself. All
@@ -178,8 +186,9 @@ type Client struct {
 	nextID  uint32
 	pending map[uint32]*call
 	topics  map[string]struct{} // resubscribed after a reconnect
-	lastSeq uint64              // highest push sequence received (or the first hello's); sent in resume
-	synced  bool                // lastSeq is known: a hello has set it
+	epoch   uint64              // the epoch of the user's sequence lastSeq belongs to
+	lastSeq uint64              // highest push sequence received (or the first hello's); sent on reconnect
+	synced  bool                // epoch and lastSeq are known: a hello has set them
 	closed  bool
 }
 

@@ -550,7 +550,7 @@ func TestPushSequenceRules(t *testing.T) {
 		{0, true}, {5, false}, {3, false}, {6, true}, {6, false}, {9, true}, {7, false}, {0, true},
 	}
 	for _, tc := range cases {
-		if got := c.freshPush(tc.seq); got != tc.want {
+		if _, got := c.freshPush(tc.seq); got != tc.want {
 			t.Errorf("freshPush(%d): got %v, want %v", tc.seq, got, tc.want)
 		}
 	}

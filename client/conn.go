@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/wsgate/wsgate/websocket"
@@ -34,16 +35,14 @@ func (e *HandshakeError) terminal() bool {
 
 // position is where the client stands in its user's push sequence.
 type position struct {
-	seq   uint64
-	known bool // false until the first hello: the client has no position yet
+	epoch, seq uint64
+	known      bool // false until the first hello: the client has no position yet
 }
 
 // connect opens one connection and waits for the server's hello, within
-// Options.DialTimeout. The first frame it sends is always a resume: with a
-// known position before the hello, so that the server replays the user's
-// pushes after it; without one after the hello, with the hello's sequence,
-// which tells the server at once that there is nothing to replay (it holds
-// a connection's pushes for a few seconds waiting for a resume).
+// Options.DialTimeout. A client with a known position names it in the
+// handshake (wire.ResumeParam), so that the server sends every push after
+// it before anything newer.
 func (c *Client) connect(ctx context.Context, from position) (*websocket.Conn, Hello, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.DialTimeout)
 	defer cancel()
@@ -54,7 +53,11 @@ func (c *Client) connect(ctx context.Context, from position) (*websocket.Conn, H
 	if c.opts.Token != "" {
 		h.Set("Authorization", "Bearer "+c.opts.Token)
 	}
-	conn, resp, err := websocket.Dial(ctx, c.url, &c.wsCfg, &websocket.DialOptions{
+	target, err := resumeURL(c.url, from)
+	if err != nil {
+		return nil, Hello{}, err
+	}
+	conn, resp, err := websocket.Dial(ctx, target, &c.wsCfg, &websocket.DialOptions{
 		Header:       h,
 		Subprotocols: []string{wire.Subprotocol},
 		TLSConfig:    c.opts.TLSConfig,
@@ -69,24 +72,28 @@ func (c *Client) connect(ctx context.Context, from position) (*websocket.Conn, H
 		_ = conn.CloseNow() // unusable; the error below says why
 		return nil, Hello{}, fmt.Errorf("wsgate: %s did not accept subprotocol %s (got %q); is it a wsgate /ws endpoint?", c.url, wire.Subprotocol, p)
 	}
-	if from.known {
-		if err := writeFrame(ctx, conn, &wire.Frame{Type: wire.TypeResume, Seq: from.seq}); err != nil {
-			_ = conn.CloseNow() // already failing
-			return nil, Hello{}, err
-		}
-	}
 	hello, err := readHello(ctx, conn)
 	if err != nil {
 		_ = conn.CloseNow() // nothing more to say to a server that broke the protocol
 		return nil, Hello{}, err
 	}
-	if !from.known {
-		if err := writeFrame(ctx, conn, &wire.Frame{Type: wire.TypeResume, Seq: hello.lastSeq}); err != nil {
-			_ = conn.CloseNow() // already failing
-			return nil, Hello{}, err
-		}
-	}
 	return conn, hello, nil
+}
+
+// resumeURL adds the position to the endpoint's query, replacing one the
+// caller put there.
+func resumeURL(endpoint string, from position) (string, error) {
+	if !from.known {
+		return endpoint, nil
+	}
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return "", fmt.Errorf("wsgate: url %q: %w", endpoint, err)
+	}
+	q := u.Query()
+	q.Set(wire.ResumeParam, string(wire.FormatResume(nil, from.epoch, from.seq)))
+	u.RawQuery = q.Encode()
+	return u.String(), nil
 }
 
 // readHello reads the first frame, which the protocol makes a hello. A close
@@ -107,6 +114,7 @@ func readHello(ctx context.Context, conn *websocket.Conn) (Hello, error) {
 		MaxMessage: int(f.MaxMessage),
 		Heartbeat:  time.Duration(f.Heartbeat) * time.Second,
 		lastSeq:    f.Seq,
+		epoch:      f.Epoch,
 	}, nil
 }
 

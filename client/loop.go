@@ -11,13 +11,16 @@ import (
 	"github.com/wsgate/wsgate/wire"
 )
 
-// event is one callback invocation for the dispatch goroutine: a push, or
-// (when isState) a state change.
+// event is one callback invocation for the dispatch goroutine: a push (of
+// epoch), a state change (isState), or a pushes-lost notice (lost).
 type event struct {
 	isState bool
+	lost    bool
 	push    Push
+	epoch   uint64
 	state   State
 	err     error
+	reason  string
 }
 
 // defaultBackoffMax is wire.Backoff's default Max.
@@ -117,7 +120,7 @@ func (c *Client) sleep(d time.Duration) error {
 func (c *Client) position() position {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return position{seq: c.lastSeq, known: c.synced}
+	return position{epoch: c.epoch, seq: c.lastSeq, known: c.synced}
 }
 
 // attach makes conn the current connection under a new generation. It
@@ -130,10 +133,15 @@ func (c *Client) attach(conn *websocket.Conn, hello Hello) (uint64, bool) {
 	}
 	c.gen++
 	c.conn, c.hello = conn, hello
-	if !c.synced {
+	switch {
+	case !c.synced:
 		// A fresh client starts from the server's last sequence: older
 		// pushes were never meant for it.
-		c.lastSeq, c.synced = hello.lastSeq, true
+		c.epoch, c.lastSeq, c.synced = hello.epoch, hello.lastSeq, true
+	case hello.epoch != c.epoch:
+		// The user's numbering restarted: the server sends this epoch from
+		// its start (and says what was lost).
+		c.epoch, c.lastSeq = hello.epoch, 0
 	}
 	return c.gen, true
 }
@@ -225,14 +233,19 @@ func (c *Client) handleFrame(gen uint64, f *wire.Frame) {
 	case wire.TypeReply:
 		c.resolve(gen, f.ID, result{payload: clone(f.Payload)})
 	case wire.TypeError:
+		if f.ID == 0 && f.Code == wire.CodePushesLost {
+			c.opts.Logger.Warn("wsgate client: pushes lost", "message", string(f.Payload))
+			c.enqueue(event{lost: true, reason: string(f.Payload)})
+			return
+		}
 		if f.ID == 0 {
 			c.opts.Logger.Warn("wsgate client: server notice", "code", f.Code, "message", string(f.Payload))
 			return
 		}
 		c.resolve(gen, f.ID, result{err: &Error{Code: f.Code, Message: string(f.Payload)}})
 	case wire.TypePush:
-		if c.freshPush(f.Seq) {
-			c.enqueue(event{push: Push{Action: f.Action, Seq: f.Seq, Payload: clone(f.Payload)}})
+		if epoch, ok := c.freshPush(f.Seq); ok {
+			c.enqueue(event{push: Push{Action: f.Action, Seq: f.Seq, Payload: clone(f.Payload)}, epoch: epoch})
 		}
 	}
 	// Other types (a second hello, frames meant for servers) carry nothing
@@ -242,23 +255,24 @@ func (c *Client) handleFrame(gen uint64, f *wire.Frame) {
 // freshPush applies the sequence rules to a push: unsequenced pushes always
 // pass; a sequence not above the last one is a duplicate of a replayed
 // push; a jump means the server no longer had the pushes in between.
-func (c *Client) freshPush(seq uint64) bool {
+// It returns the epoch the push belongs to.
+func (c *Client) freshPush(seq uint64) (uint64, bool) {
 	if seq == 0 {
-		return true
+		return 0, true
 	}
 	c.mu.Lock()
-	last := c.lastSeq
+	last, epoch := c.lastSeq, c.epoch
 	if seq > last {
 		c.lastSeq = seq
 	}
 	c.mu.Unlock()
 	if seq <= last {
-		return false
+		return epoch, false
 	}
 	if seq > last+1 {
-		c.opts.Logger.Warn("wsgate client: pushes lost", "after", last, "next", seq)
+		c.opts.Logger.Warn("wsgate client: sequence jumped", "after", last, "next", seq)
 	}
-	return true
+	return epoch, true
 }
 
 // enqueue hands a push to the dispatch goroutine. It waits for room (the
@@ -288,15 +302,23 @@ const ackEvery = 32
 // sequenced pushes once their callback has returned.
 func (c *Client) dispatch() {
 	defer c.wg.Done()
-	var handled, acked uint64
+	var epoch, handled, acked uint64
 	for ev := range c.events {
 		switch {
 		case ev.isState && c.opts.OnStateChange != nil:
 			c.opts.OnStateChange(ev.state, ev.err)
-		case !ev.isState && c.opts.OnPush != nil:
+		case ev.lost && c.opts.OnPushesLost != nil:
+			c.opts.OnPushesLost(ev.reason)
+		case !ev.isState && !ev.lost && c.opts.OnPush != nil:
 			c.opts.OnPush(ev.push)
 		}
-		if !ev.isState && ev.push.Seq > handled {
+		if ev.isState || ev.lost || ev.push.Seq == 0 {
+			continue
+		}
+		if ev.epoch != epoch {
+			epoch, handled, acked = ev.epoch, 0, 0 // the numbering restarted
+		}
+		if ev.push.Seq > handled {
 			handled = ev.push.Seq
 		}
 		if handled > acked && (len(c.events) == 0 || handled-acked >= ackEvery) && c.ack(handled) {

@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 )
@@ -29,6 +30,13 @@ const (
 	// Type 7 was resume, a client's first frame; a client now passes its
 	// position in the handshake (ResumeParam). The code stays reserved.
 )
+
+// typeResumeGone is the code resume frames had.
+const typeResumeGone FrameType = 7
+
+// ErrResumeFrame is what DecodeFrame returns for a resume frame (type 7),
+// which the protocol no longer has; it is an ErrUnknownType.
+var ErrResumeFrame = fmt.Errorf("%w 7: resume frames are gone; a client passes its position in the handshake as ?"+ResumeParam+"=<epoch>.<seq>", ErrUnknownType)
 
 // ResumeParam is the query parameter of the upgrade request in which a
 // client that holds a position in its user's sequence passes it, as
@@ -169,6 +177,8 @@ func DecodeFrame(b []byte, f *Frame) error {
 		err = decodeSeqFrame(b, f)
 	case TypeHello:
 		err = decodeHello(b, f)
+	case typeResumeGone:
+		return ErrResumeFrame
 	default:
 		return ErrUnknownType
 	}

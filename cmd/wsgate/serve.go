@@ -22,7 +22,7 @@ import (
 	"github.com/wsgate/wsgate/internal/backend"
 	"github.com/wsgate/wsgate/internal/config"
 	"github.com/wsgate/wsgate/internal/web"
-	"github.com/wsgate/wsgate/redisbroker"
+	redisbroker "github.com/wsgate/wsgate/broker/redis"
 )
 
 // demoTokenTTL is how long the token printed in first-run mode is valid.
@@ -236,10 +236,11 @@ func displayAddr(a net.Addr) string {
 func newRedisBroker(cfg *config.Config, logger *slog.Logger) (*redisbroker.Broker, error) {
 	redis.SetLogger(redisLog{logger})
 	return redisbroker.New(redisbroker.Options{
-		URL:         cfg.Redis,
-		HistorySize: cfg.Server.HistorySize,
-		HistoryTTL:  cfg.Server.HistoryTTL,
-		Logger:      logger,
+		URL:          cfg.Redis,
+		HistorySize:  cfg.Server.HistorySize,
+		HistoryBytes: cfg.Server.HistoryBytes,
+		HistoryTTL:   cfg.Server.HistoryTTL,
+		Logger:       logger,
 	})
 }
 

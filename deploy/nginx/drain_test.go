@@ -13,7 +13,7 @@ import (
 	"github.com/wsgate/wsgate/client"
 	"github.com/wsgate/wsgate/internal/gatewaytest"
 	"github.com/wsgate/wsgate/internal/redistest"
-	"github.com/wsgate/wsgate/redisbroker"
+	redisbroker "github.com/wsgate/wsgate/broker/redis"
 )
 
 // received collects the sequence numbers of one client's pushes.

@@ -48,7 +48,7 @@ func (c *Config) register(fs *flag.FlagSet) *optionalBool {
 	fs.Float64Var(&s.HandshakeRate, "handshake-rate", 0, "WebSocket upgrades per second per client IP, burst 2×; over → HTTP 429 (0: 20; negative: unlimited)")
 	fs.IntVar(&s.HistorySize, "history-size", 0, "pushes kept per user for clients that resume after a reconnect (0: 256; negative: none)")
 	fs.Var((*byteSize)(&s.HistoryBytes), "history-bytes", "payload bytes kept per user for resuming clients; keep below --send-queue-bytes (0: 512KiB)")
-	fs.DurationVar(&s.HistoryTTL, "history-ttl", 0, "how long a push is kept for resuming clients (0: 10m)")
+	fs.DurationVar(&s.HistoryTTL, "history-ttl", 0, "how long a push is kept for resuming clients (0: 24h)")
 	fs.Var((*byteSize)(&s.HistoryMemory), "history-memory", "memory for the history of all users; the least recently pushed lose theirs first (0: 128MiB)")
 	fs.Var((*modeValue)(&s.Mode), "mode", "I/O `mode`: auto (epoll reactor on Linux), reactor or blocking (goroutine per connection)")
 

@@ -16,7 +16,7 @@ import (
 	"github.com/wsgate/wsgate"
 	"github.com/wsgate/wsgate/internal/gatewaytest"
 	"github.com/wsgate/wsgate/internal/testbin"
-	"github.com/wsgate/wsgate/redisbroker"
+	redisbroker "github.com/wsgate/wsgate/broker/redis"
 )
 
 // startTimeout bounds the wait for a started redis-server to answer PING.
