@@ -17,12 +17,12 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/wsgate/wsgate"
+	redisbroker "github.com/wsgate/wsgate/broker/redis"
 	"github.com/wsgate/wsgate/internal/api"
 	"github.com/wsgate/wsgate/internal/auth"
 	"github.com/wsgate/wsgate/internal/backend"
 	"github.com/wsgate/wsgate/internal/config"
 	"github.com/wsgate/wsgate/internal/web"
-	redisbroker "github.com/wsgate/wsgate/broker/redis"
 )
 
 // demoTokenTTL is how long the token printed in first-run mode is valid.

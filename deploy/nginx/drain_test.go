@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate"
+	redisbroker "github.com/wsgate/wsgate/broker/redis"
 	"github.com/wsgate/wsgate/client"
 	"github.com/wsgate/wsgate/internal/gatewaytest"
 	"github.com/wsgate/wsgate/internal/redistest"
-	redisbroker "github.com/wsgate/wsgate/broker/redis"
 )
 
 // received collects the sequence numbers of one client's pushes.

@@ -14,9 +14,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/wsgate/wsgate"
+	redisbroker "github.com/wsgate/wsgate/broker/redis"
 	"github.com/wsgate/wsgate/internal/gatewaytest"
 	"github.com/wsgate/wsgate/internal/testbin"
-	redisbroker "github.com/wsgate/wsgate/broker/redis"
 )
 
 // startTimeout bounds the wait for a started redis-server to answer PING.
