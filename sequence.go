@@ -132,15 +132,11 @@ func (s *Server) greet(sess *session, from *broker.Position) bool {
 	}
 	s.sendHello(sess, h.Epoch, max(h.Last, sess.seq))
 	sess.ready.Store(true) // before unlocking: the next push must find it ready
-	if from != nil && h.Lost {
-		s.ctr.lost.Add(1)
-		s.notice(sess, resumeLoss(*from, h))
-		h.Lost = false
-		if len(h.Messages) > 0 {
-			sess.seq = max(sess.seq, h.Messages[0].Seq-1) // the notice covers the gap
-		}
+	pos := broker.Position{Epoch: h.Epoch, Seq: h.Last}
+	if from != nil {
+		pos = *from
 	}
-	again := s.finishReplayLocked(st, sess, h, nil)
+	again := s.finishReplayLocked(st, sess, pos, h, nil)
 	st.mu.Unlock()
 	s.settle(sess)
 	if from != nil {
@@ -184,7 +180,7 @@ func (s *Server) replay(sess *session) {
 		}
 		h, err := s.broker.History(ctx, user, from)
 		st.mu.Lock()
-		again := sess.sync == syncReplaying && s.finishReplayLocked(st, sess, h, err)
+		again := sess.sync == syncReplaying && s.finishReplayLocked(st, sess, from, h, err)
 		st.mu.Unlock()
 		s.settle(sess)
 		if !again {
@@ -197,11 +193,12 @@ func (s *Server) replay(sess *session) {
 	}
 }
 
-// finishReplayLocked queues the history read for a replay, then the
-// buffer, and puts sess live. It reports whether the buffer overflowed
-// meanwhile, in which case sess stays replaying for another round. The
-// caller holds the user's sync lock and settles sess after unlocking.
-func (s *Server) finishReplayLocked(st *syncStripe, sess *session, h broker.History, err error) bool {
+// finishReplayLocked queues the history read from from for a replay,
+// then the buffer, and puts sess live. It reports whether the buffer
+// overflowed meanwhile, in which case sess stays replaying for another
+// round. The caller holds the user's sync lock and settles sess after
+// unlocking.
+func (s *Server) finishReplayLocked(st *syncStripe, sess *session, from broker.Position, h broker.History, err error) bool {
 	switch {
 	case err != nil:
 		s.ctr.lost.Add(1)
@@ -210,9 +207,12 @@ func (s *Server) finishReplayLocked(st *syncStripe, sess *session, h broker.Hist
 	case h.Epoch != sess.epoch:
 		s.restartLocked(sess)
 		return false
-	case h.Lost && len(h.Messages) == 0:
+	case h.Lost:
 		s.ctr.lost.Add(1)
-		s.notice(sess, "wsgate: pushes after "+strconv.FormatUint(sess.seq, 10)+" are no longer retained")
+		s.notice(sess, resumeLoss(from, h))
+		if len(h.Messages) > 0 {
+			sess.seq = max(sess.seq, h.Messages[0].Seq-1) // the notice covers the gap before them
+		}
 	}
 	for i := range h.Messages {
 		s.sendSeqLocked(sess, &h.Messages[i], true)
@@ -245,12 +245,14 @@ func resumeLoss(from broker.Position, h broker.History) string {
 	case from.Seq > h.Last:
 		return "wsgate: the server's sequence (" + strconv.FormatUint(h.Last, 10) + ") is behind the client's (" +
 			strconv.FormatUint(from.Seq, 10) + "): pushes may be lost; numbering continues after the client's"
-	case len(h.Messages) > 0:
+	case len(h.Messages) > 0 && h.Messages[0].Seq > from.Seq+1:
 		return "wsgate: pushes " + strconv.FormatUint(from.Seq+1, 10) + " to " +
 			strconv.FormatUint(h.Messages[0].Seq-1, 10) + " are no longer retained"
+	case len(h.Messages) == 0:
+		return "wsgate: pushes " + strconv.FormatUint(from.Seq+1, 10) + " to " +
+			strconv.FormatUint(h.Last, 10) + " are no longer retained"
 	}
-	return "wsgate: pushes " + strconv.FormatUint(from.Seq+1, 10) + " to " +
-		strconv.FormatUint(h.Last, 10) + " are no longer retained"
+	return "wsgate: some pushes after " + strconv.FormatUint(from.Seq, 10) + " are no longer retained"
 }
 
 // restartLocked ends a connection whose user's sequence moved to another

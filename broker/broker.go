@@ -132,25 +132,24 @@ type UserStatus struct {
 // above it is not honoured.
 const MaxSeq = 1<<53 - 1
 
-// Lost computes History.Lost for a broker that has read the user's epoch,
-// its last sequence and the oldest sequence it retains (0 when nothing is
-// retained), for a client at from. It is the one definition of "pushes
-// lost" that every broker shares.
-func Lost(from Position, epoch, last, oldest uint64) bool {
-	next := from.Seq + 1 // the first push the client lacks
-	if from.Epoch != epoch {
-		if from.Epoch != 0 || from.Seq != 0 {
-			return true // the client's numbering is gone
-		}
-		next = 1 // a client that holds nothing of any epoch wants it all
+// Lost computes History.Lost for a broker that has read the user's epoch
+// and last sequence and found returned retained messages after from (of
+// that epoch; all of them when from is of another one). It is the one
+// definition of "pushes lost" that every broker shares: anything numbered
+// after the client's position and not returned is lost, wherever the hole
+// is (the oldest expired, one too large to keep, the newest evicted).
+func Lost(from Position, epoch, last uint64, returned int) bool {
+	after := uint64(0) // a client that holds nothing of any epoch wants it all
+	switch {
+	case from.Epoch == epoch:
+		after = from.Seq
+	case from.Epoch != 0 || from.Seq != 0:
+		return true // the client's numbering is gone
 	}
-	if from.Seq > last && from.Epoch == epoch {
+	if after > last {
 		return true // the store is behind the client
 	}
-	if last < next {
-		return false // nothing numbered after the client's position
-	}
-	return oldest == 0 || oldest > next
+	return uint64(returned) != last-after
 }
 
 // ErrNotConnected is what a DeliverFunc returns for a push to a connection

@@ -262,14 +262,6 @@ func (l *userLog) drop(n int) {
 
 func (l *userLog) retained() int { return len(l.msgs) - l.head }
 
-// oldest returns the oldest retained sequence, 0 when none.
-func (l *userLog) oldest() uint64 {
-	if l.retained() == 0 {
-		return 0
-	}
-	return l.msgs[l.head].m.Seq
-}
-
 // Cursor returns user's position, starting an epoch when the user has
 // none. The state stays while the user is connected here (Present).
 func (b *Broker) Cursor(_ context.Context, user string) (broker.Position, error) {
@@ -301,7 +293,7 @@ func (b *Broker) History(_ context.Context, user string, from broker.Position) (
 	defer st.mu.Unlock()
 	l := st.logLocked(user)
 	b.expire(l)
-	h := broker.History{Epoch: l.epoch, Last: l.last, Lost: broker.Lost(from, l.epoch, l.last, l.oldest())}
+	h := broker.History{Epoch: l.epoch, Last: l.last}
 	after := uint64(0)
 	if from.Epoch == l.epoch {
 		after = from.Seq
@@ -314,6 +306,7 @@ func (b *Broker) History(_ context.Context, user string, from broker.Position) (
 			h.Messages = append(h.Messages, *hm.m)
 		}
 	}
+	h.Lost = broker.Lost(from, h.Epoch, h.Last, len(h.Messages))
 	st.dropIfIdleLocked(l)
 	return h, nil
 }

@@ -96,7 +96,7 @@ type Broker struct {
 	mu      sync.Mutex                 // guards the three maps
 	present map[string]int             // this node's users and their connection counts
 	dirty   map[string]bool            // users whose count changed since the last flush
-	acks    map[string]broker.Position // highest ack per user not yet written
+	acks    map[ackKey]uint64          // highest ack per user and epoch not yet written
 }
 
 var _ broker.Broker = (*Broker)(nil)
@@ -120,7 +120,7 @@ func New(opts Options) (*Broker, error) {
 		channel: opts.Prefix + ":push",
 		present: make(map[string]int),
 		dirty:   make(map[string]bool),
-		acks:    make(map[string]broker.Position),
+		acks:    make(map[ackKey]uint64),
 	}
 	b.gen.Store("")
 	return b, nil
@@ -275,20 +275,16 @@ func (b *Broker) parseHistory(user string, from broker.Position, res []any) (bro
 		after = from.Seq
 	}
 	entries, _ := res[4].([]any)
-	oldest := uint64(0)
 	for _, e := range entries {
 		m, err := parseEntry(user, h.Epoch, e)
 		if err != nil {
 			return h, err
 		}
-		if oldest == 0 {
-			oldest = m.Seq
-		}
 		if m.Seq > after {
 			h.Messages = append(h.Messages, m)
 		}
 	}
-	h.Lost = broker.Lost(from, h.Epoch, h.Last, oldest)
+	h.Lost = broker.Lost(from, h.Epoch, h.Last, len(h.Messages))
 	return h, nil
 }
 
@@ -321,10 +317,16 @@ func parseEntry(user string, epoch uint64, e any) (broker.Message, error) {
 // Ack records at for the next flush; only the highest of an epoch counts.
 func (b *Broker) Ack(user string, at broker.Position) {
 	b.mu.Lock()
-	if cur, ok := b.acks[user]; !ok || cur.Epoch != at.Epoch || at.Seq > cur.Seq {
-		b.acks[user] = at
-	}
+	k := ackKey{user, at.Epoch}
+	b.acks[k] = max(b.acks[k], at.Seq)
 	b.mu.Unlock()
+}
+
+// ackKey keeps the acks of each epoch apart, so that one of an epoch the
+// store no longer has cannot hide a valid one.
+type ackKey struct {
+	user  string
+	epoch uint64
 }
 
 // Present records this node's connection count of user for the next flush.

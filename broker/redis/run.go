@@ -195,10 +195,8 @@ func (b *Broker) flush(ctx context.Context) error {
 	errAcks := b.writeAcks(ctx, acks)
 	if errAcks != nil {
 		b.mu.Lock()
-		for u, at := range acks {
-			if cur, ok := b.acks[u]; !ok || cur.Epoch != at.Epoch || at.Seq > cur.Seq {
-				b.acks[u] = at
-			}
+		for k, seq := range acks {
+			b.acks[k] = max(b.acks[k], seq)
 		}
 		b.mu.Unlock()
 	}
@@ -216,11 +214,11 @@ func (b *Broker) flush(ctx context.Context) error {
 // take empties the pending acks and changed users, with their counts now.
 // The maps it returns are the caller's alone: Ack keeps writing to a new
 // one meanwhile.
-func (b *Broker) take() (map[string]broker.Position, map[string]int) {
+func (b *Broker) take() (map[ackKey]uint64, map[string]int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	acks := b.acks
-	b.acks = make(map[string]broker.Position, len(acks))
+	b.acks = make(map[ackKey]uint64, len(acks))
 	dirty := make(map[string]int, len(b.dirty))
 	for u := range b.dirty {
 		dirty[u] = b.present[u]
@@ -230,15 +228,15 @@ func (b *Broker) take() (map[string]broker.Position, map[string]int) {
 }
 
 // writeAcks runs the ack script for every user, in one pipeline.
-func (b *Broker) writeAcks(ctx context.Context, acks map[string]broker.Position) error {
+func (b *Broker) writeAcks(ctx context.Context, acks map[ackKey]uint64) error {
 	if len(acks) == 0 {
 		return nil
 	}
 	ttl := seconds(b.opts.StateTTL)
 	for try := 0; ; try++ {
 		_, err := b.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
-			for u, at := range acks {
-				ack.EvalSha(ctx, p, []string{b.stateKey(u)}, at.Epoch, at.Seq, ttl)
+			for k, seq := range acks {
+				ack.EvalSha(ctx, p, []string{b.stateKey(k.user)}, k.epoch, seq, ttl)
 			}
 			return nil
 		})

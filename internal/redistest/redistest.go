@@ -1,13 +1,18 @@
 // Package redistest runs a real redis-server for tests: on a free loopback
-// port, without persistence, in the test's temporary directory, stopped when
-// the test ends. It skips the test loudly when redis-server is not
+// port, in the test's temporary directory, stopped when the test ends,
+// without automatic persistence: snapshots are taken only when a test asks
+// (GracefulRestart, Snapshot), so that it decides what the store comes back
+// with. It skips the test loudly when redis-server is not
 // installed, and fails it in CI (internal/testbin).
 package redistest
 
 import (
 	"context"
+	"errors"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -101,4 +106,58 @@ func (s *Server) StartNode(t testing.TB, bo redisbroker.Options, cfg wsgate.Conf
 	})
 	cfg.Broker = b
 	return gatewaytest.Start(t, cfg, nil)
+}
+
+// dump is redis-server's snapshot file in its directory.
+func (s *Server) dump() string { return filepath.Join(s.dir, "dump.rdb") }
+
+// save writes a snapshot of the data now.
+func (s *Server) save() {
+	s.t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: s.addr})
+	defer func() { _ = rdb.Close() }() // a probe
+	if err := rdb.Save(context.Background()).Err(); err != nil {
+		s.t.Fatalf("redis SAVE: %v", err)
+	}
+}
+
+// GracefulRestart saves the data, stops redis-server and starts it again
+// on it: a restart that loses nothing.
+func (s *Server) GracefulRestart() {
+	s.t.Helper()
+	s.save()
+	s.Stop()
+	s.Restart()
+}
+
+// Snapshot saves the data now and returns a function that kills
+// redis-server and starts it again from that snapshot: a store that comes
+// back older, like a restore from a stale backup or a failover to a
+// lagging replica.
+func (s *Server) Snapshot() (restore func()) {
+	s.t.Helper()
+	s.save()
+	stale, err := os.ReadFile(s.dump())
+	if err != nil {
+		s.t.Fatalf("read snapshot: %v", err)
+	}
+	return func() {
+		s.t.Helper()
+		s.Stop()
+		if err := os.WriteFile(s.dump(), stale, 0o600); err != nil {
+			s.t.Fatalf("restore snapshot: %v", err)
+		}
+		s.Restart()
+	}
+}
+
+// Wipe kills redis-server and starts it again with no data: a store that
+// comes back empty.
+func (s *Server) Wipe() {
+	s.t.Helper()
+	s.Stop()
+	if err := os.Remove(s.dump()); err != nil && !errors.Is(err, os.ErrNotExist) {
+		s.t.Fatalf("remove snapshot: %v", err)
+	}
+	s.Restart()
 }
