@@ -39,9 +39,9 @@ type Harness struct {
 	ForgetsIdleUsers bool
 	// Faults of the store; nil when the broker has no such store. Each
 	// acts on the store of the calling test.
-	GracefulRestart func(t *testing.T)                // comes back with all its data
+	GracefulRestart func(t *testing.T)                  // comes back with all its data
 	Snapshot        func(t *testing.T) (restore func()) // restore: comes back as it was at the snapshot
-	Wipe            func(t *testing.T)                // comes back empty
+	Wipe            func(t *testing.T)                  // comes back empty
 }
 
 // timeout bounds every wait of the suite.

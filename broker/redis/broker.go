@@ -93,10 +93,10 @@ type Broker struct {
 	known atomic.Uint64 // the highest write mark this node has seen
 	gen   atomic.Value  // string: the store generation last seen
 
-	mu      sync.Mutex                 // guards the three maps
-	present map[string]int             // this node's users and their connection counts
-	dirty   map[string]bool            // users whose count changed since the last flush
-	acks    map[ackKey]uint64          // highest ack per user and epoch not yet written
+	mu      sync.Mutex        // guards the three maps
+	present map[string]int    // this node's users and their connection counts
+	dirty   map[string]bool   // users whose count changed since the last flush
+	acks    map[ackKey]uint64 // highest ack per user and epoch not yet written
 }
 
 var _ broker.Broker = (*Broker)(nil)
