@@ -108,7 +108,18 @@ type FullConn struct {
 // DialFull opens a full-form connection to /ws as user and reads its hello.
 func (g *Gateway) DialFull(t testing.TB, user string) *FullConn {
 	t.Helper()
-	c := &FullConn{Conn: g.dial(t, "/ws?user="+user, []string{wire.Subprotocol})}
+	return g.dialFull(t, "/ws?user="+user)
+}
+
+// DialFullAt is DialFull for a client that resumes from seq of epoch.
+func (g *Gateway) DialFullAt(t testing.TB, user string, epoch, seq uint64) *FullConn {
+	t.Helper()
+	return g.dialFull(t, "/ws?user="+user+"&"+wire.ResumeParam+"="+string(wire.FormatResume(nil, epoch, seq)))
+}
+
+func (g *Gateway) dialFull(t testing.TB, path string) *FullConn {
+	t.Helper()
+	c := &FullConn{Conn: g.dial(t, path, []string{wire.Subprotocol})}
 	c.Hello = c.ReadFrame(t)
 	if c.Hello.Type != wire.TypeHello {
 		t.Fatalf("first frame: got type %d, want hello", c.Hello.Type)
