@@ -110,40 +110,49 @@
 // # Sequenced delivery
 //
 // A push to a user (Target.User or Users) gets the user's next sequence
-// number, 1, 2, 3, …, and is kept in the user's history, bounded per user by
-// Config.HistorySize, HistoryBytes and HistoryTTL and for all users together
-// by HistoryMemory (the users pushed to least recently lose theirs first).
-// Full-form clients receive the sequence in the push frame, acknowledge what
-// they handled (UserStatus reports the highest ack per user) and, after a
-// reconnect, send a resume frame with the last sequence they hold: the server
-// replays every retained push after it, in order, before any newer push
-// reaches that connection, so a client loses nothing across reconnects and
-// sees nothing twice. Pushes it asked for that are no longer retained are
-// announced by an error frame (code pushes-lost) instead. Simple-form
-// clients get user pushes as plain action + payload, without sequence or
-// replay; topic, broadcast and connection pushes are unsequenced and framed
-// once for everyone.
+// number in the user's epoch, 1, 2, 3, …, and is kept in the user's
+// history, bounded per user by Config.HistorySize, HistoryBytes and
+// HistoryTTL and for all users together by HistoryMemory (the users pushed
+// to least recently lose theirs first). An epoch names one numbering of a
+// user's sequence: within it no number is handed out twice, and the broker
+// starts a new one whenever it cannot prove the numbering continues (state
+// expired or evicted, a store that lost data or came back older). Full-form
+// clients learn the epoch from hello, receive the sequence in the push
+// frame, acknowledge what they handled (UserStatus reports the highest ack
+// per user) and, when they reconnect, name the position they hold in the
+// handshake (?resume=<epoch>.<seq>): the server replays every retained push
+// after it, in order, before any newer push reaches that connection, so a
+// client loses nothing across reconnects and sees nothing twice. Pushes it
+// should have had that are gone are announced by an error frame (code
+// pushes-lost) instead — never silence. A client that names no position
+// gets live pushes at once. Simple-form clients get user pushes as plain
+// action + payload, without sequence or replay; topic, broadcast and
+// connection pushes are unsequenced and framed once for everyone.
 //
-// How it stays in order: the broker delivers one user's pushes one at a
-// time, in sequence order, and records each in the history before
-// delivering it. Each sequenced connection remembers the highest sequence
-// queued to it. A connection that resumes first switches to buffering, under
-// a lock striped by user that deliveries also take, then reads the history,
-// then sends the history and the buffer — skipping every sequence it already
-// sent — and goes live, under the lock again. Until a new connection's first
-// frame, the server may hold its user's pushes for up to 5 s waiting for a
-// resume; the Go and JavaScript clients always send one first.
+// How it stays in order: the broker delivers one user's pushes to each
+// node in sequence order (or with gaps the connection fills from the
+// history), recording each in the history before delivering it. Each
+// sequenced connection remembers its epoch and the highest sequence queued
+// to it. A connection that replays first switches to buffering, under a
+// lock striped by user that deliveries also take, then reads the history,
+// then queues the history and the buffer — skipping every sequence it
+// already has — and goes live, under the lock again. Frames are only
+// queued under that lock and written after it (sequence.go gives the lock
+// order).
 //
 // # Several nodes
 //
-// Config.Broker shares pushes, sequences, history, acks and presence
-// between gateway nodes; package redisbroker does it through Redis. Any
-// node can then push to any user or topic — every node delivers to its own
-// connections — and a client may resume on any node, so no sticky sessions
-// are needed. Publish then returns before the nodes deliver (Delivered is
-// -1); a push Redis cannot take fails with ErrUnavailable and reaches no
-// one; UserStatus and ActionPresence count every node's connections. Without
-// a Broker all of this stays in the Server's memory.
+// Config.Broker is the one seam between the Server and the store that
+// numbers, keeps and carries pushes (package broker; its conformance suite
+// is package broker/brokertest). Package broker/redis shares pushes,
+// epochs, sequences, history, acks and presence between gateway nodes
+// through Redis. Any node can then push to any user or topic — every node
+// delivers to its own connections — and a client may resume on any node,
+// so no sticky sessions are needed. Publish then returns before the nodes
+// deliver (Delivered is -1); a push the broker cannot take fails with
+// ErrUnavailable and reaches no one; UserStatus and ActionPresence count
+// every node's connections. Without a Broker the Server uses the in-memory
+// one of package broker/memory.
 //
 // # Security
 //

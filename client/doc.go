@@ -11,11 +11,11 @@
 // learns about misconfiguration at once. From then on the client keeps a
 // connection open: when one ends it reconnects with the protocol's backoff
 // (wire.Backoff: exponential with jitter, reset after a connection that
-// lasted Backoff.Max) and, on the new connection, sends a resume frame so
-// the server can replay the user's sequenced pushes, and subscribes again to
-// the topics of Subscribe. Close ends it for good. (The first connection
-// sends a resume too, right after the hello, with the hello's sequence: it
-// tells the server that there is nothing to replay.)
+// lasted Backoff.Max) and names the position it holds (epoch and sequence)
+// in the new connection's URL, so that the server replays the user's
+// sequenced pushes it missed before anything newer, and subscribes again to
+// the topics of Subscribe. Close ends it for good. When pushes it should
+// have had are gone, Options.OnPushesLost is told.
 //
 // States move Connecting → Connected ⇄ Reconnecting → Closed and are
 // reported to Options.OnStateChange. Reconnecting stops, and the state

@@ -32,11 +32,6 @@ type Harness struct {
 	// Shared is set. The suite binds and runs them.
 	New    func(t *testing.T, opts Options) broker.Broker
 	Shared bool
-	// ForgetsIdleUsers says that the broker drops all state of a user
-	// with no connection and no retained push (the in-memory broker, to
-	// stay bounded): a client of such a user that resumes with its epoch
-	// is still told, but one that resumes from nothing cannot be.
-	ForgetsIdleUsers bool
 	// Faults of the store; nil when the broker has no such store. Each
 	// acts on the store of the calling test.
 	GracefulRestart func(t *testing.T)                  // comes back with all its data
@@ -377,12 +372,6 @@ func testExpiryByAge(t *testing.T, h Harness) {
 	c.advance(2 * time.Minute)
 	expectLost(t, n.b, "age", broker.Position{Epoch: e}, []uint64{4})
 	c.advance(time.Hour)
-	if h.ForgetsIdleUsers {
-		if got := history(t, n.b, "age", broker.Position{Epoch: e, Seq: 1}); !got.Lost || len(got.Messages) != 0 {
-			t.Errorf("History after everything expired: got %v lost %v, want nothing and lost", seqs(got.Messages), got.Lost)
-		}
-		return
-	}
 	expectLost(t, n.b, "age", broker.Position{Epoch: e, Seq: 1}, nil)
 }
 

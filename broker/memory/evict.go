@@ -1,30 +1,50 @@
 package memory
 
-// The global bound: logs that retain messages are on a list, least recently
-// pushed first, and each accounts its payload bytes plus overheads.
+// The global bound: logs that retain messages, and tombstones, are on a
+// list, least recently pushed (or buried) first, and each accounts its
+// payload bytes plus overheads.
+//
+// A tombstone is the log of a user who was pushed to, has no connection
+// here and no retained message left: it keeps the user's epoch and last
+// sequence for one more TTL, so that a client coming back, even one that
+// holds nothing, is told that pushes were lost instead of meeting a user
+// the broker never heard of. Tombstones count against the total like
+// everything else, so they stay bounded.
+
+// cost is what l adds to the total.
+func (l *userLog) cost() int64 {
+	switch n := l.retained(); {
+	case n > 0:
+		return l.payload + int64(n)*msgOverhead + logOverhead
+	case l.conns == 0 && l.last > 0:
+		return logOverhead // a tombstone
+	}
+	return 0
+}
 
 // settle brings l's place on the list and its share of the total up to
-// date; touched moves it to the most recently pushed end. The caller holds
-// l's stripe.
-func (b *Broker) settle(l *userLog, touched bool) {
-	var cost int64
-	if n := l.retained(); n > 0 {
-		cost = l.payload + int64(n)*msgOverhead + logOverhead
-	}
+// date; touched (a push) moves it to the most recently pushed end, and so
+// does becoming a tombstone. The caller holds l's stripe.
+func (b *Broker) settle(l *userLog, touched bool, now int64) {
+	cost := l.cost()
+	tomb := cost > 0 && l.retained() == 0
 	b.lru.Lock()
 	defer b.lru.Unlock()
 	b.total += cost - l.counted
 	switch {
 	case cost == 0 && l.counted > 0:
 		b.unlink(l)
-	case cost > 0 && (l.counted == 0 || touched):
+	case cost > 0 && (l.counted == 0 || touched || tomb && !l.tomb):
 		if l.counted > 0 {
 			b.unlink(l)
 		}
 		b.append(l)
 		l.listedAt = l.pushedAt
+		if tomb {
+			l.listedAt = now
+		}
 	}
-	l.counted = cost
+	l.counted, l.tomb = cost, tomb
 }
 
 func (b *Broker) unlink(l *userLog) {
@@ -67,14 +87,15 @@ func (b *Broker) enforceTotal(now int64) {
 		if l == nil || !over && !expired {
 			return
 		}
-		b.forget(l.user, l, over && !expired)
+		b.forget(l.user, l, over && !expired, now)
 	}
 }
 
 // forget drops the messages of victim, user's log, if it is still the
-// least recently pushed one; a log whose user is not connected here goes
-// entirely (its next push starts a new epoch).
-func (b *Broker) forget(user string, victim *userLog, evict bool) {
+// least recently pushed one, which makes it a tombstone (or, when its user
+// is connected here, just a cursor); a tombstone goes entirely, and the
+// user's next push starts a new epoch.
+func (b *Broker) forget(user string, victim *userLog, evict bool, now int64) {
 	st := b.stripe(user)
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -87,14 +108,30 @@ func (b *Broker) forget(user string, victim *userLog, evict bool) {
 	if !still || st.logs[user] != victim {
 		return // pushed to meanwhile: another round picks the new oldest
 	}
+	if victim.retained() == 0 {
+		b.bury(st, victim)
+		return
+	}
 	victim.drop(victim.retained())
 	victim.msgs, victim.head = nil, 0
-	b.settle(victim, false)
-	st.dropIfIdleLocked(victim)
+	b.settle(victim, false, now)
+}
+
+// bury forgets a tombstone. The caller holds its stripe.
+func (b *Broker) bury(st *stripe, l *userLog) {
+	b.lru.Lock()
+	b.total -= l.counted
+	if l.counted > 0 {
+		b.unlink(l)
+	}
+	l.counted = 0
+	b.lru.Unlock()
+	delete(st.logs, l.user)
 }
 
 // Usage reports the history's accounted bytes, the users with retained
-// messages, and the messages evicted so far for the total bound.
+// messages or tombstones, and the messages evicted so far for the total
+// bound.
 func (b *Broker) Usage() (bytes int64, users int, evicted int64) {
 	b.lru.Lock()
 	defer b.lru.Unlock()

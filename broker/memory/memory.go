@@ -85,7 +85,8 @@ type userLog struct {
 	payload    int64 // payload bytes of the retained messages
 	pushedAt   int64 // unix nanoseconds of the last push
 	counted    int64 // what this log adds to Broker.total; > 0 iff listed
-	listedAt   int64 // pushedAt as of the last move on the list
+	listedAt   int64 // when it last moved on the list: its last push, or when it became a tombstone
+	tomb       bool  // listed as a tombstone (guarded by the list lock)
 	prev, next *userLog
 
 	// Deliveries leave in the order of numbering: each publisher takes a
@@ -167,10 +168,12 @@ func (st *stripe) logLocked(user string) *userLog {
 	return l
 }
 
-// dropIfIdleLocked forgets l when it retains nothing and its user has no
-// connection here. The caller holds st.
+// dropIfIdleLocked forgets l when it holds nothing worth keeping: no
+// connection here, no retained message, and no push ever numbered (a user
+// that was pushed to becomes a tombstone instead, see settle). The caller
+// holds st.
 func (st *stripe) dropIfIdleLocked(l *userLog) {
-	if l.conns == 0 && l.retained() == 0 && st.logs[l.user] == l {
+	if l.conns == 0 && l.retained() == 0 && l.last == 0 && l.counted == 0 && st.logs[l.user] == l {
 		delete(st.logs, l.user)
 	}
 }
@@ -232,7 +235,7 @@ func (b *Broker) record(l *userLog, m *broker.Message, now int64) {
 		l.payload += int64(len(m.Payload))
 	}
 	b.trim(l, now)
-	b.settle(l, true)
+	b.settle(l, true, now)
 }
 
 // trim drops l's oldest messages while it holds too many, too many bytes or
@@ -281,7 +284,7 @@ func (b *Broker) expire(l *userLog) {
 	now := b.now().UnixNano()
 	if l.retained() > 0 && now-l.msgs[l.head].at >= int64(b.opts.TTL) {
 		b.trim(l, now)
-		b.settle(l, false)
+		b.settle(l, false, now)
 	}
 }
 
@@ -326,10 +329,15 @@ func (b *Broker) Ack(user string, at broker.Position) {
 func (b *Broker) Present(user string, conns int) {
 	st := b.stripe(user)
 	st.mu.Lock()
-	if conns > 0 {
-		st.logLocked(user).conns = conns
-	} else if l := st.logs[user]; l != nil {
+	l := st.logs[user]
+	switch {
+	case conns > 0:
+		l = st.logLocked(user)
+		l.conns = conns
+		b.settle(l, false, b.now().UnixNano()) // no longer a tombstone
+	case l != nil:
 		l.conns = 0
+		b.settle(l, false, b.now().UnixNano()) // a tombstone if it was pushed to
 		st.dropIfIdleLocked(l)
 	}
 	st.mu.Unlock()

@@ -22,7 +22,7 @@ import (
 // time to a node picked at random, resumes, and checks that every push it
 // reads continues its sequence exactly. Push i carries strconv.Itoa(i).
 type hopper struct {
-	nodes []*gatewaytest.Gateway
+	nodes       []*gatewaytest.Gateway
 	user        string
 	epoch, last uint64 // epoch 0 until the first hello: the first resume asks for everything
 	conns       int
