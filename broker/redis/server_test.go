@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -309,5 +310,51 @@ func closeCode(t *testing.T, c *websocket.Conn) websocket.StatusCode {
 			}
 			return websocket.CloseStatus(err)
 		}
+	}
+}
+
+// TestOfflineForHours: a client that stays away six hours (on the brokers'
+// clock) while its user is pushed to resumes on another node with every
+// push, in order, and nothing reported lost; one that stays away longer
+// than the history's age is told what it lost. The nodes share a clock the
+// test moves; Redis keeps what they wrote.
+func TestOfflineForHours(t *testing.T) {
+	leakcheck.Check(t)
+	r := redistest.Start(t)
+	var now atomic.Int64
+	now.Store(time.Now().UnixNano())
+	clock := func() time.Time { return time.Unix(0, now.Load()) }
+	bo := redisbroker.Options{FlushInterval: 50 * time.Millisecond, Now: clock, HistorySize: 1000}
+	a := r.StartNode(t, bo, wsgate.Config{HandshakeRate: -1, MessageRate: -1})
+	b := r.StartNode(t, bo, wsgate.Config{HandshakeRate: -1, MessageRate: -1})
+	c := dialAt(t, a, "hana", nil)
+	first := publish(t, b, wsgate.Target{User: "hana"}, "p1")
+	expectPush(t, c, 1, "p1")
+	_ = c.CloseNow()
+	for i := 2; i <= 61; i++ { // one push every six minutes for six hours
+		now.Add(int64(6 * time.Minute))
+		publish(t, b, wsgate.Target{User: "hana"}, "p"+strconv.Itoa(i))
+	}
+	back := dialAt(t, b, "hana", &broker.Position{Epoch: first.Epoch, Seq: 1})
+	for i := 2; i <= 61; i++ {
+		expectPush(t, back, uint64(i), "p"+strconv.Itoa(i))
+	}
+	_ = back.CloseNow()
+	if st := a.Stats(); st.Lost != 0 {
+		t.Errorf("node a: %d pushes-lost notices, want none", st.Lost)
+	}
+	if st := b.Stats(); st.Lost != 0 {
+		t.Errorf("node b: %d pushes-lost notices, want none", st.Lost)
+	}
+
+	// Twenty hours more: p2..p20 (pushed up to 114 minutes after p1) are
+	// older than 24 hours, p21..p61 are not.
+	now.Add(int64(20 * time.Hour))
+	late := dialAt(t, a, "hana", &broker.Position{Epoch: first.Epoch, Seq: 1})
+	if f := late.ReadFrame(t); f.Type != wire.TypeError || f.Code != wire.CodePushesLost || !strings.Contains(string(f.Payload), "pushes 2 to 20") {
+		t.Fatalf("resume past the history's age: got %s %q, want pushes 2 to 20 lost", f.Type, f.Payload)
+	}
+	for i := 21; i <= 61; i++ {
+		expectPush(t, late, uint64(i), "p"+strconv.Itoa(i))
 	}
 }
