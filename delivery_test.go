@@ -27,8 +27,8 @@ func TestAcksAreNotRateLimited(t *testing.T) {
 	var states []client.State
 	got := make(chan client.Push, 500)
 	c := sdkDial(t, ts, client.Options{
-		Header:        http.Header{"X-User": {"ivy"}},
-		OnPush:        func(p client.Push) { got <- p },
+		Header: http.Header{"X-User": {"ivy"}},
+		OnPush: func(p client.Push) { got <- p },
 		OnStateChange: func(s client.State, _ error) {
 			if s != client.StateConnected {
 				mu.Lock()
