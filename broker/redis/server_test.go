@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -356,5 +357,41 @@ func TestOfflineForHours(t *testing.T) {
 	}
 	for i := 21; i <= 61; i++ {
 		expectPush(t, late, uint64(i), "p"+strconv.Itoa(i))
+	}
+}
+
+// TestOfflineReal is TestOfflineForHours on the real clock, for a manual
+// run: WSGATE_OFFLINE=30m go test -run TestOfflineReal ./broker/redis/
+// keeps a client away for 30 minutes while its user gets a push every
+// 10 seconds, then resumes it on the other node. It is skipped unless
+// WSGATE_OFFLINE is set.
+func TestOfflineReal(t *testing.T) {
+	away, err := time.ParseDuration(os.Getenv("WSGATE_OFFLINE"))
+	if err != nil {
+		t.Skip("set WSGATE_OFFLINE (e.g. 30m) to run a real offline period")
+	}
+	r := redistest.Start(t)
+	bo := redisbroker.Options{FlushInterval: 50 * time.Millisecond, HistorySize: 100000}
+	a := r.StartNode(t, bo, wsgate.Config{HandshakeRate: -1, MessageRate: -1})
+	b := r.StartNode(t, bo, wsgate.Config{HandshakeRate: -1, MessageRate: -1})
+	c := dialAt(t, a, "rae", nil)
+	first := publish(t, b, wsgate.Target{User: "rae"}, "p1")
+	expectPush(t, c, 1, "p1")
+	_ = c.CloseNow()
+	start := time.Now()
+	n := 1
+	for time.Since(start) < away {
+		time.Sleep(10 * time.Second)
+		n++
+		publish(t, b, wsgate.Target{User: "rae"}, "p"+strconv.Itoa(n))
+	}
+	back := dialAt(t, b, "rae", &broker.Position{Epoch: first.Epoch, Seq: 1})
+	for i := 2; i <= n; i++ {
+		expectPush(t, back, uint64(i), "p"+strconv.Itoa(i))
+	}
+	t.Logf("away %v: %d pushes made meanwhile, all replayed in order; lost notices: a %d, b %d",
+		time.Since(start).Round(time.Second), n-1, a.Stats().Lost, b.Stats().Lost)
+	if a.Stats().Lost+b.Stats().Lost != 0 {
+		t.Error("pushes reported lost")
 	}
 }
