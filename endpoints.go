@@ -1,6 +1,7 @@
 package wsgate
 
 import (
+	"context"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -34,15 +35,28 @@ func serveHealthz(w http.ResponseWriter, _ *http.Request) {
 
 // serveReadyz tells load balancers to stop sending clients once Shutdown
 // has begun.
-func (s *Server) serveReadyz(w http.ResponseWriter, _ *http.Request) {
+// serveReadyz answers 503 while the Server drains or its broker does not
+// answer (a node that cannot number pushes should get no new clients).
+func (s *Server) serveReadyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	if s.draining.Load() {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = w.Write([]byte("draining\n")) // the client went away; nothing to do
 		return
 	}
+	ctx, cancel := context.WithTimeout(r.Context(), readyzBrokerTimeout)
+	defer cancel()
+	if err := s.broker.Ping(ctx); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("broker unreachable: " + err.Error() + "\n")) // the client went away; nothing to do
+		return
+	}
 	_, _ = w.Write([]byte("ok\n")) // the client went away; nothing to do
 }
+
+// readyzBrokerTimeout bounds the broker check of /readyz, well inside the
+// probe timeouts of load balancers and Kubernetes (1 s by default).
+const readyzBrokerTimeout = 500 * time.Millisecond
 
 func (s *Server) serveRoot(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/" && s.echo != nil && isUpgrade(r) {

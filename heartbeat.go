@@ -6,9 +6,9 @@ import (
 	"time"
 )
 
-// startBackground starts the heartbeat goroutine and the Broker's Run with
-// the first connection, so that New starts nothing and a Server only
-// mounted through Handler() still pings and receives other nodes' pushes.
+// startBackground starts the heartbeat goroutine and the Broker's Run when
+// the Server starts serving (Serve) or with the first connection (a Server
+// only mounted through Handler()), so that New starts nothing.
 // It does nothing once running or after Shutdown.
 func (s *Server) startBackground() {
 	s.mu.Lock()

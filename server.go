@@ -177,6 +177,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		_ = ln.Close() // never served; the caller handed ln over to us
 		return ErrServerClosed
 	}
+	s.startBackground() // the broker connects now, so that a bad store is reported at start
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {

@@ -395,3 +395,29 @@ func TestOfflineReal(t *testing.T) {
 		t.Error("pushes reported lost")
 	}
 }
+
+// TestReadyzFollowsRedis: a node whose Redis is down answers /readyz with
+// 503, so that load balancers send new clients elsewhere, and 200 again
+// once Redis is back.
+func TestReadyzFollowsRedis(t *testing.T) {
+	leakcheck.Check(t)
+	r := redistest.Start(t)
+	a := startNode(t, r)
+	readyz := func() int {
+		resp, err := http.Get("http" + strings.TrimPrefix(a.WS, "ws") + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := readyz(); got != http.StatusOK {
+		t.Fatalf("with Redis up: got %d, want 200", got)
+	}
+	r.Stop()
+	if got := readyz(); got != http.StatusServiceUnavailable {
+		t.Errorf("with Redis down: got %d, want 503", got)
+	}
+	r.Restart()
+	gatewaytest.WaitFor(t, "readyz 200 again", func() bool { return readyz() == http.StatusOK })
+}
