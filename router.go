@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/wsgate/wsgate/websocket"
 	"github.com/wsgate/wsgate/wire"
@@ -157,6 +158,7 @@ func (s *Server) protocolError(sess *session, reason string) {
 // to its handler, both inline on the executor.
 func (s *Server) dispatch(sess *session, to replyTo, action wire.Action, payload []byte) {
 	s.ctr.requests.Add(1)
+	s.obs.requested(action)
 	if action <= wire.MaxSystemAction {
 		s.system(sess, to, action, payload)
 		return
@@ -183,8 +185,10 @@ func unknownAction(a wire.Action) string {
 // in parallel (up to Config.MaxHandlers). payload is copied: the engine
 // reuses it once onMessage returns, and the handler owns Request.Payload.
 func (s *Server) runHandler(sess *session, to replyTo, h HandlerFunc, action wire.Action, payload []byte) {
+	start := time.Now()
 	c := s.newCall(sess, action, bytes.Clone(payload))
 	out, err := callHandler(c, h, &c.req)
+	s.obs.actions.get(action).latency.observe(time.Since(start))
 	if err != nil {
 		s.handlerFailed(sess, to, &c.req, err)
 		return
