@@ -95,7 +95,14 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) er
 	if err != nil {
 		return fmt.Errorf("wsgate: listen: %w", err)
 	}
+	ms, err := startMetrics(ctx, cfg.MetricsAddr, srv, logger)
+	if err != nil {
+		_ = ln.Close() // never served
+		return err
+	}
+	defer ms.stop()
 	printBanner(stdout, cfg, fr, ln.Addr())
+	ms.printBanner(stdout)
 	logger.Info("serving", "addr", ln.Addr().String())
 	if err := srv.Serve(ctx, ln); err != nil {
 		return err

@@ -78,6 +78,28 @@ func TestFlagsAndEnv(t *testing.T) {
 	}
 }
 
+// TestDemoDefault: the help says the demo actions are on when no auth is
+// configured, and --insecure-no-auth configures none.
+func TestDemoDefault(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want bool
+	}{
+		{nil, true},
+		{[]string{"--insecure-no-auth"}, true},
+		{[]string{"--jwt-secret", "0123456789abcdef0123"}, false},
+		{[]string{"--insecure-no-auth", "--demo=false"}, false},
+	} {
+		c, err := Parse(tc.args, env(nil), &bytes.Buffer{})
+		if err != nil {
+			t.Fatalf("Parse(%q): %v", tc.args, err)
+		}
+		if c.Demo != tc.want {
+			t.Errorf("Parse(%q): Demo = %v, want %v", tc.args, c.Demo, tc.want)
+		}
+	}
+}
+
 func TestDemoExplicit(t *testing.T) {
 	c, err := Parse([]string{"--insecure-no-auth", "--demo"}, env(nil), &bytes.Buffer{})
 	if err != nil {

@@ -32,7 +32,7 @@ func (c *Config) register(fs *flag.FlagSet) *optionalBool {
 	fs.DurationVar(&c.BackendTimeout, "backend-timeout", 0, "deadline of one backend call (0: 5s)")
 	fs.IntVar(&c.BackendConcurrency, "backend-concurrency", 0, "backend calls in flight at most (0: 64)")
 	demo := &optionalBool{}
-	fs.Var(demo, "demo", "register the demo handlers: 100 echo, 110 add friend, 111 get info (default: on when no auth is configured)")
+	fs.Var(demo, "demo", "register the demo handlers: 100 echo, 110 add friend, 111 get info (default: on when no token verification is configured: first-run mode or --insecure-no-auth)")
 
 	fs.IntVar(&s.MaxConns, "max-conns", 0, "maximum open WebSocket connections, beyond → HTTP 503 (0: 100000)")
 	fs.Var((*byteSize)(&s.MaxMessageSize), "max-message-size", "largest message accepted on /ws, e.g. 64KiB; larger → close 1009 (0: 64KiB)")
@@ -56,6 +56,7 @@ func (c *Config) register(fs *flag.FlagSet) *optionalBool {
 	fs.DurationVar(&s.DrainPeriod, "drain-period", 0, "on SIGINT/SIGTERM, close connections with 4003 (reconnect elsewhere) spread over this period; for nodes behind a load balancer (0: 1001 to all at once)")
 	fs.Var((*levelValue)(&c.LogLevel), "log-level", "log `level`: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log `format`: text or json")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics on a listener of its own, e.g. 127.0.0.1:9090 (empty: off)")
 	return demo
 }
 
