@@ -186,8 +186,8 @@ func TestServeFirstRun(t *testing.T) {
 	checkDemo(t, c)
 
 	out, errOut, err := runCmd(t, "push", "--api", g.base, "--api-key", g.apiKey, "--user", "demo", "--action", "120", "--data", "hello")
-	if err != nil || strings.TrimSpace(out) != "delivered 1" {
-		t.Errorf("push: got %q, %v (stderr %q); want delivered 1", out, err, errOut)
+	if err != nil || strings.TrimSpace(out) != "delivered 1 seq 1" {
+		t.Errorf("push: got %q, %v (stderr %q); want delivered 1 seq 1", out, err, errOut)
 	}
 	select {
 	case p := <-pushes:
