@@ -103,6 +103,7 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) er
 	defer ms.stop()
 	printBanner(stdout, cfg, fr, ln.Addr())
 	ms.printBanner(stdout)
+	printAdminBanner(stdout, cfg, ln.Addr())
 	logger.Info("serving", "addr", ln.Addr().String())
 	if err := srv.Serve(ctx, ln); err != nil {
 		return err
@@ -157,6 +158,7 @@ func newGateway(cfg *config.Config, logger *slog.Logger) (*wsgate.Server, func()
 			return nil, nil, err
 		}
 		page.Handle("/api/", a)
+		mountAdmin(page, srv, cfg)
 	}
 	if cfg.Demo {
 		if err := new(demo).register(srv); err != nil {

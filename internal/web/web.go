@@ -13,7 +13,7 @@ import (
 // with other clients; the page's own script is page.js. Tests (*.mjs) are
 // not embedded.
 //
-//go:embed static/*.html static/*.js
+//go:embed static/*.html static/*.js static/admin/*.html static/admin/*.js
 var files embed.FS
 
 // Handler serves the page at "/" and its scripts beside it. Anything else
