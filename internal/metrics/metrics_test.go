@@ -3,6 +3,7 @@ package metrics_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -508,4 +509,43 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// TestDashboardUsesDocumentedMetrics: the Grafana dashboard queries only
+// metrics that exist, and shows every documented one.
+func TestDashboardUsesDocumentedMetrics(t *testing.T) {
+	b, err := os.ReadFile("../../deploy/grafana/wsgate.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatalf("deploy/grafana/wsgate.json: %v", err)
+	}
+	docs := documented(t)
+	used := map[string]bool{}
+	name := regexp.MustCompile(`\bwsgate_[a-z_]+`)
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			for _, m := range name.FindAllString(tg.Expr, -1) {
+				base := strings.TrimSuffix(m, "_bucket")
+				used[base] = true
+				if !contains(docs, base) {
+					t.Errorf("panel %q queries %s, which docs/METRICS.md does not list", p.Title, m)
+				}
+			}
+		}
+	}
+	for _, d := range docs {
+		if !used[d] {
+			t.Errorf("%s is documented but no dashboard panel shows it", d)
+		}
+	}
 }
