@@ -252,3 +252,15 @@ func runLoad(ctx context.Context, t *testing.T, gw *gatewaytest.Gateway) {
 		churn = dial("churn")
 	}
 }
+
+// TestPageHandlerHidesAdmin: the page handler does not serve the admin
+// view's files; only Admin does, behind the key.
+func TestPageHandlerHidesAdmin(t *testing.T) {
+	leakcheck.Check(t)
+	gw := gatewaytest.Start(t, wsgate.Config{Page: web.Handler()}, nil)
+	for _, p := range []string{"/admin", "/admin/", "/admin/index.html", "/admin/admin.js"} {
+		if status, _, _ := adminGet(t, gw.URL+p, nil); status != http.StatusNotFound {
+			t.Errorf("GET %s from the page handler: got %d, want 404", p, status)
+		}
+	}
+}

@@ -7,6 +7,7 @@ package web
 import (
 	"embed"
 	"net/http"
+	"strings"
 )
 
 // The protocol modules wire.js (codec) and wsgate.js (client) are shared
@@ -17,13 +18,17 @@ import (
 var files embed.FS
 
 // Handler serves the page at "/" and its scripts beside it. Anything else
-// is 404; methods other than GET and HEAD get 405.
+// (the admin view's files too: see Admin) is 404; methods other than GET and HEAD get 405.
 func Handler() http.Handler {
 	static := http.FileServerFS(files)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		if r.URL.Path == "/admin" || strings.HasPrefix(r.URL.Path, "/admin/") {
+			http.NotFound(w, r) // the admin view's files are Admin's to serve, behind the key
 			return
 		}
 		h := w.Header()
