@@ -1,7 +1,9 @@
 // Package web serves wsgate's test page: a single HTML page with vanilla
 // JavaScript (no build step) that connects to the gateway, sends text and
-// action frames and logs everything that arrives. The files are embedded,
-// so the binary needs nothing on disk.
+// action frames and logs everything that arrives; and the live admin view
+// (Admin, admin.go): charts of one node's numbers behind the API key. The
+// files are embedded, so the binary needs nothing on disk, and nothing is
+// loaded from elsewhere (the machine may be offline).
 package web
 
 import (
