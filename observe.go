@@ -152,6 +152,10 @@ type actionTable struct {
 	other actionCounter
 }
 
+// maxCountActions bounds Config.CountActions: each listed action is a
+// metrics series per label set, and the list comes from an operator.
+const maxCountActions = 256
+
 // systemActions are counted on their own from the start.
 var systemActions = [...]wire.Action{wire.ActionSubscribe, wire.ActionUnsubscribe, wire.ActionPresence, wire.ActionPing}
 
@@ -265,9 +269,12 @@ type observer struct {
 	pushes  [numKinds]pushCounter
 }
 
-func newObserver() *observer {
+func newObserver(count []wire.Action) *observer {
 	o := &observer{}
 	o.actions.init()
+	for _, a := range count {
+		o.actions.add(a)
+	}
 	return o
 }
 

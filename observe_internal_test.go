@@ -58,9 +58,10 @@ func TestCloseCountersOther(t *testing.T) {
 }
 
 func TestActionTable(t *testing.T) {
-	o := newObserver()
+	o := newObserver([]wire.Action{160})
 	o.actions.add(150)
 	o.requested(150)
+	o.requested(160)
 	o.requested(wire.ActionSubscribe)
 	o.requested(151) // not registered: "other"
 	o.requested(151)
@@ -68,8 +69,8 @@ func TestActionTable(t *testing.T) {
 	for _, a := range o.actions.snapshot() {
 		got[a.Action] = a.Requests
 	}
-	if got[150] != 1 || got[wire.ActionSubscribe] != 1 || got[0] != 2 {
-		t.Errorf("got %v, want 150 and subscribe once, other (0) twice", got)
+	if got[150] != 1 || got[160] != 1 || got[wire.ActionSubscribe] != 1 || got[0] != 2 {
+		t.Errorf("got %v, want 150, 160 (CountActions) and subscribe once, other (0) twice", got)
 	}
 	if _, ok := got[151]; ok {
 		t.Errorf("unregistered action 151 has its own entry: %v", got)
@@ -78,7 +79,7 @@ func TestActionTable(t *testing.T) {
 
 // TestObserverAllocs checks that the hot-path updates allocate nothing.
 func TestObserverAllocs(t *testing.T) {
-	o := newObserver()
+	o := newObserver(nil)
 	o.actions.add(150)
 	start := time.Now()
 	allocs := testing.AllocsPerRun(100, func() {
@@ -97,12 +98,33 @@ func TestObserverAllocs(t *testing.T) {
 // request besides the one clock read runHandler adds: the action's
 // counter (twice looked up) and the histogram.
 func BenchmarkObserveRequest(b *testing.B) {
-	o := newObserver()
+	o := newObserver(nil)
 	o.actions.add(150)
 	d := time.Duration(0)
 	for b.Loop() {
 		o.requested(150)
 		o.actions.get(150).latency.observe(d)
 		d = (d + 37*time.Microsecond) % (20 * time.Millisecond)
+	}
+}
+
+func TestCountActionsBound(t *testing.T) {
+	many := make([]wire.Action, maxCountActions+1)
+	for i := range many {
+		many[i] = wire.MinAppAction + wire.Action(i)
+	}
+	if _, err := New(Config{InsecureNoAuth: true, CountActions: many}); err == nil {
+		t.Errorf("New with %d CountActions: got no error, want one", len(many))
+	}
+	srv, err := New(Config{InsecureNoAuth: true, CountActions: many[:2]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[wire.Action]bool{}
+	for _, a := range srv.Stats().Actions {
+		got[a.Action] = true
+	}
+	if !got[many[0]] || !got[many[1]] || !got[0] {
+		t.Errorf("Stats.Actions: got %v, want entries for %d, %d and other (0)", got, many[0], many[1])
 	}
 }

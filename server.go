@@ -79,7 +79,7 @@ func New(cfg Config) (*Server, error) {
 		ids:         ids,
 		ipLimit:     newIPLimiter(cfg.HandshakeRate),
 		epoch:       time.Now(),
-		obs:         newObserver(),
+		obs:         newObserver(cfg.CountActions),
 		httpServers: make(map[*http.Server]struct{}),
 	}
 	s.handlerCtx, s.cancelHandlers = context.WithCancel(context.Background())

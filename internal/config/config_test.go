@@ -199,6 +199,7 @@ func TestEveryServerSettingHasAFlag(t *testing.T) {
 		"--max-handlers", "1", "--handler-timeout", "1s", "--message-rate", "1", "--handshake-rate", "1",
 		"--shutdown-timeout", "1s", "--drain-period", "1s", "--mode", "blocking", "--trusted-proxies", "127.0.0.1,10.0.0.0/8",
 		"--history-size", "1", "--history-bytes", "1", "--history-ttl", "1s", "--history-memory", "1",
+		"--count-actions", "110,111",
 	}
 	c, err := Parse(args, env(nil), &bytes.Buffer{})
 	if err != nil {
@@ -228,5 +229,20 @@ func TestTrustedProxiesFlag(t *testing.T) {
 	}
 	if _, err := Parse([]string{"--trusted-proxies", "nginx"}, env(nil), &bytes.Buffer{}); err == nil {
 		t.Fatal("--trusted-proxies nginx: got nil error, want one")
+	}
+}
+
+func TestCountActionsFlag(t *testing.T) {
+	c, err := Parse([]string{"--count-actions", "110, 2000"}, env(nil), &bytes.Buffer{})
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if got := (*actionList)(&c.Server.CountActions).String(); got != "110,2000" {
+		t.Errorf("got %q, want 110,2000", got)
+	}
+	for _, bad := range []string{"5", "abc", "4294967296", "2147483648"} {
+		if _, err := Parse([]string{"--count-actions", bad}, env(nil), &bytes.Buffer{}); err == nil {
+			t.Errorf("--count-actions %s: got no error", bad)
+		}
 	}
 }

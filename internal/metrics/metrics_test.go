@@ -203,6 +203,9 @@ func (l *load) rawUpgrade(path string) net.Conn {
 const (
 	actionEcho wire.Action = 150
 	actionFail wire.Action = 151
+	// actionFallback has no handler: the Fallback answers it, as a backend
+	// would, and Config.CountActions gives it its own series.
+	actionFallback wire.Action = 152
 )
 
 func startGateway(t *testing.T) (*gatewaytest.Gateway, string) {
@@ -214,6 +217,8 @@ func startGateway(t *testing.T) (*gatewaytest.Gateway, string) {
 		MessageRate:    50,
 		MaxMessageSize: 4 << 10,
 		SendQueueBytes: 64 << 10,
+		CountActions:   []wire.Action{actionFallback},
+		Fallback:       func(_ context.Context, r *wsgate.Request) ([]byte, error) { return r.Payload, nil },
 	}, func(srv *wsgate.Server) {
 		if err := srv.Handle(actionEcho, func(_ context.Context, r *wsgate.Request) ([]byte, error) { return r.Payload, nil }); err != nil {
 			t.Fatal(err)
@@ -256,6 +261,7 @@ func TestMetricsMoveUnderLoad(t *testing.T) {
 	l.request(simple, actionEcho, "hi")
 	l.request(simple, actionFail, "")
 	l.request(simple, 999, "")
+	l.request(simple, actionFallback, "")
 	l.frame(full, wire.Frame{Type: wire.TypeRequest, ID: 1, Action: wire.ActionSubscribe, Payload: []byte("news")})
 	l.read(full)
 
@@ -458,9 +464,11 @@ func checkDocumented(t *testing.T, before, open, during, after samples) {
 		"wsgate_requests_total": {
 			grew(`wsgate_requests_total{action="150"}`), grew(`wsgate_requests_total{action="151"}`),
 			grew(`wsgate_requests_total{action="1"}`), grew(`wsgate_requests_total{action="other"}`),
+			grew(`wsgate_requests_total{action="152"}`),
 		},
 		"wsgate_handler_duration_seconds": {
 			grew(`wsgate_handler_duration_seconds_count{action="150"}`), grew(`wsgate_handler_duration_seconds_count{action="151"}`),
+			grew(`wsgate_handler_duration_seconds_count{action="152"}`),
 		},
 		"wsgate_handler_errors_total":       {grew(`wsgate_handler_errors_total{}`)},
 		"wsgate_pushes_total":               kinds("wsgate_pushes_total"),
