@@ -13,6 +13,7 @@ import (
 	"github.com/wsgate/wsgate/broker"
 	"github.com/wsgate/wsgate/broker/memory"
 	"github.com/wsgate/wsgate/websocket"
+	"github.com/wsgate/wsgate/wire"
 )
 
 // Identity is who is on a connection, decided by Config.Authenticate before the
@@ -158,6 +159,13 @@ type Config struct {
 	DrainPeriod time.Duration
 	// Mode selects the engine's I/O model (default: epoll reactor on Linux).
 	Mode websocket.Mode
+
+	// CountActions lists actions that get their own entry in Stats.Actions
+	// (and so their own metrics series) although no handler is registered
+	// for them: the actions a Fallback such as a backend answers. Registered
+	// actions always have one; all others share the entry of action 0. At
+	// most maxCountActions.
+	CountActions []wire.Action
 }
 
 // Defaults applied by New for zero fields.
@@ -208,6 +216,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	c.AllowedOrigins = append([]string(nil), c.AllowedOrigins...)
+	c.CountActions = append([]wire.Action(nil), c.CountActions...)
 	return c, nil
 }
 
@@ -227,6 +236,9 @@ func (c *Config) validate() error {
 	}
 	if c.Authenticate != nil && c.InsecureNoAuth {
 		return errors.New("wsgate: Authenticate and InsecureNoAuth are both set: choose one")
+	}
+	if len(c.CountActions) > maxCountActions {
+		return fmt.Errorf("wsgate: Config.CountActions lists %d actions, more than %d", len(c.CountActions), maxCountActions)
 	}
 	for _, f := range []struct {
 		name string

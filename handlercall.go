@@ -26,10 +26,11 @@ func (c *call) Value(key any) any {
 	return c.Context.Value(key)
 }
 
-// newCall prepares a handler call on sess; payload becomes the handler's.
-func (s *Server) newCall(sess *session, action wire.Action, payload []byte) *call {
+// newCall prepares a handler call on sess starting at now (Server.now);
+// payload becomes the handler's.
+func (s *Server) newCall(sess *session, action wire.Action, payload []byte, now int64) *call {
 	return &call{
-		Context: s.deadlines.ctx(s.now()),
+		Context: s.deadlines.ctx(now),
 		req:     Request{Conn: sess.info(), Action: action, Payload: payload},
 	}
 }

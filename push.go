@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/wsgate/wsgate/broker"
 	"github.com/wsgate/wsgate/websocket"
@@ -123,7 +124,10 @@ func sumDelivered(a, b int) int {
 // broker to the connections on this node.
 func (s *Server) deliver(ctx context.Context, m *broker.Message) (int, error) {
 	if m.Target.User != "" {
-		return s.deliverUser(m)
+		start := time.Now()
+		n, err := s.deliverUser(m)
+		s.obs.pushed(kindUser, n, start) // deliverUser keeps Stats.Pushes and Delivered
+		return n, err
 	}
 	to := Target{Conn: m.Target.Conn, Topic: m.Target.Topic, All: m.Target.All}
 	return s.fanout(ctx, to, m.Action, m.Payload)
@@ -131,12 +135,14 @@ func (s *Server) deliver(ctx context.Context, m *broker.Message) (int, error) {
 
 // fanout delivers an unsequenced push to this node's connections.
 func (s *Server) fanout(ctx context.Context, to Target, action wire.Action, payload []byte) (int, error) {
+	start := time.Now()
 	p := pusher{s: s, action: action, payload: payload}
 	n, err := p.push(ctx, to)
 	if p.framed {
 		s.ctr.pushes.Add(1)
 	}
 	s.ctr.delivered.Add(uint64(n))
+	s.obs.pushed(kindOf(&to), n, start)
 	return n, err
 }
 

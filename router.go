@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/wsgate/wsgate/broker"
 	"github.com/wsgate/wsgate/websocket"
@@ -171,6 +172,7 @@ func (s *Server) protocolError(sess *session, reason string) {
 // to its handler, both inline on the executor.
 func (s *Server) dispatch(sess *session, to replyTo, action wire.Action, payload []byte) {
 	s.ctr.requests.Add(1)
+	s.obs.requested(action)
 	if action <= wire.MaxSystemAction {
 		s.system(sess, to, action, payload)
 		return
@@ -197,8 +199,10 @@ func unknownAction(a wire.Action) string {
 // in parallel (up to Config.MaxHandlers). payload is copied: the engine
 // reuses it once onMessage returns, and the handler owns Request.Payload.
 func (s *Server) runHandler(sess *session, to replyTo, h HandlerFunc, action wire.Action, payload []byte) {
-	c := s.newCall(sess, action, bytes.Clone(payload))
+	start := s.now() // read once for the deadline and the latency: a clock read is not free
+	c := s.newCall(sess, action, bytes.Clone(payload), start)
 	out, err := callHandler(c, h, &c.req)
+	s.obs.actions.get(action).latency.observe(time.Duration(s.now() - start))
 	if err != nil {
 		s.handlerFailed(sess, to, &c.req, err)
 		return

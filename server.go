@@ -30,6 +30,7 @@ type Server struct {
 	epoch    time.Time // base of the monotonic clock used by rate limits
 	handlers atomic.Pointer[map[wire.Action]HandlerFunc]
 	ctr      counters
+	obs      *observer // breakdowns of ctr for metrics (observe.go)
 	scratch  sync.Pool // *[]byte encode buffers for outgoing messages
 
 	// broker numbers, keeps and carries pushes (package broker).
@@ -74,6 +75,7 @@ func New(cfg Config) (*Server, error) {
 		ids:         ids,
 		ipLimit:     newIPLimiter(cfg.HandshakeRate),
 		epoch:       time.Now(),
+		obs:         newObserver(cfg.CountActions),
 		httpServers: make(map[*http.Server]struct{}),
 	}
 	s.handlerCtx, s.cancelHandlers = context.WithCancel(context.Background())
@@ -147,6 +149,7 @@ func (s *Server) Handle(action wire.Action, h HandlerFunc) error {
 		m[a] = f
 	}
 	m[action] = h
+	s.obs.actions.add(action)
 	s.handlers.Store(&m)
 	return nil
 }

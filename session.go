@@ -218,6 +218,7 @@ func (s *Server) onOpen(c *websocket.Conn) {
 		sess.ready.Store(true)
 	}
 	s.ctr.accepted.Add(1)
+	s.obs.forms[sess.form].Add(1)
 	if s.cfg.OnConnect != nil {
 		info := sess.info()
 		s.cfg.OnConnect(s.connContext(info), &info)
@@ -238,11 +239,13 @@ func (s *Server) onClose(c *websocket.Conn, err error) {
 	}
 	sess.topics = nil
 	s.ctr.open.Add(-1)
+	s.obs.forms[sess.form].Add(-1)
+	code := int(websocket.CloseStatus(err))
+	if code < 0 {
+		code = int(wire.CloseAbnormal)
+	}
+	s.obs.closes.add(code)
 	if s.cfg.OnDisconnect != nil {
-		code := int(websocket.CloseStatus(err))
-		if code < 0 {
-			code = int(wire.CloseAbnormal)
-		}
 		info := sess.info()
 		s.cfg.OnDisconnect(&info, code)
 	}

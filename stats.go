@@ -23,6 +23,13 @@ type Stats struct {
 	Restarted     uint64 `json:"restarted"`      // connections closed with 1012 because their user's sequence moved to a new epoch
 
 	Rejected HandshakeRejections `json:"rejected"` // refused /ws and /echo handshakes, by reason
+
+	// Breakdowns for metrics exporters (observe.go); every label set is
+	// small and fixed.
+	Protocols ProtocolConns `json:"protocols"`  // open /ws connections by protocol form
+	Closes    []CloseCount  `json:"closes"`     // /ws connections closed, by close code
+	Actions   []ActionStats `json:"actions"`    // requests and handler latency by action
+	PushKinds PushKinds     `json:"push_kinds"` // Pushes and Delivered by target kind, with latency
 }
 
 // HandshakeRejections counts refused handshakes by reason.
@@ -52,7 +59,7 @@ type counters struct {
 func (s *Server) Stats() Stats {
 	conns, users, topics := s.reg.counts()
 	c := &s.ctr
-	return Stats{
+	st := Stats{
 		Conns:         conns,
 		EchoConns:     int(c.echoConns.Load()),
 		Users:         users,
@@ -76,4 +83,6 @@ func (s *Server) Stats() Stats {
 			Invalid:      c.rejInvalid.Load(),
 		},
 	}
+	s.obs.snapshotInto(&st)
+	return st
 }

@@ -87,7 +87,7 @@ func (f *clientFlags) frame(line string) (websocket.MessageType, []byte) {
 // runClient implements "wsgate client": stdin lines go out, everything that
 // arrives is printed to stdout, connection events go to stderr.
 func runClient(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	fs := newFlagSet("wsgate client", "Usage: wsgate client [flags] ws://host:port/path\n\nSends each line of stdin as a message and prints every message that arrives with its type and\nlength (action frames decoded). Ctrl-C closes with 1000 and prints the close code.\n\n", stderr)
+	fs := newFlagSet("wsgate client", "Usage: wsgate client [flags] ws://host:port/path\n\nSends each line of stdin as a message and prints every message that arrives with its type and\nlength (action frames decoded). Ctrl-C closes with 1000 and prints the close code.\n\nExit status: 0 closed with 1000 or 1001; 3 handshake refused with 401/403; 5 closed with any\nother code (1009 message too big, 1007 invalid UTF-8, 4000 slow consumer, …) or dropped;\n1 any other failure; 2 bad command line.\n\n", stderr)
 	var f clientFlags
 	f.register(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -107,7 +107,11 @@ func runClient(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		&websocket.DialOptions{Header: f.header(), Subprotocols: config.SplitList(f.subprotocols)})
 	if err != nil {
 		if resp != nil {
-			return fmt.Errorf("wsgate: connect %s: HTTP %s: %w", url, resp.Status, err)
+			err = fmt.Errorf("wsgate: connect %s: HTTP %s: %w", url, resp.Status, err)
+			if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+				return withExit(exitAuth, err)
+			}
+			return err
 		}
 		return fmt.Errorf("wsgate: connect %s: %w", url, err)
 	}
@@ -223,16 +227,22 @@ func (s *session) awaitEnd(readDone <-chan error) (inTime bool, err error) {
 	}
 }
 
-// report prints how the connection ended. A close handshake (either side's)
-// is a normal end; anything else is returned as the error.
+// report prints how the connection ended. A close handshake with 1000
+// (normal) or 1001 (going away: the server is shutting down, or we are) is
+// a normal end; any other code (1009 too big, 1007 invalid UTF-8, 4000
+// slow consumer, …) and a connection dropped without one are returned as
+// errors with exit status exitAbnormalClose.
 func (s *session) report(err error) error {
 	var ce *websocket.CloseError
 	if errors.As(err, &ce) {
 		fmt.Fprintf(s.stderr, "closed: code %d (%s) reason %q\n", int(ce.Code), wire.CloseCode(ce.Code), ce.Reason)
-		return nil
+		if ce.Code == websocket.StatusNormalClosure || ce.Code == websocket.StatusGoingAway {
+			return nil
+		}
+		return withExit(exitAbnormalClose, fmt.Errorf("wsgate: connection closed with %d (%s)", int(ce.Code), wire.CloseCode(ce.Code)))
 	}
 	fmt.Fprintf(s.stderr, "connection lost: %v\n", err)
-	return fmt.Errorf("wsgate: connection lost: %w", err)
+	return withExit(exitAbnormalClose, fmt.Errorf("wsgate: connection lost: %w", err))
 }
 
 // printMessages prints every message until the connection ends.

@@ -16,6 +16,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -26,19 +27,47 @@ func main() {
 	os.Exit(exitCode(err, os.Stderr))
 }
 
-// exitCode prints err (if any) and maps it to the process exit status:
-// 0 for success and --help, 2 for usage errors, 1 for everything else.
+// Exit statuses. Scripts may rely on them; usage lists them.
+const (
+	exitFailure       = 1 // anything else: network error, server error, bad configuration
+	exitUsage         = 2 // bad command line
+	exitAuth          = 3 // the server refused the token or API key (HTTP 401 or 403)
+	exitNotDelivered  = 4 // push: no connection had the message queued
+	exitAbnormalClose = 5 // client: the connection ended other than with 1000 or 1001
+)
+
+// exitError carries the exit status for its error.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// withExit gives err the exit status code.
+func withExit(code int, err error) error { return &exitError{code: code, err: err} }
+
+// exitCode prints err (if any), with one "wsgate" prefix, and maps it to
+// the process exit status (see the constants above).
 func exitCode(err error, stderr io.Writer) int {
+	var ee *exitError
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.Is(err, errUsage):
 		// The flag package has already printed the problem and the usage.
-		return 2
-	default:
-		fmt.Fprintln(stderr, "wsgate:", err)
-		return 1
+		return exitUsage
 	}
+	msg := err.Error()
+	if !strings.HasPrefix(msg, "wsgate") {
+		msg = "wsgate: " + msg
+	}
+	fmt.Fprintln(stderr, msg)
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	return exitFailure
 }
 
 // errUsage marks bad command lines; the message has already been printed.
@@ -54,6 +83,14 @@ Usage:
   wsgate bench  SCENARIO       load-test a gateway: idle, fanout, rpc, connect
 
 Run "wsgate COMMAND --help" for the flags of a command.
+
+Exit status:
+  0  success (serve: stopped cleanly by SIGINT/SIGTERM)
+  1  failure: network or server error, bad configuration
+  2  bad command line
+  3  refused: the token or API key was not accepted (HTTP 401/403)
+  4  push: no connection had the message queued (delivered 0, or no such connection)
+  5  client: the connection ended with a close code other than 1000/1001, or dropped
 `
 
 // run is the whole program; main only turns its error into an exit status.

@@ -90,7 +90,7 @@ func (p *pushFlags) body() (pushBody, error) {
 
 // runPush implements "wsgate push".
 func runPush(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("wsgate push", "Usage: wsgate push --api-key KEY (--user U | --users a,b | --topic T | --conn ID | --all) --action N [--data TEXT | --json VALUE]\n\nPushes one message through the gateway's HTTP API (POST /api/v1/push) and prints how many\nconnections it was delivered to.\n\n", stderr)
+	fs := newFlagSet("wsgate push", "Usage: wsgate push --api-key KEY (--user U | --users a,b | --topic T | --conn ID | --all) --action N [--data TEXT | --json VALUE]\n\nPushes one message through the gateway's HTTP API (POST /api/v1/push) and prints how many\nconnections had it queued (\"delivered N\"; \"?\" with a shared broker, whose nodes deliver after\nthe call) and, for --user, the sequence number it got (\"seq S\").\n\nExit status: 0 delivered (or unknown); 4 no connection had it queued (delivered 0, or --conn not\nconnected); 3 API key refused; 1 any other failure; 2 bad command line.\n\n", stderr)
 	var p pushFlags
 	p.register(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -106,24 +106,54 @@ func runPush(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
-	n, err := postPush(ctx, p.api, p.apiKey, body)
+	res, err := postPush(ctx, p.api, p.apiKey, body)
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(stdout, "delivered %d\n", n)
-	return err
+	return res.print(stdout)
 }
 
-// postPush sends body to the API at base and returns the delivered count.
-func postPush(ctx context.Context, base, key string, body pushBody) (int, error) {
+// pushResult is the API's answer to a push.
+type pushResult struct {
+	Delivered *int    `json:"delivered"` // absent with a shared broker: nodes deliver after the call
+	Seq       *uint64 `json:"seq"`       // present for a push to one user
+	Error     string  `json:"error"`
+}
+
+// print writes "delivered N" (or "delivered ?" when the API cannot know)
+// and the user's sequence number, and fails with exitNotDelivered when
+// the API says that no connection had the message queued.
+func (r *pushResult) print(w io.Writer) error {
+	line := "delivered ?"
+	if r.Delivered != nil {
+		line = fmt.Sprintf("delivered %d", *r.Delivered)
+	}
+	if r.Seq != nil {
+		line += fmt.Sprintf(" seq %d", *r.Seq)
+	}
+	if _, err := fmt.Fprintln(w, line); err != nil {
+		return err
+	}
+	if r.Delivered != nil && *r.Delivered == 0 {
+		msg := "wsgate: push: no connection had the message queued"
+		if r.Seq != nil {
+			msg += fmt.Sprintf(" (kept as seq %d for the user's clients that resume)", *r.Seq)
+		}
+		return withExit(exitNotDelivered, errors.New(msg))
+	}
+	return nil
+}
+
+// postPush sends body to the API at base and returns its answer.
+func postPush(ctx context.Context, base, key string, body pushBody) (*pushResult, error) {
 	js, err := json.Marshal(body)
 	if err != nil {
-		return 0, fmt.Errorf("wsgate: encode push: %w", err)
+		return nil, fmt.Errorf("wsgate: encode push: %w", err)
 	}
 	url := strings.TrimSuffix(base, "/") + "/api/v1/push"
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(js))
 	if err != nil {
-		return 0, fmt.Errorf("wsgate: push: %w", err)
+		return nil, fmt.Errorf("wsgate: push: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if key != "" {
@@ -131,32 +161,37 @@ func postPush(ctx context.Context, base, key string, body pushBody) (int, error)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("wsgate: push: %w", err)
+		return nil, fmt.Errorf("wsgate: push: %w", err)
 	}
 	defer resp.Body.Close()
-	var out struct {
-		Delivered *int   `json:"delivered"`
-		Error     string `json:"error"`
-	}
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return 0, fmt.Errorf("wsgate: push: read answer: %w", err)
+		return nil, fmt.Errorf("wsgate: push: read answer: %w", err)
 	}
-	if jerr := json.Unmarshal(raw, &out); jerr != nil || resp.StatusCode != http.StatusOK || out.Delivered == nil {
-		return 0, pushError(resp.Status, out.Error, raw)
+	var out pushResult
+	jerr := json.Unmarshal(raw, &out)
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+		return nil, withExit(exitAuth, pushError(resp.Status, out.Error, raw))
+	case resp.StatusCode == http.StatusNotFound && jerr == nil && out.Error != "" && strings.Contains(out.Error, "not connected"):
+		return nil, withExit(exitNotDelivered, pushError(resp.Status, out.Error, raw))
+	case jerr != nil || resp.StatusCode != http.StatusOK:
+		return nil, pushError(resp.Status, out.Error, raw)
 	}
-	return *out.Delivered, nil
+	return &out, nil
 }
 
-// pushError describes a failed push with the server's own message when it sent one.
+// pushError describes a failed push with the server's own message when it
+// sent one, without repeating its "wsgate: " prefix.
 func pushError(status, msg string, raw []byte) error {
 	if msg == "" {
 		msg = strings.TrimSpace(string(raw))
 	}
+	msg = strings.TrimPrefix(msg, "wsgate: ")
 	if len(msg) > 300 {
 		msg = msg[:300] + "…"
 	}
-	return fmt.Errorf("wsgate: push failed: %s: %s", status, msg)
+	return fmt.Errorf("wsgate: push: HTTP %s: %s", status, msg)
 }
 
 // envOr returns the environment variable key, or def when it is empty.

@@ -95,7 +95,15 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) er
 	if err != nil {
 		return fmt.Errorf("wsgate: listen: %w", err)
 	}
+	ms, err := startMetrics(ctx, cfg.MetricsAddr, srv, logger)
+	if err != nil {
+		_ = ln.Close() // never served
+		return err
+	}
+	defer ms.stop()
 	printBanner(stdout, cfg, fr, ln.Addr())
+	ms.printBanner(stdout)
+	printAdminBanner(stdout, cfg, ln.Addr())
 	logger.Info("serving", "addr", ln.Addr().String())
 	if err := srv.Serve(ctx, ln); err != nil {
 		return err
@@ -150,6 +158,7 @@ func newGateway(cfg *config.Config, logger *slog.Logger) (*wsgate.Server, func()
 			return nil, nil, err
 		}
 		page.Handle("/api/", a)
+		mountAdmin(page, srv, cfg)
 	}
 	if cfg.Demo {
 		if err := new(demo).register(srv); err != nil {

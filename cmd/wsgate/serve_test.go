@@ -186,8 +186,8 @@ func TestServeFirstRun(t *testing.T) {
 	checkDemo(t, c)
 
 	out, errOut, err := runCmd(t, "push", "--api", g.base, "--api-key", g.apiKey, "--user", "demo", "--action", "120", "--data", "hello")
-	if err != nil || strings.TrimSpace(out) != "delivered 1" {
-		t.Errorf("push: got %q, %v (stderr %q); want delivered 1", out, err, errOut)
+	if err != nil || strings.TrimSpace(out) != "delivered 1 seq 1" {
+		t.Errorf("push: got %q, %v (stderr %q); want delivered 1 seq 1", out, err, errOut)
 	}
 	select {
 	case p := <-pushes:
@@ -246,12 +246,29 @@ func TestServeInsecureNoAuth(t *testing.T) {
 		t.Fatalf("Dial without a token: %v", err)
 	}
 	defer c.Close()
-	var e *client.Error
-	if _, err := c.Request(testCtx(t), actionAddFriend, []byte("bob")); !errors.As(err, &e) || e.Code != wire.CodeUnknownAction {
-		t.Errorf("action 110 without --demo: got %v, want unknown action", err)
+	// The help says the demo actions are on when no auth is configured.
+	if got, err := c.Request(testCtx(t), actionDemoEcho, []byte("hi")); err != nil || string(got) != "hi" {
+		t.Errorf("demo echo with --insecure-no-auth: got %q, %v; want \"hi\"", got, err)
+	}
+	if !strings.Contains(g.stdout.String(), "demo actions:") {
+		t.Errorf("banner with --insecure-no-auth does not list the demo actions:\n%s", g.stdout.String())
 	}
 	if code, _ := httpGet(t, g.base+"/api/v1/stats"); code != http.StatusNotFound {
 		t.Errorf("API without --api-key: got %d, want 404", code)
+	}
+}
+
+func TestServeInsecureNoAuthNoDemo(t *testing.T) {
+	leakcheck.Check(t)
+	g := startServe(t, "--insecure-no-auth", "--demo=false")
+	c, err := client.Dial(testCtx(t), g.ws+"/ws", client.Options{})
+	if err != nil {
+		t.Fatalf("Dial without a token: %v", err)
+	}
+	defer c.Close()
+	var e *client.Error
+	if _, err := c.Request(testCtx(t), actionAddFriend, []byte("bob")); !errors.As(err, &e) || e.Code != wire.CodeUnknownAction {
+		t.Errorf("action 110 with --demo=false: got %v, want unknown action", err)
 	}
 }
 

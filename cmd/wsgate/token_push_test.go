@@ -115,7 +115,7 @@ func TestPushData(t *testing.T) {
 }
 
 func TestPushJSONToUsers(t *testing.T) {
-	srv, got := fakeAPI(t, "k1", 0)
+	srv, got := fakeAPI(t, "k1", 2)
 	t.Setenv("WSGATE_API_KEY", "k1")
 	_, errOut, err := runCmd(t, "push", "--api", srv.URL, "--users", "a,b", "--action", "121", "--json", `{"hi":1}`)
 	if err != nil {

@@ -54,9 +54,19 @@ func New(gw *wsgate.Server, cfg Config) (*API, error) {
 		a.logger = slog.New(slog.DiscardHandler)
 	}
 	a.mux = http.NewServeMux()
-	a.mux.HandleFunc("POST /api/v1/push", a.push)
-	a.mux.HandleFunc("GET /api/v1/presence/{user}", a.presence)
-	a.mux.HandleFunc("GET /api/v1/stats", a.stats)
+	for _, r := range []struct {
+		method, path string
+		h            http.HandlerFunc
+	}{
+		{http.MethodPost, "/api/v1/push", a.push},
+		{http.MethodGet, "/api/v1/presence/{user}", a.presence},
+		{http.MethodGet, "/api/v1/stats", a.stats},
+	} {
+		a.mux.HandleFunc(r.method+" "+r.path, r.h)
+		// The same path with any other method: 405 with Allow, in JSON
+		// like every API error (the catch-all below would say 404).
+		a.mux.HandleFunc(r.path, methodNotAllowed(r.method))
+	}
 	a.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "wsgate: no such API endpoint "+r.Method+" "+r.URL.Path)
 	})
@@ -96,6 +106,19 @@ func (a *API) presence(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) stats(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, a.gw.Stats())
+}
+
+// methodNotAllowed answers a known path asked with the wrong method. A
+// GET route also serves HEAD.
+func methodNotAllowed(method string) http.HandlerFunc {
+	allow := method
+	if method == http.MethodGet {
+		allow = "GET, HEAD"
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		writeError(w, http.StatusMethodNotAllowed, "wsgate: "+r.Method+" not allowed on "+r.URL.Path+"; use "+allow)
+	}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

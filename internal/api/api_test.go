@@ -185,3 +185,51 @@ func TestPresenceSeqAndAcked(t *testing.T) {
 		t.Errorf("presence nobody: got %v, want seq 0, acked 0", body)
 	}
 }
+
+// TestWrongMethod: a known path asked with the wrong method is 405 with
+// Allow, an unknown path 404.
+func TestWrongMethod(t *testing.T) {
+	_, hs := startAPI(t)
+	for _, tc := range []struct {
+		method, path, allow string
+	}{
+		{"GET", "/api/v1/push", "POST"},
+		{"PUT", "/api/v1/push", "POST"},
+		{"POST", "/api/v1/stats", "GET, HEAD"},
+		{"DELETE", "/api/v1/presence/alice", "GET, HEAD"},
+	} {
+		req, err := http.NewRequest(tc.method, hs.URL+tc.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := hs.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != tc.allow {
+			t.Errorf("%s %s: got %d Allow %q, want 405 Allow %q", tc.method, tc.path, resp.StatusCode, resp.Header.Get("Allow"), tc.allow)
+		}
+		if !strings.Contains(string(raw), `"error"`) {
+			t.Errorf("%s %s: body %q, want a JSON error", tc.method, tc.path, raw)
+		}
+	}
+	if status, _ := call(t, hs, "GET", "/api/v1/nope", "Bearer "+key, ""); status != http.StatusNotFound {
+		t.Errorf("GET /api/v1/nope: got %d, want 404", status)
+	}
+	req, err := http.NewRequest("HEAD", hs.URL+"/api/v1/stats", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := hs.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("HEAD /api/v1/stats: got %d, want 200", resp.StatusCode)
+	}
+}

@@ -58,11 +58,16 @@ type Config struct {
 	// BackendConcurrency bounds backend calls in flight; 0 = default (64).
 	BackendConcurrency int
 	// Demo registers the demo handlers (actions 100, 110, 111). Default: on
-	// in first-run mode, off otherwise.
+	// when no token verification is configured (first-run mode and
+	// --insecure-no-auth), off otherwise.
 	Demo bool
 
 	LogLevel  slog.Level // default info
 	LogFormat string     // "text" (default) or "json"
+
+	// MetricsAddr is the address of the Prometheus endpoint (GET /metrics),
+	// a listener of its own; "" (the default) serves none.
+	MetricsAddr string
 }
 
 // FirstRun reports whether no authentication was configured at all, the case
@@ -96,7 +101,7 @@ func Parse(args []string, getenv func(string) string, output io.Writer) (*Config
 		fmt.Fprintln(output, err)
 		return nil, err
 	}
-	c.Demo = demo.value(c.FirstRun())
+	c.Demo = demo.value(c.JWTSecret == "" && c.JWTPublicKeyFile == "")
 	if err := c.check(); err != nil {
 		fmt.Fprintln(output, err)
 		return nil, err

@@ -78,6 +78,28 @@ func TestFlagsAndEnv(t *testing.T) {
 	}
 }
 
+// TestDemoDefault: the help says the demo actions are on when no auth is
+// configured, and --insecure-no-auth configures none.
+func TestDemoDefault(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want bool
+	}{
+		{nil, true},
+		{[]string{"--insecure-no-auth"}, true},
+		{[]string{"--jwt-secret", "0123456789abcdef0123"}, false},
+		{[]string{"--insecure-no-auth", "--demo=false"}, false},
+	} {
+		c, err := Parse(tc.args, env(nil), &bytes.Buffer{})
+		if err != nil {
+			t.Fatalf("Parse(%q): %v", tc.args, err)
+		}
+		if c.Demo != tc.want {
+			t.Errorf("Parse(%q): Demo = %v, want %v", tc.args, c.Demo, tc.want)
+		}
+	}
+}
+
 func TestDemoExplicit(t *testing.T) {
 	c, err := Parse([]string{"--insecure-no-auth", "--demo"}, env(nil), &bytes.Buffer{})
 	if err != nil {
@@ -177,6 +199,7 @@ func TestEveryServerSettingHasAFlag(t *testing.T) {
 		"--max-handlers", "1", "--handler-timeout", "1s", "--message-rate", "1", "--handshake-rate", "1",
 		"--shutdown-timeout", "1s", "--drain-period", "1s", "--mode", "blocking", "--trusted-proxies", "127.0.0.1,10.0.0.0/8",
 		"--history-size", "1", "--history-bytes", "1", "--history-ttl", "1s", "--history-memory", "1",
+		"--count-actions", "110,111",
 	}
 	c, err := Parse(args, env(nil), &bytes.Buffer{})
 	if err != nil {
@@ -206,5 +229,20 @@ func TestTrustedProxiesFlag(t *testing.T) {
 	}
 	if _, err := Parse([]string{"--trusted-proxies", "nginx"}, env(nil), &bytes.Buffer{}); err == nil {
 		t.Fatal("--trusted-proxies nginx: got nil error, want one")
+	}
+}
+
+func TestCountActionsFlag(t *testing.T) {
+	c, err := Parse([]string{"--count-actions", "110, 2000"}, env(nil), &bytes.Buffer{})
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if got := (*actionList)(&c.Server.CountActions).String(); got != "110,2000" {
+		t.Errorf("got %q, want 110,2000", got)
+	}
+	for _, bad := range []string{"5", "abc", "4294967296", "2147483648"} {
+		if _, err := Parse([]string{"--count-actions", bad}, env(nil), &bytes.Buffer{}); err == nil {
+			t.Errorf("--count-actions %s: got no error", bad)
+		}
 	}
 }

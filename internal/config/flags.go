@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/wsgate/wsgate/websocket"
+	"github.com/wsgate/wsgate/wire"
 )
 
 // register defines every flag of serve on fs, bound to the fields of c. The
@@ -32,7 +33,7 @@ func (c *Config) register(fs *flag.FlagSet) *optionalBool {
 	fs.DurationVar(&c.BackendTimeout, "backend-timeout", 0, "deadline of one backend call (0: 5s)")
 	fs.IntVar(&c.BackendConcurrency, "backend-concurrency", 0, "backend calls in flight at most (0: 64)")
 	demo := &optionalBool{}
-	fs.Var(demo, "demo", "register the demo handlers: 100 echo, 110 add friend, 111 get info (default: on when no auth is configured)")
+	fs.Var(demo, "demo", "register the demo handlers: 100 echo, 110 add friend, 111 get info (default: on when no token verification is configured: first-run mode or --insecure-no-auth)")
 
 	fs.IntVar(&s.MaxConns, "max-conns", 0, "maximum open WebSocket connections, beyond → HTTP 503 (0: 100000)")
 	fs.Var((*byteSize)(&s.MaxMessageSize), "max-message-size", "largest message accepted on /ws, e.g. 64KiB; larger → close 1009 (0: 64KiB)")
@@ -56,6 +57,8 @@ func (c *Config) register(fs *flag.FlagSet) *optionalBool {
 	fs.DurationVar(&s.DrainPeriod, "drain-period", 0, "on SIGINT/SIGTERM, close connections with 4003 (reconnect elsewhere) spread over this period; for nodes behind a load balancer (0: 1001 to all at once)")
 	fs.Var((*levelValue)(&c.LogLevel), "log-level", "log `level`: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log `format`: text or json")
+	fs.Var((*actionList)(&s.CountActions), "count-actions", "comma-separated `actions` that get their own metrics series although only --backend answers them (registered actions always do; others count as \"other\"; at most 256)")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics on a listener of its own, e.g. 127.0.0.1:9090 (empty: off)")
 	return demo
 }
 
@@ -262,5 +265,32 @@ func (l *levelValue) Set(s string) error {
 		return fmt.Errorf("want debug, info, warn or error, got %q", s)
 	}
 	*l = levelValue(lv)
+	return nil
+}
+
+// actionList is a comma-separated list of application action codes.
+type actionList []wire.Action
+
+func (l *actionList) String() string {
+	if l == nil {
+		return ""
+	}
+	parts := make([]string, len(*l))
+	for i, a := range *l {
+		parts[i] = strconv.FormatUint(uint64(a), 10)
+	}
+	return strings.Join(parts, ",")
+}
+
+func (l *actionList) Set(s string) error {
+	var out []wire.Action
+	for _, item := range SplitList(s) {
+		n, err := strconv.ParseUint(item, 10, 32)
+		if err != nil || !wire.Action(n).IsApp() {
+			return fmt.Errorf("want application actions (%d…%d), got %q", wire.MinAppAction, wire.SimpleErrorBit-1, item)
+		}
+		out = append(out, wire.Action(n))
+	}
+	*l = out
 	return nil
 }

@@ -1,29 +1,36 @@
 // Package web serves wsgate's test page: a single HTML page with vanilla
 // JavaScript (no build step) that connects to the gateway, sends text and
-// action frames and logs everything that arrives. The files are embedded,
-// so the binary needs nothing on disk.
+// action frames and logs everything that arrives; and the live admin view
+// (Admin, admin.go): charts of one node's numbers behind the API key. The
+// files are embedded, so the binary needs nothing on disk, and nothing is
+// loaded from elsewhere (the machine may be offline).
 package web
 
 import (
 	"embed"
 	"net/http"
+	"strings"
 )
 
 // The protocol modules wire.js (codec) and wsgate.js (client) are shared
 // with other clients; the page's own script is page.js. Tests (*.mjs) are
 // not embedded.
 //
-//go:embed static/*.html static/*.js
+//go:embed static/*.html static/*.js static/admin/*.html static/admin/*.js
 var files embed.FS
 
 // Handler serves the page at "/" and its scripts beside it. Anything else
-// is 404; methods other than GET and HEAD get 405.
+// (the admin view's files too: see Admin) is 404; methods other than GET and HEAD get 405.
 func Handler() http.Handler {
 	static := http.FileServerFS(files)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		if r.URL.Path == "/admin" || strings.HasPrefix(r.URL.Path, "/admin/") {
+			http.NotFound(w, r) // the admin view's files are Admin's to serve, behind the key
 			return
 		}
 		h := w.Header()
