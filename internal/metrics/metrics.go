@@ -80,7 +80,7 @@ var (
 	descPushDur     = newDesc("push_duration_seconds", "Per push message, time from this node starting its delivery until it was written to or queued on the last of its connections here, by target kind.", "target")
 	descSlow        = newDesc("slow_consumer_closes_total", "Connections closed with 4000 because their send queue was full.")
 	descRateLimited = newDesc("rate_limited_closes_total", "Connections closed with 4002 for sending faster than --message-rate.")
-	descResumed     = newDesc("resumes_total", "Resume frames handled (full-form clients reconnecting).")
+	descResumed     = newDesc("resumes_total", "Connections that resumed from a position they named (full-form clients reconnecting).")
 	descReplayed    = newDesc("replayed_pushes_total", "Sequenced pushes sent again from the history to resuming clients.")
 	descLost        = newDesc("lost_notices_total", "Notices sent to clients that asked for pushes no longer retained.")
 )

@@ -281,19 +281,17 @@ func TestMetricsMoveUnderLoad(t *testing.T) {
 	push(wsgate.Target{All: true}, simple, full, jsonConn)
 	push(wsgate.Target{Conn: string(hello.ConnID)}, full)
 
-	// Resume: dave's client resumes from 0 after a push (replayed), erin's
-	// from a sequence the server never reached (a lost notice).
+	// Resume: dave's client resumes from nothing after a push (replayed),
+	// erin's from an epoch the server does not have (a lost notice).
 	if _, err := gw.Publish(ctx, wsgate.Target{User: "dave"}, 201, []byte("kept")); err != nil {
 		t.Fatal(err)
 	}
-	dave := l.mustDial("/ws?user=dave", wire.Subprotocol)
-	l.read(dave) // hello
-	l.frame(dave, wire.Frame{Type: wire.TypeResume, Seq: 0})
-	l.read(dave) // the replayed push
-	erin := l.mustDial("/ws?user=erin", wire.Subprotocol)
-	l.read(erin) // hello
-	l.frame(erin, wire.Frame{Type: wire.TypeResume, Seq: 7})
-	l.read(erin) // the lost notice
+	dave := l.mustDial("/ws?user=dave&resume=0.0", wire.Subprotocol)
+	l.read(dave)                                                     // hello
+	l.read(dave)                                                     // the replayed push
+	erin := l.mustDial("/ws?user=erin&resume=1.7", wire.Subprotocol) // an epoch erin does not have
+	l.read(erin)                                                     // hello
+	l.read(erin)                                                     // the lost notice
 
 	// Refused handshakes: 400, 401, 403, 429, 503.
 	l.refusals()

@@ -10,13 +10,14 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate"
+	"github.com/wsgate/wsgate/broker"
 	"github.com/wsgate/wsgate/internal/metrics"
 )
 
 // Gateway is what the admin view reads: *wsgate.Server.
 type Gateway interface {
 	Stats() wsgate.Stats
-	UserStatus(ctx context.Context, user string) (wsgate.UserStatus, error)
+	UserStatus(ctx context.Context, user string) (broker.UserStatus, error)
 }
 
 // AdminConfig configures the admin view.
