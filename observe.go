@@ -1,6 +1,7 @@
 package wsgate
 
 import (
+	"errors"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -261,12 +262,57 @@ func (c *pushCounter) snapshot() PushStats {
 	return PushStats{Messages: c.messages.Load(), Delivered: c.delivered.Load(), Latency: c.latency.snapshot()}
 }
 
+// BrokerOps breaks the Server's calls to its Broker down by operation:
+// how long each took and how many failed.
+type BrokerOps struct {
+	Publish BrokerOp `json:"publish"` // numbering, recording and sending a push
+	History BrokerOp `json:"history"` // a resuming or gap-filling connection's replay
+	Cursor  BrokerOp `json:"cursor"`  // a new connection's position
+	Status  BrokerOp `json:"status"`  // presence and user status look-ups
+}
+
+// BrokerOp is one kind of Broker call.
+type BrokerOp struct {
+	Errors  uint64    `json:"errors"`
+	Latency Histogram `json:"latency"`
+}
+
+// brokerOp names the Broker calls that are timed.
+type brokerOp uint8
+
+const (
+	opPublish brokerOp = iota
+	opHistory
+	opCursor
+	opStatus
+	numBrokerOps
+)
+
+type brokerCounter struct {
+	errors  atomic.Uint64
+	latency histogram
+}
+
+func (c *brokerCounter) snapshot() BrokerOp {
+	return BrokerOp{Errors: c.errors.Load(), Latency: c.latency.snapshot()}
+}
+
 // observer holds the breakdowns; Server.obs.
 type observer struct {
 	forms   [numForms]atomic.Int64 // open /ws connections by form
 	closes  closeCounters
 	actions actionTable
 	pushes  [numKinds]pushCounter
+	broker  [numBrokerOps]brokerCounter
+}
+
+// brokerCall records one Broker call of kind op that began at start.
+func (o *observer) brokerCall(op brokerOp, start time.Time, err error) {
+	c := &o.broker[op]
+	c.latency.observe(time.Since(start))
+	if err != nil && !errors.Is(err, ErrNotConnected) {
+		c.errors.Add(1)
+	}
 }
 
 func newObserver(count []wire.Action) *observer {
@@ -311,5 +357,11 @@ func (o *observer) snapshotInto(st *Stats) {
 		User:  o.pushes[kindUser].snapshot(),
 		Topic: o.pushes[kindTopic].snapshot(),
 		All:   o.pushes[kindAll].snapshot(),
+	}
+	st.Broker = BrokerOps{
+		Publish: o.broker[opPublish].snapshot(),
+		History: o.broker[opHistory].snapshot(),
+		Cursor:  o.broker[opCursor].snapshot(),
+		Status:  o.broker[opStatus].snapshot(),
 	}
 }

@@ -105,7 +105,9 @@ func (s *Server) Publish(ctx context.Context, to Target, action wire.Action, pay
 // will deliver m: it is ErrUnavailable, which the HTTP API answers with
 // 503; a push to a connection that is nowhere is ErrNotConnected.
 func (s *Server) publish(ctx context.Context, m *broker.Message) (int, error) {
+	start := time.Now()
 	n, err := s.broker.Publish(ctx, m)
+	s.obs.brokerCall(opPublish, start, err)
 	if err != nil && !errors.Is(err, ErrNotConnected) {
 		return n, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
@@ -321,7 +323,9 @@ func (s *Server) Presence(userID string) int {
 // sequence number of a push to the user and the highest one a client of the
 // user acknowledged.
 func (s *Server) UserStatus(ctx context.Context, userID string) (broker.UserStatus, error) {
+	start := time.Now()
 	st, err := s.broker.Status(ctx, userID)
+	s.obs.brokerCall(opStatus, start, err)
 	if err != nil {
 		return broker.UserStatus{}, fmt.Errorf("wsgate: status of %q: %w", userID, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"hash/maphash"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/wsgate/wsgate/broker"
 	"github.com/wsgate/wsgate/wire"
@@ -110,11 +111,14 @@ func (s *Server) greet(sess *session, from *broker.Position) bool {
 	user := sess.identity.UserID
 	var h broker.History
 	var err error
+	start := time.Now()
 	if from != nil {
 		h, err = s.broker.History(ctx, user, *from)
+		s.obs.brokerCall(opHistory, start, err)
 	} else {
 		var p broker.Position
 		p, err = s.broker.Cursor(ctx, user)
+		s.obs.brokerCall(opCursor, start, err)
 		h = broker.History{Epoch: p.Epoch, Last: p.Seq}
 	}
 	if err != nil {
@@ -178,7 +182,9 @@ func (s *Server) replay(sess *session) {
 		if !ok {
 			return // closed meanwhile
 		}
+		start := time.Now()
 		h, err := s.broker.History(ctx, user, from)
+		s.obs.brokerCall(opHistory, start, err)
 		st.mu.Lock()
 		again := sess.sync == syncReplaying && s.finishReplayLocked(st, sess, from, h, err)
 		st.mu.Unlock()

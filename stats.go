@@ -30,6 +30,7 @@ type Stats struct {
 	Closes    []CloseCount  `json:"closes"`     // /ws connections closed, by close code
 	Actions   []ActionStats `json:"actions"`    // requests and handler latency by action
 	PushKinds PushKinds     `json:"push_kinds"` // Pushes and Delivered by target kind, with latency
+	Broker    BrokerOps     `json:"broker"`     // calls to the Broker: latency and errors by operation
 }
 
 // HandshakeRejections counts refused handshakes by reason.

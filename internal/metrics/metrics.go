@@ -83,6 +83,8 @@ var (
 	descResumed     = newDesc("resumes_total", "Connections that resumed from a position they named (full-form clients reconnecting).")
 	descReplayed    = newDesc("replayed_pushes_total", "Sequenced pushes sent again from the history to resuming clients.")
 	descLost        = newDesc("lost_notices_total", "Notices sent to clients that asked for pushes no longer retained.")
+	descBrokerDur   = newDesc("broker_duration_seconds", "Time the broker's calls took, by operation (publish, history, cursor, status): round trips to Redis with --redis.", "op")
+	descBrokerErrs  = newDesc("broker_errors_total", "Broker calls that failed, by operation (Redis unreachable or refusing).", "op")
 )
 
 // Describe sends every metric's description.
@@ -90,7 +92,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		descConns, descUsers, descTopics, descHandshakes, descCloses, descRequests, descHandlerDur,
 		descHandlerErrs, descPushes, descDeliveries, descPushDur, descSlow, descRateLimited,
-		descResumed, descReplayed, descLost,
+		descResumed, descReplayed, descLost, descBrokerDur, descBrokerErrs,
 	} {
 		ch <- d
 	}
@@ -136,11 +138,17 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descResumed, st.Resumed)
 	counter(descReplayed, st.Replayed)
 	counter(descLost, st.Lost)
+	for _, op := range []struct {
+		name string
+		op   *wsgate.BrokerOp
+	}{{"publish", &st.Broker.Publish}, {"history", &st.Broker.History}, {"cursor", &st.Broker.Cursor}, {"status", &st.Broker.Status}} {
+		counter(descBrokerErrs, op.op.Errors, op.name)
+		ch <- histogram(descBrokerDur, &op.op.Latency, op.name)
+	}
 	// Hooks for what Stats does not carry yet (see docs/METRICS.md,
 	// "Not yet exported"): Stats.Panics → wsgate_handler_panics_total;
-	// the broker's history size and evictions → wsgate_history_*; its
-	// round-trip latency and errors → wsgate_broker_*. Each is a desc
-	// above, one line in Describe and one or two here.
+	// the broker's history size and evictions → wsgate_history_*. Each is
+	// a desc above, one line in Describe and one or two here.
 }
 
 func codeLabel(code int) string {

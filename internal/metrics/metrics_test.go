@@ -18,10 +18,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
 	"github.com/wsgate/wsgate"
+	redisbroker "github.com/wsgate/wsgate/broker/redis"
 	"github.com/wsgate/wsgate/internal/gatewaytest"
 	"github.com/wsgate/wsgate/internal/leakcheck"
 	"github.com/wsgate/wsgate/internal/metrics"
@@ -477,6 +480,11 @@ func checkDocumented(t *testing.T, before, open, during, after samples) {
 		"wsgate_resumes_total":              {grew(`wsgate_resumes_total{}`)},
 		"wsgate_replayed_pushes_total":      {grew(`wsgate_replayed_pushes_total{}`)},
 		"wsgate_lost_notices_total":         {grew(`wsgate_lost_notices_total{}`)},
+		"wsgate_broker_duration_seconds": {
+			grew(`wsgate_broker_duration_seconds_count{op="publish"}`), grew(`wsgate_broker_duration_seconds_count{op="history"}`),
+			grew(`wsgate_broker_duration_seconds_count{op="cursor"}`),
+		},
+		"wsgate_broker_errors_total": nil, // the in-memory broker never fails: TestBrokerErrors
 	}
 	docs := documented(t)
 	if len(docs) < len(want) {
@@ -553,5 +561,38 @@ func TestDashboardUsesDocumentedMetrics(t *testing.T) {
 		if !used[d] {
 			t.Errorf("%s is documented but no dashboard panel shows it", d)
 		}
+	}
+}
+
+// TestBrokerErrors: a broker that cannot be reached shows in
+// wsgate_broker_errors_total, by operation.
+func TestBrokerErrors(t *testing.T) {
+	b, err := redisbroker.New(redisbroker.Options{URL: "redis://127.0.0.1:1/0"}) // nothing listens there
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = b.Close() }() // never connected
+	srv, err := wsgate.New(wsgate.Config{InsecureNoAuth: true, Broker: b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.Publish(context.Background(), wsgate.Target{User: "u"}, 120, nil); !errors.Is(err, wsgate.ErrUnavailable) {
+		t.Fatalf("Publish: got %v, want ErrUnavailable", err)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(metrics.New(srv))
+	got, err := testutil.GatherAndCount(reg, "wsgate_broker_errors_total")
+	if err != nil || got != 4 {
+		t.Fatalf("wsgate_broker_errors_total: %d series, %v; want 4", got, err)
+	}
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP wsgate_broker_errors_total Broker calls that failed, by operation (Redis unreachable or refusing).
+# TYPE wsgate_broker_errors_total counter
+wsgate_broker_errors_total{op="cursor"} 0
+wsgate_broker_errors_total{op="history"} 0
+wsgate_broker_errors_total{op="publish"} 1
+wsgate_broker_errors_total{op="status"} 0
+`), "wsgate_broker_errors_total"); err != nil {
+		t.Error(err)
 	}
 }
