@@ -38,16 +38,5 @@ func (c *Conn) Flush() {
 // EnqueueMessage is WriteMessage that never touches the socket on the
 // calling goroutine; see Enqueue.
 func (c *Conn) EnqueueMessage(typ MessageType, data []byte) error {
-	if typ != TextMessage && typ != BinaryMessage {
-		return errBadType
-	}
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	if err := c.writableLocked(); err != nil {
-		return err
-	}
-	c.wflags |= wfDeferred
-	err := c.sendDataLocked(opcode(typ), data)
-	c.wflags &^= wfDeferred
-	return err
+	return c.writeMessage(typ, data, wfDeferred)
 }

@@ -21,6 +21,12 @@ import (
 // returns. Text is not checked for UTF-8. After Close or on a closed
 // connection it returns an error wrapping net.ErrClosed.
 func (c *Conn) WriteMessage(typ MessageType, data []byte) error {
+	return c.writeMessage(typ, data, 0)
+}
+
+// writeMessage is WriteMessage with extra write flags for the call
+// (wfDeferred for EnqueueMessage).
+func (c *Conn) writeMessage(typ MessageType, data []byte, flags writeFlags) error {
 	if typ != TextMessage && typ != BinaryMessage {
 		return errBadType
 	}
@@ -29,7 +35,10 @@ func (c *Conn) WriteMessage(typ MessageType, data []byte) error {
 	if err := c.writableLocked(); err != nil {
 		return err
 	}
-	return c.sendDataLocked(opcode(typ), data)
+	c.wflags |= flags
+	err := c.sendDataLocked(opcode(typ), data)
+	c.wflags &^= flags
+	return err
 }
 
 // Write is WriteMessage that waits, until ctx ends, for room in a full

@@ -13,6 +13,22 @@ import goredis "github.com/redis/go-redis/v9"
 // (entries s: seq, a: action, p: payload; ids are the publishing node's
 // clock in ms).
 
+// generation compares the store's write mark with the highest this node
+// has seen and starts a new generation when the store came back older or
+// lost its meta hash. It leaves the mark in wm and the generation in gen.
+//
+//	KEYS[1] meta hash; ARGV[1] known write mark, ARGV[2] candidate generation
+const generation = `
+local known = tonumber(ARGV[1])
+local wm = tonumber(redis.call('HGET', KEYS[1], 'wm') or '0')
+local gen = redis.call('HGET', KEYS[1], 'gen')
+if (not gen) or wm < known then
+  gen = ARGV[2]
+  wm = math.max(wm, known)
+  redis.call('HSET', KEYS[1], 'gen', gen, 'wm', string.format('%d', wm))
+end
+`
+
 // prelude checks the store against what this node has seen and makes sure
 // the user has an epoch of the store's generation. A write mark below the
 // highest this node has seen means the store came back older (a stale
@@ -24,15 +40,7 @@ import goredis "github.com/redis/go-redis/v9"
 //	KEYS[1] meta hash, KEYS[2] state hash, KEYS[3] history stream
 //	ARGV[1] known write mark, ARGV[2] candidate generation, ARGV[3] candidate epoch,
 //	ARGV[4] state ttl s
-const prelude = `
-local known = tonumber(ARGV[1])
-local wm = tonumber(redis.call('HGET', KEYS[1], 'wm') or '0')
-local gen = redis.call('HGET', KEYS[1], 'gen')
-if (not gen) or wm < known then
-  gen = ARGV[2]
-  wm = math.max(wm, known)
-  redis.call('HSET', KEYS[1], 'gen', gen, 'wm', string.format('%d', wm))
-end
+const prelude = generation + `
 local ep = redis.call('HGET', KEYS[2], 'ep')
 if (not ep) or redis.call('HGET', KEYS[2], 'g') ~= gen then
   ep = ARGV[3]
@@ -116,15 +124,7 @@ return {ep, last, string.format('%d', wm), gen, entries}
 //
 //	KEYS[1] meta hash; ARGV[1] known write mark, ARGV[2] candidate generation
 //	returns {wm, gen}
-var check = goredis.NewScript(`
-local known = tonumber(ARGV[1])
-local wm = tonumber(redis.call('HGET', KEYS[1], 'wm') or '0')
-local gen = redis.call('HGET', KEYS[1], 'gen')
-if (not gen) or wm < known then
-  gen = ARGV[2]
-  wm = math.max(wm, known)
-  redis.call('HSET', KEYS[1], 'gen', gen, 'wm', string.format('%d', wm))
-end
+var check = goredis.NewScript(generation + `
 return {string.format('%d', wm), gen}
 `)
 
