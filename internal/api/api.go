@@ -1,8 +1,8 @@
 // Package api is wsgate's server-to-server HTTP API: the application's backend pushes
 // messages to users, topics, connections or everyone, and asks who is online.
 //
-//	POST /api/v1/push              {"to":{"user":"alice"},"action":120,"data":"<base64>"} → {"delivered":N,"seq":S}
-//	GET  /api/v1/presence/{user}   → {"user":"alice","online":true,"connections":2,"seq":S,"acked":A}
+//	POST /api/v1/push              {"to":{"user":"alice"},"action":120,"data":"<base64>"} → {"delivered":N,"seq":S,"epoch":E}
+//	GET  /api/v1/presence/{user}   → {"user":"alice","online":true,"connections":2,"epoch":E,"seq":S,"acked":A}
 //	GET  /api/v1/stats             → the gateway's counters
 //
 // Every request carries `Authorization: Bearer <api key>`; the key is compared in
@@ -100,7 +100,7 @@ func (a *API) presence(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
-		"user": user, "online": st.Conns > 0, "connections": st.Conns, "seq": st.Seq, "acked": st.Acked,
+		"user": user, "online": st.Conns > 0, "connections": st.Conns, "epoch": st.Epoch, "seq": st.Seq, "acked": st.Acked,
 	})
 }
 

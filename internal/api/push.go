@@ -61,7 +61,7 @@ func pushAnswer(to wsgate.Target, res wsgate.PushResult) map[string]any {
 		out["delivered"] = res.Delivered
 	}
 	if to.User != "" {
-		out["seq"] = res.Seq
+		out["seq"], out["epoch"] = res.Seq, res.Epoch
 	}
 	return out
 }
