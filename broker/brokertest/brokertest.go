@@ -32,6 +32,9 @@ type Harness struct {
 	// Shared is set. The suite binds and runs them.
 	New    func(t *testing.T, opts Options) broker.Broker
 	Shared bool
+	// Crash, for a shared broker, makes b stop as a killed node would:
+	// no more writes and no goodbye. Its Run is still ended by the suite.
+	Crash func(b broker.Broker)
 	// Faults of the store; nil when the broker has no such store. Each
 	// acts on the store of the calling test.
 	GracefulRestart func(t *testing.T)                  // comes back with all its data
@@ -441,8 +444,8 @@ func testUnsequenced(t *testing.T, h Harness) {
 // testPresence: a node sees the other nodes' connections, and stops
 // counting those of a node that is gone.
 func testPresence(t *testing.T, h Harness) {
-	c := newClock()
-	a, b := start(t, h, roomy(c)), start(t, h, roomy(c))
+	clk := newClock()
+	a, b := start(t, h, roomy(clk)), start(t, h, roomy(clk))
 	a.b.Present("pres", 2)
 	waitFor(t, "b to see a's 2 connections", func() bool {
 		st, err := b.b.Status(ctx(t), "pres")
@@ -453,6 +456,20 @@ func testPresence(t *testing.T, h Harness) {
 	}
 	a.b.Present("pres", 0)
 	waitFor(t, "b to see none", func() bool {
+		st, err := b.b.Status(ctx(t), "pres")
+		return err == nil && st.Conns == 0
+	})
+	if h.Crash == nil {
+		return
+	}
+	c := start(t, h, roomy(clk))
+	c.b.Present("pres", 3)
+	waitFor(t, "b to see c's 3 connections", func() bool {
+		st, err := b.b.Status(ctx(t), "pres")
+		return err == nil && st.Conns == 3
+	})
+	h.Crash(c.b)
+	waitFor(t, "the crashed node's connections to stop counting", func() bool {
 		st, err := b.b.Status(ctx(t), "pres")
 		return err == nil && st.Conns == 0
 	})

@@ -41,6 +41,7 @@ func TestConformance(t *testing.T) {
 			return b
 		},
 		Shared:          true,
+		Crash:           func(b broker.Broker) { _ = b.(*redisbroker.Broker).Close() }, // its connections are gone
 		GracefulRestart: func(t *testing.T) { store(t).GracefulRestart() },
 		Snapshot:        func(t *testing.T) func() { return store(t).Snapshot() },
 		Wipe:            func(t *testing.T) { store(t).Wipe() },
