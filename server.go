@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
+	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,6 +51,9 @@ type Server struct {
 	cancelHandlers context.CancelFunc
 	deadlines      *deadlines // of handler calls
 
+	rejectLog *logLimiter // rejected handshakes and net/http's errors
+	echoSlots int64       // /echo connections EchoMemory allows
+
 	draining atomic.Bool // set by Shutdown: refuse handshakes, /readyz 503
 
 	mu            sync.Mutex // guards the fields below
@@ -80,6 +86,8 @@ func New(cfg Config) (*Server, error) {
 		epoch:       time.Now(),
 		httpServers: make(map[*http.Server]struct{}),
 	}
+	s.rejectLog = newLogLimiter(cfg.Logger, slog.LevelInfo, rejectLogRate, rejectLogBurst)
+	s.echoSlots = max(cfg.EchoMemory/cfg.echoCharge(), 1)
 	s.handlerCtx, s.cancelHandlers = context.WithCancel(context.Background())
 	s.deadlines = newDeadlines(s.handlerCtx, cfg.HandlerTimeout)
 	s.handlers.Store(&map[wire.Action]HandlerFunc{})
@@ -124,6 +132,7 @@ func (s *Server) echoEngineConfig() websocket.Config {
 	c := s.wsEngineConfig()
 	c.ReadLimit = s.cfg.EchoMaxMessageSize
 	c.Workers = 0
+	c.InboxLimit = 1 // echoing is instant; what waits is memory (echoCharge)
 	return c
 }
 
@@ -176,13 +185,19 @@ func (s *Server) Run(ctx context.Context) error {
 // down gracefully. It closes ln. It returns nil after a clean shutdown and
 // ErrServerClosed when the Server was already shut down.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	hs := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
-	if !s.trackHTTP(hs) {
+	if !s.trackHTTP(nil) {
 		_ = ln.Close() // never served; the caller handed ln over to us
 		return ErrServerClosed
 	}
+	gl := newGuardedListener(s, ln)
+	hs := s.newHTTPServer(gl)
+	if !s.trackHTTP(hs) {
+		_ = gl.Close() // never served; the caller handed ln over to us
+		return ErrServerClosed
+	}
+	ln = gl
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	go func() { errc <- hs.Serve(ln) }() // hs.Serve closes ln
 	select {
 	case err := <-errc:
 		if errors.Is(err, http.ErrServerClosed) {
@@ -198,14 +213,45 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 }
 
-// trackHTTP records hs for Shutdown, or reports false when shut down.
+// newHTTPServer is the http.Server of Serve: the bounds of Config on what
+// a peer can make it hold before the upgrade, and net/http's own error
+// log through the Server's Logger, rate-limited.
+func (s *Server) newHTTPServer(gl *guardedListener) *http.Server {
+	return &http.Server{
+		Handler:           s.mux,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		ReadTimeout:       s.cfg.ReadTimeout,
+		IdleTimeout:       s.cfg.HTTPIdleTimeout,
+		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
+		ErrorLog:          log.New(httpErrorLog{s}, "", 0),
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			if st == http.StateHijacked || st == http.StateClosed {
+				gl.release()
+			}
+		},
+	}
+}
+
+// httpErrorLog hands net/http's error lines to the Server's Logger through
+// the rate limit of rejected handshakes.
+type httpErrorLog struct{ s *Server }
+
+func (h httpErrorLog) Write(p []byte) (int, error) {
+	h.s.rejectLog.log(h.s.now(), "wsgate: http server", slog.String("err", strings.TrimSpace(string(p))))
+	return len(p), nil
+}
+
+// trackHTTP records hs for Shutdown (nil: only checks), or reports false
+// when shut down.
 func (s *Server) trackHTTP(hs *http.Server) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.shutdownDone != nil {
 		return false
 	}
-	s.httpServers[hs] = struct{}{}
+	if hs != nil {
+		s.httpServers[hs] = struct{}{}
+	}
 	return true
 }
 

@@ -22,6 +22,18 @@ type Stats struct {
 	Lost          uint64 `json:"lost"`           // "pushes lost" notices sent: a client asked for pushes no longer retained
 
 	Rejected HandshakeRejections `json:"rejected"` // refused /ws and /echo handshakes, by reason
+
+	Handshakes HandshakeStats `json:"handshakes"` // /ws and /echo upgrade requests by outcome
+}
+
+// HandshakeStats counts upgrade requests by outcome.
+type HandshakeStats struct {
+	Accepted     uint64 `json:"accepted"`     // 101
+	BadRequest   uint64 `json:"bad_request"`  // 400 (and 405/426/505 from the engine)
+	Unauthorized uint64 `json:"unauthorized"` // 401
+	Forbidden    uint64 `json:"forbidden"`    // 403
+	RateLimited  uint64 `json:"rate_limited"` // 429
+	Unavailable  uint64 `json:"unavailable"`  // 503
 }
 
 // HandshakeRejections counts refused handshakes by reason.
@@ -43,6 +55,8 @@ type counters struct {
 	rejInvalid                               atomic.Uint64
 	open                                     atomic.Int64 // /ws and /echo connections, including those mid-handshake (MaxConns)
 	echoConns                                atomic.Int64 // open /echo connections
+	echoHeld                                 atomic.Int64 // /echo connections charged to EchoMemory, including those mid-handshake
+	hs                                       handshakeCounters
 }
 
 // Stats returns the current gauges and counters. Users and Topics are
@@ -73,5 +87,6 @@ func (s *Server) Stats() Stats {
 			Unauthorized: c.rejAuth.Load(),
 			Invalid:      c.rejInvalid.Load(),
 		},
+		Handshakes: c.hs.stats(),
 	}
 }
