@@ -73,6 +73,10 @@ func headerHasToken(h http.Header, name, token string) bool {
 	return false
 }
 
+// maxUserIDLen is the longest user id the hello can carry: a longer one
+// from Authenticate is refused before the upgrade, not after it.
+const maxUserIDLen = 65535
+
 // wsSubprotocols is what /ws offers; a client that offers none of it gets
 // the simple form.
 var wsSubprotocols = []string{wire.Subprotocol, wire.SubprotocolJSON}
@@ -101,6 +105,13 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 			s.ctr.rejAuth.Add(1)
 			w.Header().Set("WWW-Authenticate", "Bearer")
 			s.reject(w, r, http.StatusUnauthorized, limitReason(err.Error()), err.Error())
+			return
+		}
+		if len(id.UserID) > maxUserIDLen {
+			s.ctr.rejAuth.Add(1)
+			w.Header().Set("WWW-Authenticate", "Bearer")
+			msg := "wsgate: user id longer than " + strconv.Itoa(maxUserIDLen) + " bytes"
+			s.reject(w, r, http.StatusUnauthorized, msg, msg)
 			return
 		}
 	}
