@@ -11,17 +11,13 @@ import (
 	"time"
 )
 
-// Refusals of the guarded listener: at most refuseParallel at once, each
-// lingering up to refuseLinger for the client's request so that closing
-// sends a FIN after our 503 rather than a reset that could destroy it;
-// beyond refuseParallel a connection is closed at once. Accepting again
-// after running out of descriptors waits from acceptRetryMin, doubling to
-// acceptRetryMax, while nothing can be refused.
+// Accepting again after running out of descriptors waits from
+// acceptRetryMin, doubling to acceptRetryMax, while nothing can be
+// refused; refuseWriteTimeout bounds the write of a refusal.
 const (
-	refuseParallel = 16
-	refuseLinger   = 250 * time.Millisecond
-	acceptRetryMin = 5 * time.Millisecond
-	acceptRetryMax = 100 * time.Millisecond
+	acceptRetryMin     = 5 * time.Millisecond
+	acceptRetryMax     = 100 * time.Millisecond
+	refuseWriteTimeout = 10 * time.Millisecond
 )
 
 // refusedResponse is the 503 of a connection refused before its request
@@ -45,8 +41,6 @@ type guardedListener struct {
 	pending atomic.Int64 // accepted connections not yet hijacked or closed
 	done    chan struct{}
 	once    sync.Once
-	slots   chan struct{} // refusals in progress (refuseParallel)
-	wg      sync.WaitGroup
 	log     *logLimiter
 
 	refused atomic.Uint64 // connections turned away since start
@@ -62,7 +56,6 @@ func newGuardedListener(s *Server, ln net.Listener) *guardedListener {
 		s:        s,
 		limit:    int64(s.cfg.MaxPendingConns),
 		done:     make(chan struct{}),
-		slots:    make(chan struct{}, refuseParallel),
 		log:      newLogLimiter(s.cfg.Logger, slog.LevelWarn, 1/refuseLogInterval.Seconds(), 1),
 	}
 	l.reopenReserve()
@@ -140,49 +133,48 @@ func (l *guardedListener) reopenReserve() {
 	}
 }
 
-// refuse answers c with 503 and closes it, counting and logging once per
-// interval. atLimit: c holds the spare descriptor, which is taken again
-// once c is closed.
+// refuse answers c with 503 and closes it, counting it and logging once
+// per interval. It does not wait for the client: whatever the client has
+// sent is read first (without blocking), so that closing sends a FIN
+// after the 503 rather than a reset that could destroy it; the 503 fits
+// a fresh socket's buffer. atLimit: c holds the spare descriptor, taken
+// again once c is closed.
 func (l *guardedListener) refuse(c net.Conn, reason string, atLimit bool) {
 	l.s.ctr.hs.unavailable.Add(1)
 	l.refused.Add(1)
 	l.logRefused(reason, nil)
-	select {
-	case l.slots <- struct{}{}:
-	default:
-		_ = c.Close() // too many refusals in progress: drop without a 503
-		if atLimit {
-			l.reopenReserve()
-		}
-		return
-	}
-	l.wg.Add(1)
-	go func() {
-		defer l.wg.Done()
-		lingerRefuse(c)
-		<-l.slots
-		if atLimit {
-			l.reopenReserve()
-		}
-	}()
-}
-
-// lingerRefuse writes the 503, ends our side and reads what the client
-// sends until it closes too, for at most refuseLinger.
-func lingerRefuse(c net.Conn) {
-	_ = c.SetDeadline(time.Now().Add(refuseLinger)) // failures show in Write and Read
+	drainNow(c)
+	_ = c.SetWriteDeadline(time.Now().Add(refuseWriteTimeout)) // a full buffer shows in Write
 	if _, err := c.Write([]byte(refusedResponse)); err == nil {
 		if cw, ok := c.(interface{ CloseWrite() error }); ok {
 			_ = cw.CloseWrite() // the client may be gone; we close anyway
 		}
-		var buf [1024]byte
-		for {
-			if _, err := c.Read(buf[:]); err != nil {
+	}
+	_ = c.Close() // refused whatever the client does
+	if atLimit {
+		l.reopenReserve()
+	}
+}
+
+// drainNow reads and discards what has arrived on c, without waiting.
+func drainNow(c net.Conn) {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return
+	}
+	var buf [4096]byte
+	_ = raw.Read(func(fd uintptr) bool { // errors: nothing to drain
+		for range 16 {
+			if n, err := syscall.Read(int(fd), buf[:]); n <= 0 || err != nil {
 				break
 			}
 		}
-	}
-	_ = c.Close() // refused whatever the client does
+		return true // never wait for more
+	})
 }
 
 func (l *guardedListener) logRefused(reason string, cause error) {
@@ -197,12 +189,11 @@ func (l *guardedListener) logRefused(reason string, cause error) {
 // set: hijacked (now a WebSocket, bounded by MaxConns) or closed.
 func (l *guardedListener) release() { l.pending.Add(-1) }
 
-// Close stops Accept and waits for the refusals in progress.
+// Close stops Accept and gives up the spare descriptor.
 func (l *guardedListener) Close() error {
 	err := l.Listener.Close()
 	l.once.Do(func() {
 		close(l.done)
-		l.wg.Wait()
 		l.mu.Lock()
 		l.closed = true
 		if l.reserve != nil {

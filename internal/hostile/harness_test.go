@@ -332,7 +332,6 @@ func (s *syncBuffer) String() string {
 // reportPath is where the table goes besides the test log.
 func reportPath() string { return os.Getenv("WSGATE_HOSTILE_REPORT") }
 
-
 // dialTCPErr opens a TCP connection to the gateway.
 func (g *gateway) dialTCPErr() (net.Conn, error) {
 	return net.DialTimeout("tcp", g.addr, 10*time.Second)
