@@ -101,8 +101,12 @@ type Config struct {
 	// connection with 4002.
 	MessageRate float64
 	// HandshakeRate is the upgrade rate allowed per client IP, per second,
-	// with a burst of twice the rate. 0 means the default 20; negative
-	// disables it. Exceeding it gets HTTP 429 with Retry-After.
+	// with a burst of twice the rate. 0 means the default 500; negative
+	// disables it. Exceeding it gets HTTP 429 with Retry-After. The default
+	// brings 18,000 clients behind one NAT back within about a minute after
+	// their node restarts, and keeps one address from sending more than 500
+	// handshakes a second on to Authenticate, OnConnect and the Broker
+	// (docs/DEPLOYMENT.md, "Handshake rate").
 	HandshakeRate float64
 
 	// Broker shares pushes, per-user sequences, history, acks and presence
@@ -203,7 +207,7 @@ const (
 	defaultMaxHandlers        = 1024
 	defaultHandlerTimeout     = 10 * time.Second
 	defaultMessageRate        = 100
-	defaultHandshakeRate      = 20
+	defaultHandshakeRate      = 500
 	defaultShutdownTimeout    = 10 * time.Second
 	defaultHistorySize        = 256
 	defaultHistoryBytes       = 512 << 10

@@ -46,7 +46,7 @@ func (c *Config) register(fs *flag.FlagSet) *optionalBool {
 	fs.IntVar(&s.MaxHandlers, "max-handlers", 0, "handler calls running at once, server-wide (one at a time per connection); when all are busy, reading pauses (0: 1024)")
 	fs.DurationVar(&s.HandlerTimeout, "handler-timeout", 0, "deadline of one handler call (0: 10s)")
 	fs.Float64Var(&s.MessageRate, "message-rate", 0, "inbound messages per second per connection, burst 2×; over → close 4002 (0: 100; negative: unlimited)")
-	fs.Float64Var(&s.HandshakeRate, "handshake-rate", 0, "WebSocket upgrades per second per client IP, burst 2×; over → HTTP 429 (0: 20; negative: unlimited)")
+	fs.Float64Var(&s.HandshakeRate, "handshake-rate", 0, "WebSocket upgrades per second per client IP, burst 2×; over → HTTP 429 (0: 500; negative: unlimited)")
 	fs.IntVar(&s.HistorySize, "history-size", 0, "pushes kept per user for clients that resume after a reconnect (0: 256; negative: none)")
 	fs.Var((*byteSize)(&s.HistoryBytes), "history-bytes", "payload bytes kept per user for resuming clients; keep below --send-queue-bytes (0: 512KiB)")
 	fs.DurationVar(&s.HistoryTTL, "history-ttl", 0, "how long a push is kept for resuming clients (0: 10m)")

@@ -35,6 +35,8 @@ func cases() []hcase {
 		{name: "subscribe flood", bound: 100 * mb1, run: subscribeFlood},
 		{name: "API: 100 MiB body, malformed JSON, no key", bound: 150 * mb1, run: apiBodies},
 		{name: "spoofed X-Forwarded-For ×60", args: []string{"--handshake-rate", "20"}, bound: 100 * mb1, run: spoofedXFF},
+		{name: "handshake flood from one address, unlimited rate", args: noRate, bound: 100 * mb1, run: floodUnlimited},
+		{name: "handshake flood from one address, default rate", bound: 100 * mb1, run: floodDefault},
 		{name: "slow consumer", bound: 100 * mb1, run: slowConsumer},
 		{name: "garbage and truncated HTTP ×200", bound: 100 * mb1, run: garbageHTTP},
 		{name: "SIGTERM with 5,000 clients", args: noRate, bound: 300 * mb1, exits: true, run: drain},
