@@ -37,7 +37,7 @@ func (c *Config) register(fs *flag.FlagSet) *optionalBool {
 
 	fs.IntVar(&s.MaxConns, "max-conns", 0, "maximum open WebSocket connections, beyond → HTTP 503 (0: what the open-files limit allows, at most 100000)")
 	fs.Var((*byteSize)(&s.MaxMessageSize), "max-message-size", "largest message accepted on /ws, e.g. 64KiB; larger → close 1009 (0: 64KiB)")
-	fs.Var((*byteSize)(&s.EchoMaxMessageSize), "echo-max-message-size", "largest message accepted on /echo; the Autobahn suite needs 16MiB, with --echo-memory 128MiB (0: 64KiB)")
+	fs.Var((*byteSize)(&s.EchoMaxMessageSize), "echo-max-message-size", "largest message accepted on /echo; the Autobahn suite needs 16MiB, with --echo-memory 256MiB (0: 64KiB)")
 	fs.BoolVar(&s.DisableEcho, "no-echo", false, "switch off the /echo endpoint")
 	fs.DurationVar(&s.PingInterval, "ping-interval", 0, "how often idle connections are pinged (0: 30s)")
 	fs.DurationVar(&s.IdleTimeout, "idle-timeout", 0, "close connections that sent nothing for this long (0: 1h)")

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"text/tabwriter"
 	"time"
+
+	"github.com/wsgate/wsgate/internal/leakcheck"
 )
 
 // hcase is one attack.
@@ -37,6 +39,7 @@ type row struct {
 }
 
 func TestHostile(t *testing.T) {
+	leakcheck.Check(t)
 	if testing.Short() {
 		t.Skip("the hostile-input suite takes a few minutes")
 	}
