@@ -185,19 +185,14 @@ func (s *Server) Run(ctx context.Context) error {
 // down gracefully. It closes ln. It returns nil after a clean shutdown and
 // ErrServerClosed when the Server was already shut down.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	if !s.trackHTTP(nil) {
-		_ = ln.Close() // never served; the caller handed ln over to us
-		return ErrServerClosed
-	}
 	gl := newGuardedListener(s, ln)
 	hs := s.newHTTPServer(gl)
 	if !s.trackHTTP(hs) {
 		_ = gl.Close() // never served; the caller handed ln over to us
 		return ErrServerClosed
 	}
-	ln = gl
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }() // hs.Serve closes ln
+	go func() { errc <- hs.Serve(gl) }() // hs.Serve closes gl, and so ln
 	select {
 	case err := <-errc:
 		if errors.Is(err, http.ErrServerClosed) {
@@ -205,6 +200,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 		return fmt.Errorf("wsgate: serve: %w", err)
 	case <-ctx.Done():
+		if s.shutdownBegun() {
+			// Shutdown was called directly and ctx ended before hs.Serve
+			// returned: as above, the caller of Shutdown has its result.
+			<-errc
+			return nil
+		}
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.DrainPeriod+s.cfg.ShutdownTimeout)
 		defer cancel()
 		err := s.Shutdown(sctx)
@@ -241,17 +242,21 @@ func (h httpErrorLog) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// trackHTTP records hs for Shutdown (nil: only checks), or reports false
-// when shut down.
+// shutdownBegun reports whether Shutdown has been called.
+func (s *Server) shutdownBegun() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.shutdownDone != nil
+}
+
+// trackHTTP records hs for Shutdown, or reports false when shut down.
 func (s *Server) trackHTTP(hs *http.Server) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.shutdownDone != nil {
 		return false
 	}
-	if hs != nil {
-		s.httpServers[hs] = struct{}{}
-	}
+	s.httpServers[hs] = struct{}{}
 	return true
 }
 
