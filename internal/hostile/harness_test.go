@@ -274,17 +274,38 @@ func (m *monitor) sampleRSS() {
 	}
 }
 
+// probe runs the /healthz prober in a process of its own (this test
+// binary, see TestMain), so that the attack's goroutines in this process do
+// not delay it, and reads its results.
 func (m *monitor) probe() {
 	defer close(m.done)
-	hc := freshClient()
-	for {
-		t0 := time.Now()
-		ok := false
-		if resp, err := hc.Get(m.g.url("/healthz")); err == nil {
-			ok = resp.StatusCode == http.StatusOK
-			_ = resp.Body.Close() // the status is what counts
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), probeEnv+"="+m.g.addr)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		m.fail()
+		return
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		m.fail()
+		return
+	}
+	if err := cmd.Start(); err != nil {
+		m.fail()
+		return
+	}
+	go func() {
+		<-m.stopc
+		_ = stdin.Close() // tells the prober to stop
+	}()
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		var d time.Duration
+		var ok bool
+		if n, err := fmt.Sscanf(sc.Text(), "ok %d", &d); n == 1 && err == nil {
+			ok = true
 		}
-		d := time.Since(t0)
 		m.mu.Lock()
 		m.probes++
 		if ok {
@@ -293,10 +314,51 @@ func (m *monitor) probe() {
 			m.failures++
 		}
 		m.mu.Unlock()
+	}
+	_ = cmd.Wait() // it ends when stdin closes
+}
+
+func (m *monitor) fail() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.failures++
+}
+
+// probeEnv names the gateway address for the prober process.
+const probeEnv = "WSGATE_HOSTILE_PROBE"
+
+// TestMain turns this binary into the /healthz prober when probeEnv is
+// set: a GET on a new connection every 50 ms, as a load balancer does,
+// printing "ok <nanoseconds>" or "fail <error>" per probe until stdin
+// closes.
+func TestMain(m *testing.M) {
+	addr := os.Getenv(probeEnv)
+	if addr == "" {
+		os.Exit(m.Run())
+	}
+	stop := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(io.Discard, os.Stdin) // returns when the suite closes it
+		close(stop)
+	}()
+	hc := freshClient()
+	for {
+		t0 := time.Now()
+		resp, err := hc.Get("http://" + addr + "/healthz")
+		switch {
+		case err != nil:
+			fmt.Printf("fail %v\n", err)
+		case resp.StatusCode != http.StatusOK:
+			_ = resp.Body.Close() // the status is the answer
+			fmt.Printf("fail HTTP %d\n", resp.StatusCode)
+		default:
+			_ = resp.Body.Close() // the status is the answer
+			fmt.Printf("ok %d\n", time.Since(t0))
+		}
 		select {
 		case <-time.After(50 * time.Millisecond):
-		case <-m.stopc:
-			return
+		case <-stop:
+			os.Exit(0)
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate/internal/leakcheck"
+	"github.com/wsgate/wsgate/internal/procstat"
 )
 
 // hcase is one attack.
@@ -36,6 +37,7 @@ type row struct {
 	healthy             string
 	worst               time.Duration
 	failures, probes    int
+	cpu                 time.Duration // the gateway's CPU time during the case
 }
 
 func TestHostile(t *testing.T) {
@@ -60,9 +62,13 @@ func TestHostile(t *testing.T) {
 		if c.nofile > 0 {
 			r.args = strings.TrimSpace(fmt.Sprintf("(open files %d) %s", c.nofile, r.args))
 		}
+		cpu0, _ := procstat.CPU(g.pid) // 0 on error: the column is then only an upper bound
 		m := watch(g)
 		r.answer = c.run(t, g)
 		r.peak, r.worst, r.failures, r.probes = m.stop()
+		if cpu1, err := procstat.CPU(g.pid); err == nil {
+			r.cpu = cpu1 - cpu0
+		}
 		if c.exits {
 			r.healthy = "exited: " + fmt.Sprint(g.err)
 			if g.err != nil {
@@ -79,8 +85,8 @@ func TestHostile(t *testing.T) {
 		if r.peak >= c.bound {
 			t.Errorf("peak RSS %.1f MB, want under %.0f MB", mb(r.peak), mb(c.bound))
 		}
-		t.Logf("%s: %s; RSS %.1f/%.1f/%.1f MB; /healthz worst %v, %d of %d failed",
-			c.name, r.answer, mb(r.before), mb(r.peak), mb(r.after), r.worst.Round(time.Millisecond), r.failures, r.probes)
+		t.Logf("%s: %s; RSS %.1f/%.1f/%.1f MB; /healthz worst %v, %d of %d failed; gateway CPU %v",
+			c.name, r.answer, mb(r.before), mb(r.peak), mb(r.after), r.worst.Round(time.Millisecond), r.failures, r.probes, r.cpu.Round(10*time.Millisecond))
 		mu.Lock()
 		rows[c.name] = r
 		mu.Unlock()
@@ -112,7 +118,7 @@ func TestHostile(t *testing.T) {
 func renderTable(all []hcase, rows map[string]row) string {
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "case\tflags\tanswer\tRSS before/peak/after MB (bound)\thealthy after\t/healthz worst (failed/probes)")
+	fmt.Fprintln(tw, "case\tflags\tanswer\tRSS before/peak/after MB (bound)\thealthy after\t/healthz worst (failed/probes)\tgateway CPU")
 	for _, c := range all {
 		r, ok := rows[c.name]
 		if !ok {
@@ -123,9 +129,9 @@ func renderTable(all []hcase, rows map[string]row) string {
 		if r.after == 0 {
 			after = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.1f / %.1f / %s (<%.0f)\t%s\t%v (%d/%d)\n",
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.1f / %.1f / %s (<%.0f)\t%s\t%v (%d/%d)\t%v\n",
 			r.name, r.args, r.answer, mb(r.before), mb(r.peak), after, mb(r.bound), r.healthy,
-			r.worst.Round(time.Millisecond), r.failures, r.probes)
+			r.worst.Round(time.Millisecond), r.failures, r.probes, r.cpu.Round(10*time.Millisecond))
 	}
 	_ = tw.Flush() // writing to a strings.Builder cannot fail
 	return b.String()
