@@ -142,7 +142,7 @@ func (l *guardedListener) reopenReserve() {
 func (l *guardedListener) refuse(c net.Conn, reason string, atLimit bool) {
 	l.s.ctr.hs.unavailable.Add(1)
 	l.refused.Add(1)
-	l.logRefused(reason, nil)
+	l.logRefused(reason, nil, slog.String("peer", c.RemoteAddr().String()))
 	drainNow(c)
 	_ = c.SetWriteDeadline(time.Now().Add(refuseWriteTimeout)) // a full buffer shows in Write
 	if _, err := c.Write([]byte(refusedResponse)); err == nil {
@@ -177,8 +177,10 @@ func drainNow(c net.Conn) {
 	})
 }
 
-func (l *guardedListener) logRefused(reason string, cause error) {
-	attrs := []slog.Attr{slog.String("reason", reason), slog.Uint64("refused_total", l.refused.Load())}
+// logRefused logs a refusal at most once per refuseLogInterval, with the
+// total so far; extra names the peer when there is one.
+func (l *guardedListener) logRefused(reason string, cause error, extra ...slog.Attr) {
+	attrs := append([]slog.Attr{slog.String("reason", reason), slog.Uint64("refused_total", l.refused.Load())}, extra...)
 	if cause != nil {
 		attrs = append(attrs, slog.String("err", cause.Error()))
 	}
