@@ -66,6 +66,7 @@ func TestHostile(t *testing.T) {
 		m := watch(g)
 		r.answer = c.run(t, g)
 		r.peak, r.worst, r.failures, r.probes = m.stop()
+		r.cpu = -1 // not measurable: the gateway has exited
 		if cpu1, err := procstat.CPU(g.pid); err == nil {
 			r.cpu = cpu1 - cpu0
 		}
@@ -129,9 +130,13 @@ func renderTable(all []hcase, rows map[string]row) string {
 		if r.after == 0 {
 			after = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.1f / %.1f / %s (<%.0f)\t%s\t%v (%d/%d)\t%v\n",
+		cpu := "-"
+		if r.cpu >= 0 {
+			cpu = r.cpu.Round(10 * time.Millisecond).String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.1f / %.1f / %s (<%.0f)\t%s\t%v (%d/%d)\t%s\n",
 			r.name, r.args, r.answer, mb(r.before), mb(r.peak), after, mb(r.bound), r.healthy,
-			r.worst.Round(time.Millisecond), r.failures, r.probes, r.cpu.Round(10*time.Millisecond))
+			r.worst.Round(time.Millisecond), r.failures, r.probes, cpu)
 	}
 	_ = tw.Flush() // writing to a strings.Builder cannot fail
 	return b.String()
