@@ -105,6 +105,9 @@ func fdLimit(t *testing.T, g *gateway) string {
 	}
 	logs := g.logs.String()
 	refusals := strings.Count(logs, "refusing new connections")
+	if refusals > 3 { // once per 10 s, and the case takes a few
+		t.Errorf("%d refusal lines in the log, want one per 10 s", refusals)
+	}
 	if strings.Contains(logs, "Accept error") {
 		t.Errorf("net/http's unstructured accept errors in the log:\n%s", tail(logs))
 	}
