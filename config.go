@@ -63,7 +63,10 @@ type Config struct {
 	// MaxMessageSize is the largest message read on /ws. Default 64 KiB;
 	// larger messages close the connection with 1009.
 	MaxMessageSize int64
-	// EchoMaxMessageSize is the largest message read on /echo. Default 16 MiB.
+	// EchoMaxMessageSize is the largest message read on /echo. Default
+	// 64 KiB, as on /ws: /echo needs no token, so what it may hold is kept
+	// small (see EchoMemory). Conformance suites that send 16 MiB messages
+	// (Autobahn) need it raised, with EchoMemory.
 	EchoMaxMessageSize int64
 	// DisableEcho turns off /echo and WebSocket upgrades on "/".
 	DisableEcho bool
@@ -101,8 +104,12 @@ type Config struct {
 	// connection with 4002.
 	MessageRate float64
 	// HandshakeRate is the upgrade rate allowed per client IP, per second,
-	// with a burst of twice the rate. 0 means the default 20; negative
-	// disables it. Exceeding it gets HTTP 429 with Retry-After.
+	// with a burst of twice the rate. 0 means the default 500; negative
+	// disables it. Exceeding it gets HTTP 429 with Retry-After. The default
+	// brings 18,000 clients behind one NAT back within about a minute after
+	// their node restarts, and keeps one address from sending more than 500
+	// handshakes a second on to Authenticate, OnConnect and the Broker
+	// (docs/DEPLOYMENT.md, "Handshake rate").
 	HandshakeRate float64
 
 	// Broker numbers, keeps and carries pushes, and shares them, per-user
@@ -166,6 +173,37 @@ type Config struct {
 	// actions always have one; all others share the entry of action 0. At
 	// most maxCountActions.
 	CountActions []wire.Action
+
+	// The settings below bound what a peer can make the server hold before
+	// it has authenticated. They apply to the http.Server of Run and Serve;
+	// a program that mounts Handler in its own server sets its own.
+
+	// ReadHeaderTimeout bounds reading a request's line and headers, an
+	// upgrade's included (slowloris). Default 10 s.
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout bounds reading a whole request, body included (the HTTP
+	// API). Default 30 s. A WebSocket is not affected once upgraded.
+	ReadTimeout time.Duration
+	// HTTPIdleTimeout closes a keep-alive HTTP connection that waits this
+	// long for its next request. Default 30 s.
+	HTTPIdleTimeout time.Duration
+	// MaxHeaderBytes bounds a request's line and headers together, a token
+	// in the query or a cookie included. Default 16 KiB; beyond it net/http
+	// answers 431.
+	MaxHeaderBytes int
+	// MaxPendingConns bounds the TCP connections that are not (yet)
+	// WebSockets: handshakes in flight, API requests and idle keep-alive
+	// connections. Default 1024. Beyond it, and when the process is out of
+	// file descriptors, a new connection gets HTTP 503 before its request
+	// is read, and is closed; established connections are not affected.
+	MaxPendingConns int
+	// EchoMemory bounds what /echo connections may hold together: each is
+	// charged its worst case, SendQueueBytes plus four EchoMaxMessageSize
+	// (one being read, one waiting, one being echoed, one past the queue's
+	// bound), and a handshake that would go beyond EchoMemory gets 503;
+	// one connection is always allowed. Default 64 MiB: 51 connections
+	// with the other defaults.
+	EchoMemory int64
 }
 
 // Defaults applied by New for zero fields.
@@ -173,7 +211,7 @@ const (
 	defaultAddr               = "127.0.0.1:8080"
 	defaultMaxConns           = 100000
 	defaultMaxMessageSize     = 64 << 10
-	defaultEchoMaxMessageSize = 16 << 20
+	defaultEchoMaxMessageSize = 64 << 10
 	defaultPingInterval       = 30 * time.Second
 	defaultIdleTimeout        = 3600 * time.Second
 	defaultSendQueueMessages  = 1024
@@ -181,12 +219,18 @@ const (
 	defaultMaxHandlers        = 1024
 	defaultHandlerTimeout     = 10 * time.Second
 	defaultMessageRate        = 100
-	defaultHandshakeRate      = 20
+	defaultHandshakeRate      = 500
 	defaultShutdownTimeout    = 10 * time.Second
 	defaultHistorySize        = 256
 	defaultHistoryBytes       = 512 << 10
 	defaultHistoryTTL         = 24 * time.Hour
 	defaultHistoryMemory      = 128 << 20
+	defaultReadHeaderTimeout  = 10 * time.Second
+	defaultReadTimeout        = 30 * time.Second
+	defaultHTTPIdleTimeout    = 30 * time.Second
+	defaultMaxHeaderBytes     = 16 << 10
+	defaultMaxPendingConns    = 1024
+	defaultEchoMemory         = 64 << 20
 )
 
 // withDefaults returns a copy of c with every zero field set to its default,
@@ -212,6 +256,12 @@ func (c Config) withDefaults() (Config, error) {
 	setDefault(&c.HistoryBytes, defaultHistoryBytes)
 	setDefault(&c.HistoryTTL, defaultHistoryTTL)
 	setDefault(&c.HistoryMemory, defaultHistoryMemory)
+	setDefault(&c.ReadHeaderTimeout, defaultReadHeaderTimeout)
+	setDefault(&c.ReadTimeout, defaultReadTimeout)
+	setDefault(&c.HTTPIdleTimeout, defaultHTTPIdleTimeout)
+	setDefault(&c.MaxHeaderBytes, defaultMaxHeaderBytes)
+	setDefault(&c.MaxPendingConns, defaultMaxPendingConns)
+	setDefault(&c.EchoMemory, defaultEchoMemory)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -258,6 +308,12 @@ func (c *Config) validate() error {
 		{"HistoryBytes", c.HistoryBytes},
 		{"HistoryTTL", int64(c.HistoryTTL)},
 		{"HistoryMemory", c.HistoryMemory},
+		{"ReadHeaderTimeout", int64(c.ReadHeaderTimeout)},
+		{"ReadTimeout", int64(c.ReadTimeout)},
+		{"HTTPIdleTimeout", int64(c.HTTPIdleTimeout)},
+		{"MaxHeaderBytes", int64(c.MaxHeaderBytes)},
+		{"MaxPendingConns", int64(c.MaxPendingConns)},
+		{"EchoMemory", c.EchoMemory},
 	} {
 		if f.v < 0 {
 			return fmt.Errorf("wsgate: Config.%s is negative (%d)", f.name, f.v)

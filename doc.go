@@ -177,8 +177,26 @@
 // (Config.HandshakeRate), connections (Config.MaxConns), subscriptions per
 // connection (256), handler goroutines (Config.MaxHandlers, with
 // backpressure) and outbound queue bytes (Config.SendQueueBytes). The handshake rate is
-// keyed by the TCP peer address: behind a reverse proxy, raise it or turn
-// it off and limit at the proxy.
+// keyed by the TCP peer address, or by the client a trusted proxy names
+// (Config.TrustedProxies).
+//
+// Nothing a peer sends before it has authenticated can make the server
+// hold much (Run and Serve; a program that mounts Handler in its own
+// http.Server sets these there): request headers are bounded in bytes
+// (Config.MaxHeaderBytes, 16 KiB: 431) and time (ReadHeaderTimeout, 10 s),
+// whole requests in time (ReadTimeout, 30 s), idle keep-alive connections
+// in time (HTTPIdleTimeout, 30 s), and connections that are not yet
+// WebSockets in number (MaxPendingConns, 1024: beyond it, 503 before the
+// request is read). /echo, which needs no token, reads messages up to
+// EchoMaxMessageSize (64 KiB), replies through the same send queue bound as
+// /ws, and all /echo connections together are charged at most EchoMemory
+// (64 MiB: beyond it, 503). When the process runs out of file descriptors,
+// new connections get 503 (through a descriptor kept in reserve) instead of
+// a 101 followed by a close; established connections keep being served,
+// and the refusals are logged once per 10 s. Every refused handshake is
+// counted in Stats.Handshakes and logged through Config.Logger with its
+// reason and client address, at most a few lines a second (the count of
+// lines held back goes into the next one).
 //
 // # Close codes
 //

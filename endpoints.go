@@ -87,6 +87,10 @@ func headerHasToken(h http.Header, name, token string) bool {
 	return false
 }
 
+// maxUserIDLen is the longest user id the hello can carry: a longer one
+// from Authenticate is refused before the upgrade, not after it.
+const maxUserIDLen = 65535
+
 // wsSubprotocols is what /ws offers; a client that offers none of it gets
 // the simple form.
 var wsSubprotocols = []string{wire.Subprotocol, wire.SubprotocolJSON}
@@ -105,7 +109,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}()
 	if !s.allowOrigin(r) {
 		s.ctr.rejOrigin.Add(1)
-		http.Error(w, "wsgate: origin not allowed", http.StatusForbidden)
+		s.reject(w, r, http.StatusForbidden, "origin not allowed: "+limitReason(r.Header.Get("Origin")), "wsgate: origin not allowed")
 		return
 	}
 	var id Identity
@@ -114,7 +118,14 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		if id, err = s.cfg.Authenticate(r.Context(), r); err != nil {
 			s.ctr.rejAuth.Add(1)
 			w.Header().Set("WWW-Authenticate", "Bearer")
-			http.Error(w, err.Error(), http.StatusUnauthorized)
+			s.reject(w, r, http.StatusUnauthorized, limitReason(err.Error()), err.Error())
+			return
+		}
+		if len(id.UserID) > maxUserIDLen {
+			s.ctr.rejAuth.Add(1)
+			w.Header().Set("WWW-Authenticate", "Bearer")
+			msg := "wsgate: user id longer than " + strconv.Itoa(maxUserIDLen) + " bytes"
+			s.reject(w, r, http.StatusUnauthorized, msg, msg)
 			return
 		}
 	}
@@ -123,18 +134,21 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		epoch, seq, err := wire.ParseResume(v)
 		if err != nil {
 			s.ctr.rejInvalid.Add(1)
-			http.Error(w, err.Error(), http.StatusBadRequest)
+			s.reject(w, r, http.StatusBadRequest, "bad resume position", err.Error())
 			return
 		}
 		sess.epoch, sess.seq, sess.resuming = epoch, seq, true
 	}
-	_, err := s.ws.Accept(w, r, &websocket.AcceptOptions{
+	rec := &statusRecorder{ResponseWriter: w}
+	_, err := s.ws.Accept(rec, r, &websocket.AcceptOptions{
 		Subprotocols: wsSubprotocols, CheckOrigin: s.allowOrigin, Value: sess,
 	})
 	if err != nil {
 		s.ctr.rejInvalid.Add(1)
+		s.acceptFailed(rec, r, err)
 		return // Accept has written the HTTP error
 	}
+	s.ctr.hs.count(http.StatusSwitchingProtocols)
 	upgraded = true // onClose releases the slot
 }
 
@@ -146,19 +160,19 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request) bool {
 		s.ctr.rejRate.Add(1)
 		secs := int64((wait + time.Second - 1) / time.Second)
 		w.Header().Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
-		http.Error(w, "wsgate: too many connection attempts", http.StatusTooManyRequests)
+		s.reject(w, r, http.StatusTooManyRequests, "handshake rate exceeded", "wsgate: too many connection attempts")
 		return false
 	}
 	if s.draining.Load() {
 		s.ctr.rejOverload.Add(1)
-		http.Error(w, "wsgate: server shutting down", http.StatusServiceUnavailable)
+		s.reject(w, r, http.StatusServiceUnavailable, "shutting down", "wsgate: server shutting down")
 		return false
 	}
 	if n := s.ctr.open.Add(1); n > int64(s.cfg.MaxConns) {
 		s.ctr.open.Add(-1)
 		s.ctr.rejOverload.Add(1)
 		w.Header().Set("Retry-After", "5")
-		http.Error(w, "wsgate: too many connections", http.StatusServiceUnavailable)
+		s.reject(w, r, http.StatusServiceUnavailable, "MaxConns reached", "wsgate: too many connections")
 		return false
 	}
 	return true

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
+	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,6 +48,9 @@ type Server struct {
 	cancelHandlers context.CancelFunc
 	deadlines      *deadlines // of handler calls
 
+	rejectLog *logLimiter // rejected handshakes and net/http's errors
+	echoSlots int64       // /echo connections EchoMemory allows
+
 	draining atomic.Bool // set by Shutdown: refuse handshakes, /readyz 503
 
 	mu            sync.Mutex // guards the fields below
@@ -78,6 +84,8 @@ func New(cfg Config) (*Server, error) {
 		obs:         newObserver(cfg.CountActions),
 		httpServers: make(map[*http.Server]struct{}),
 	}
+	s.rejectLog = newLogLimiter(cfg.Logger, slog.LevelInfo, rejectLogRate, rejectLogBurst)
+	s.echoSlots = max(cfg.EchoMemory/cfg.echoCharge(), 1)
 	s.handlerCtx, s.cancelHandlers = context.WithCancel(context.Background())
 	s.deadlines = newDeadlines(s.handlerCtx, cfg.HandlerTimeout)
 	s.handlers.Store(&map[wire.Action]HandlerFunc{})
@@ -122,6 +130,7 @@ func (s *Server) echoEngineConfig() websocket.Config {
 	c := s.wsEngineConfig()
 	c.ReadLimit = s.cfg.EchoMaxMessageSize
 	c.Workers = 0
+	c.InboxLimit = 1 // echoing is instant; what waits is memory (echoCharge)
 	return c
 }
 
@@ -175,14 +184,15 @@ func (s *Server) Run(ctx context.Context) error {
 // down gracefully. It closes ln. It returns nil after a clean shutdown and
 // ErrServerClosed when the Server was already shut down.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	hs := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
+	gl := newGuardedListener(s, ln)
+	hs := s.newHTTPServer(gl)
 	if !s.trackHTTP(hs) {
-		_ = ln.Close() // never served; the caller handed ln over to us
+		_ = gl.Close() // never served; the caller handed ln over to us
 		return ErrServerClosed
 	}
 	s.startBackground() // the broker connects now, so that a bad store is reported at start
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	go func() { errc <- hs.Serve(gl) }() // hs.Serve closes gl, and so ln
 	select {
 	case err := <-errc:
 		if errors.Is(err, http.ErrServerClosed) {
@@ -190,9 +200,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 		return fmt.Errorf("wsgate: serve: %w", err)
 	case <-ctx.Done():
-		if s.shuttingDown() {
-			// Shutdown was called directly (its caller has its result) and
-			// hs.Serve's return just had not reached errc yet.
+		if s.shutdownBegun() {
+			// Shutdown was called directly and ctx ended before hs.Serve
+			// returned: as above, the caller of Shutdown has its result.
 			<-errc
 			return nil
 		}
@@ -204,8 +214,36 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 }
 
-// shuttingDown reports whether Shutdown has been called.
-func (s *Server) shuttingDown() bool {
+// newHTTPServer is the http.Server of Serve: the bounds of Config on what
+// a peer can make it hold before the upgrade, and net/http's own error
+// log through the Server's Logger, rate-limited.
+func (s *Server) newHTTPServer(gl *guardedListener) *http.Server {
+	return &http.Server{
+		Handler:           s.mux,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		ReadTimeout:       s.cfg.ReadTimeout,
+		IdleTimeout:       s.cfg.HTTPIdleTimeout,
+		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
+		ErrorLog:          log.New(httpErrorLog{s}, "", 0),
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			if st == http.StateHijacked || st == http.StateClosed {
+				gl.release()
+			}
+		},
+	}
+}
+
+// httpErrorLog hands net/http's error lines to the Server's Logger through
+// the rate limit of rejected handshakes.
+type httpErrorLog struct{ s *Server }
+
+func (h httpErrorLog) Write(p []byte) (int, error) {
+	h.s.rejectLog.log(h.s.now(), "wsgate: http server", slog.String("err", strings.TrimSpace(string(p))))
+	return len(p), nil
+}
+
+// shutdownBegun reports whether Shutdown has been called.
+func (s *Server) shutdownBegun() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.shutdownDone != nil

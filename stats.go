@@ -26,11 +26,22 @@ type Stats struct {
 
 	// Breakdowns for metrics exporters (observe.go); every label set is
 	// small and fixed.
-	Protocols ProtocolConns `json:"protocols"`  // open /ws connections by protocol form
-	Closes    []CloseCount  `json:"closes"`     // /ws connections closed, by close code
-	Actions   []ActionStats `json:"actions"`    // requests and handler latency by action
-	PushKinds PushKinds     `json:"push_kinds"` // Pushes and Delivered by target kind, with latency
-	Broker    BrokerOps     `json:"broker"`     // calls to the Broker: latency and errors by operation
+	Protocols  ProtocolConns  `json:"protocols"`  // open /ws connections by protocol form
+	Closes     []CloseCount   `json:"closes"`     // /ws connections closed, by close code
+	Actions    []ActionStats  `json:"actions"`    // requests and handler latency by action
+	PushKinds  PushKinds      `json:"push_kinds"` // Pushes and Delivered by target kind, with latency
+	Broker     BrokerOps      `json:"broker"`     // calls to the Broker: latency and errors by operation
+	Handshakes HandshakeStats `json:"handshakes"` // /ws and /echo upgrade requests by outcome
+}
+
+// HandshakeStats counts upgrade requests by outcome.
+type HandshakeStats struct {
+	Accepted     uint64 `json:"accepted"`     // 101
+	BadRequest   uint64 `json:"bad_request"`  // 400 (and 405/426/505 from the engine)
+	Unauthorized uint64 `json:"unauthorized"` // 401
+	Forbidden    uint64 `json:"forbidden"`    // 403
+	RateLimited  uint64 `json:"rate_limited"` // 429
+	Unavailable  uint64 `json:"unavailable"`  // 503
 }
 
 // HandshakeRejections counts refused handshakes by reason.
@@ -52,6 +63,8 @@ type counters struct {
 	rejInvalid                               atomic.Uint64
 	open                                     atomic.Int64 // /ws and /echo connections, including those mid-handshake (MaxConns)
 	echoConns                                atomic.Int64 // open /echo connections
+	echoHeld                                 atomic.Int64 // /echo connections charged to EchoMemory, including those mid-handshake
+	hs                                       handshakeCounters
 }
 
 // Stats returns the current gauges and counters. Users and Topics are
@@ -83,6 +96,7 @@ func (s *Server) Stats() Stats {
 			Unauthorized: c.rejAuth.Load(),
 			Invalid:      c.rejInvalid.Load(),
 		},
+		Handshakes: c.hs.stats(),
 	}
 	s.obs.snapshotInto(&st)
 	return st

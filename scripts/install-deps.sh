@@ -3,7 +3,8 @@
 #   Debian: chromium (interop: headless browser), python3-websockets (interop:
 #           Python client, used through /usr/bin/python3), redis-server and
 #           nginx (broker and proxy tests start their own on loopback ports),
-#           nodejs/npm when node is absent.
+#           util-linux (prlimit: the hostile suite runs a gateway under a small
+#           open-files limit), nodejs/npm when node is absent.
 #   npm:    interop/package.json (ws, playwright-core), pinned by the committed
 #           interop/package-lock.json; `npm ci` runs only when node_modules is
 #           missing or older than the lock file.
@@ -36,7 +37,7 @@ installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install o
 
 missing_debs() {
 	local pkg
-	for pkg in chromium python3-websockets redis-server nginx; do
+	for pkg in chromium python3-websockets redis-server nginx util-linux; do
 		installed "$pkg" || printf '%s\n' "$pkg"
 	done
 	command -v node >/dev/null || printf '%s\n' nodejs

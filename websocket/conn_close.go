@@ -189,6 +189,11 @@ func (c *Conn) endErr(ioErr error) error {
 	return ioErr
 }
 
+// unavailableResponse answers a handshake whose connection could not start.
+const unavailableResponse = "HTTP/1.1 503 Service Unavailable\r\n" +
+	"Content-Type: text/plain; charset=utf-8\r\nRetry-After: 5\r\nConnection: close\r\nContent-Length: 52\r\n\r\n" +
+	"websocket: server cannot take the connection, retry\n"
+
 // refuseWriteTimeout bounds the write of a refused connection's close
 // frame (blocking mode; the reactor's socket never blocks).
 const refuseWriteTimeout = time.Second
@@ -196,16 +201,24 @@ const refuseWriteTimeout = time.Second
 // refuse ends a connection whose I/O never started, after its handshake
 // succeeded: it sends the server's 101 (response, nil on the client side),
 // a close frame (engine.refusal) and our FIN, and closes the socket
-// without waiting for the answer. The socket is c.fd
-// once the reactor took it, else conn.
+// without waiting for the answer. A server connection that could not
+// start for want of resources (the reactor could not take its socket: out
+// of file descriptors) gets HTTP 503 instead of its 101: a client that
+// was never served must see a refused handshake it retries, not 101 then
+// 1011. The socket is c.fd once the reactor took it, else conn.
 func (c *Conn) refuse(conn net.Conn, response []byte) {
-	code, reason := c.eng.refusal()
-	frame := appendFrame(response, opClose, true, false, closePayload(code, reason), c.eng.client, maskKey())
+	code, reason, closing := c.eng.refusal()
+	var out []byte
+	if response != nil && !closing {
+		out = []byte(unavailableResponse)
+	} else {
+		out = appendFrame(response, opClose, true, false, closePayload(code, reason), c.eng.client, maskKey())
+	}
 	if c.fd >= 0 {
-		refuseFD(int(c.fd), frame)
+		refuseFD(int(c.fd), out)
 	} else {
 		_ = conn.SetWriteDeadline(time.Now().Add(refuseWriteTimeout)) // failure shows in Write
-		if _, err := conn.Write(frame); err == nil {
+		if _, err := conn.Write(out); err == nil {
 			if cw, ok := conn.(interface{ CloseWrite() error }); ok {
 				_ = cw.CloseWrite() // the peer may be gone; we close anyway
 			}

@@ -160,8 +160,9 @@
 //	1002  protocol violation by the peer
 //	1007  invalid UTF-8 in a text message or close reason
 //	1009  message larger than Config.ReadLimit
-//	1011  a callback panicked, or a finished handshake could not be
-//	      started (the reactor refused the socket)
+//	1011  a callback panicked, or a dialed connection could not be
+//	      started (the reactor refused the socket; a server answers such
+//	      a handshake with HTTP 503 instead of its 101)
 //
 // Any other code comes from Close or Shutdown. 1005, 1006 and 1015 are
 // never sent: a Close with one of them sends an empty close frame.

@@ -107,3 +107,35 @@ func testRefuse(t *testing.T, mode Mode, client, stopped bool) {
 		t.Errorf("peer got %x (close seen %v, code %d %q), want a close frame %d %q", got, s.seen, s.code, s.reason, code, reason)
 	}
 }
+
+// TestRefuseUnavailable: a server connection that could not start while
+// the engine is not shutting down (the reactor could not take its socket,
+// out of file descriptors) gets HTTP 503 instead of its 101, never a 101
+// followed by 1011.
+func TestRefuseUnavailable(t *testing.T) {
+	for _, mode := range []Mode{ModeReactor, ModeBlocking} {
+		t.Run(map[Mode]string{ModeReactor: "reactor", ModeBlocking: "blocking"}[mode], func(t *testing.T) {
+			e := newEngine(Config{Mode: mode}, Handler{}, false, false)
+			defer e.stop()
+			local, peer := tcpPair(t)
+			res := handshakeResult{conn: local, response: []byte("HTTP/1.1 101 Switching Protocols\r\n\r\n")}
+			c := newConn(e, res, nil)
+			if mode == ModeReactor && reactorSupported {
+				fd, ok, err := takeFD(local)
+				if err != nil || !ok {
+					t.Fatalf("takeFD: %v, %v", ok, err)
+				}
+				c.fd = int32(fd)
+			}
+			c.refuse(local, res.response)
+			_ = peer.SetReadDeadline(time.Now().Add(refuseTestLimit)) // a missing answer shows as a timeout below
+			got, err := io.ReadAll(peer)
+			if err != nil {
+				t.Fatalf("peer read: got %v after %q, want a 503 and EOF", err, got)
+			}
+			if want := unavailableResponse; string(got) != want {
+				t.Errorf("peer got %q, want %q", got, want)
+			}
+		})
+	}
+}

@@ -209,15 +209,16 @@ func (e *engine) add(c *Conn) bool {
 }
 
 // refusal is the close frame for a connection that finished its handshake
-// but could not start: Shutdown's code once it has begun, else 1011 (the
-// reactor failed to take the connection).
-func (e *engine) refusal() (StatusCode, string) {
+// but could not start: Shutdown's code once it has begun (closing), else
+// 1011 (the reactor failed to take the connection; a server answers 503
+// instead, see Conn.refuse).
+func (e *engine) refusal() (code StatusCode, reason string, closing bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closing {
-		return e.closeCode, e.closeReason
+		return e.closeCode, e.closeReason, true
 	}
-	return StatusInternalError, "internal error"
+	return StatusInternalError, "internal error", false
 }
 
 // remove forgets c after its OnClose returned.
@@ -323,9 +324,11 @@ func (e *engine) useReactor() bool {
 // (res.response) only then, with everything written to the connection
 // meanwhile (Conn.openInline); a client queues OnOpen to its executor.
 //
-// A connection that cannot start (Shutdown began, or the reactor could not
-// take it) is refused with a close frame after its 101: its peer must learn
-// why instead of seeing TCP drop (1006).
+// A connection that cannot start is refused: after Shutdown began, with
+// Shutdown's close frame after its 101; when the reactor could not take it
+// (out of file descriptors), a server answers 503 instead of the 101 and a
+// client sends 1011. Its peer must learn why instead of seeing TCP drop
+// (1006).
 func (e *engine) open(res handshakeResult, value any) (*Conn, error) {
 	c := newConn(e, res, value)
 	if err := e.bindReactor(c, res.conn); err != nil {
@@ -388,7 +391,9 @@ func NewServer(cfg Config, h Handler) *Server {
 
 // Accept performs the opening handshake and starts the connection. On a
 // failed handshake the HTTP error (400, 403, 405, 426) has already been
-// written and the error is returned. After Shutdown it answers 503.
+// written and the error is returned. After Shutdown it answers 503, and
+// so it does when the connection cannot be started for want of resources
+// (out of file descriptors): never a 101 followed by 1011.
 // opts may be nil. The 101 is sent once Handler.OnOpen has returned, maybe
 // after Accept: the Conn can be written at once, and its output follows
 // the 101.

@@ -73,6 +73,7 @@ func randomHex(n int) (string, error) {
 // serve runs the gateway until ctx ends, then shuts it down gracefully.
 func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) error {
 	logger := newLogger(cfg, stderr)
+	fitConnsToFiles(cfg, logger)
 	var fr *firstRun
 	if cfg.FirstRun() {
 		var err error
@@ -171,7 +172,10 @@ func newGateway(cfg *config.Config, logger *slog.Logger) (*wsgate.Server, func()
 
 // authenticator verifies the JWT of every /ws handshake.
 func authenticator(cfg *config.Config) (func(context.Context, *http.Request) (wsgate.Identity, error), error) {
-	ac := auth.Config{Secret: []byte(cfg.JWTSecret), Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience}
+	ac := auth.Config{
+		Secret: []byte(cfg.JWTSecret), Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience,
+		Leeway: cfg.JWTLeeway, AllowNoExpiry: cfg.JWTAllowNoExpiry,
+	}
 	if cfg.JWTPublicKeyFile != "" {
 		pem, err := os.ReadFile(cfg.JWTPublicKeyFile)
 		if err != nil {

@@ -166,3 +166,38 @@ func TestNginxClientClose(t *testing.T) {
 		t.Fatal("gateway never saw the disconnect")
 	}
 }
+
+// TestNginxSameOriginOnAnotherPort: the test page served through nginx on a
+// port other than 80 opens its WebSocket with Origin http://host:port. nginx
+// must pass the Host header with that port ($http_host; $host drops it), or
+// the gateway's same-origin check refuses the page with 403. A foreign
+// origin is still refused.
+func TestNginxSameOriginOnAnotherPort(t *testing.T) {
+	gw := gatewaytest.Start(t, wsgate.Config{}, nil)
+	proxy := startNginx(t, gw.Addr)
+	if strings.HasSuffix(proxy, ":80") {
+		t.Fatalf("nginx listens on %s: the test needs a port other than 80", proxy)
+	}
+	for _, tc := range []struct {
+		origin string
+		want   int
+	}{
+		{"http://" + proxy, http.StatusSwitchingProtocols},
+		{"http://evil.example:" + strings.Split(proxy, ":")[1], http.StatusForbidden},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), gatewaytest.Timeout)
+		h := http.Header{"Origin": {tc.origin}}
+		c, resp, err := websocket.Dial(ctx, "ws://"+proxy+"/ws?user=alice", nil, &websocket.DialOptions{Header: h})
+		cancel()
+		got := 0
+		if resp != nil {
+			got = resp.StatusCode
+		}
+		if c != nil {
+			_ = c.CloseNow() // only the handshake matters
+		}
+		if got != tc.want {
+			t.Errorf("Origin %s through nginx: got HTTP %d (%v), want %d", tc.origin, got, err, tc.want)
+		}
+	}
+}

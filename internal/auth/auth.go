@@ -4,9 +4,15 @@
 // A token may arrive three ways, tried in this order: an `Authorization: Bearer`
 // header (Go and server-side clients), a `wsgate_token` cookie (browsers on the same
 // site), or a `token` query parameter (browsers cannot set headers on a WebSocket).
-// The `sub` claim is the user id; `exp` and `nbf` are honoured; an optional `topics`
+// The `sub` claim is the user id; `exp` is required (Config.AllowNoExpiry relaxes
+// that) and `nbf` honoured, within Config.Leeway of clock skew; an optional `topics`
 // claim (a list of topic names, a trailing "*" matching any suffix) restricts what the
 // user may subscribe to.
+//
+// Sizes are bounded before anything is parsed or stored: a token of more than
+// MaxTokenBytes, a `sub` of more than MaxSubjectBytes and a `topics` claim of more
+// than MaxTopics entries or an entry longer than MaxTopicPatternBytes are refused
+// with an error that says which (HTTP 401 on the handshake).
 //
 // Verification is HS256 with a shared secret, or RS256/ES256 with a public key. The
 // accepted algorithm is fixed by the configuration, never taken from the token, so a
@@ -33,8 +39,18 @@ import (
 // CookieName is the cookie a browser may carry its token in.
 const CookieName = "wsgate_token"
 
+// Bounds on what a token may carry.
+const (
+	MaxTokenBytes        = 8 << 10
+	MaxSubjectBytes      = 1024
+	MaxTopics            = 256
+	MaxTopicPatternBytes = 256 // wire.MaxTopicLen plus a trailing "*"
+)
+
 // Sentinel errors; the message of each is what a rejected client sees in the 401 body.
 var (
+	ErrNoExpiry     = errors.New("wsgate: token has no exp claim")
+	ErrTooLong      = fmt.Errorf("wsgate: token longer than %d bytes", MaxTokenBytes)
 	ErrNoToken      = errors.New("wsgate: missing token (Authorization: Bearer, cookie wsgate_token or ?token=)")
 	ErrExpired      = errors.New("wsgate: token expired")
 	ErrNotYetValid  = errors.New("wsgate: token not valid yet")
@@ -50,6 +66,9 @@ type Config struct {
 	Audience     string           // if set, the aud claim must contain it
 	Leeway       time.Duration    // clock skew allowed on exp/nbf; default 0
 	Now          func() time.Time // clock; default time.Now
+	// AllowNoExpiry accepts tokens without an exp claim, which are then
+	// valid forever. Default false: a token must expire.
+	AllowNoExpiry bool
 }
 
 // Claims is what a verified token says about its holder.
@@ -71,6 +90,9 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 		return nil, err
 	}
 	opts := []jwt.ParserOption{jwt.WithValidMethods([]string{method}), jwt.WithLeeway(cfg.Leeway)}
+	if !cfg.AllowNoExpiry {
+		opts = append(opts, jwt.WithExpirationRequired())
+	}
 	if cfg.Now != nil {
 		opts = append(opts, jwt.WithTimeFunc(cfg.Now))
 	}
@@ -125,20 +147,47 @@ type tokenClaims struct {
 
 // Verify checks a token and returns its claims. Errors are safe to show the client.
 func (v *Verifier) Verify(token string) (Claims, error) {
+	if len(token) > MaxTokenBytes {
+		return Claims{}, ErrTooLong
+	}
 	var tc tokenClaims
 	_, err := v.parser.ParseWithClaims(token, &tc, func(*jwt.Token) (any, error) { return v.key, nil })
 	if err != nil {
-		return Claims{}, classify(err)
+		return Claims{}, classify(err, tc.ExpiresAt == nil)
 	}
 	if tc.Subject == "" {
 		return Claims{}, ErrNoSubject
 	}
+	if err := checkSizes(&tc); err != nil {
+		return Claims{}, err
+	}
 	return Claims{UserID: tc.Subject, Topics: tc.Topics}, nil
 }
 
+// checkSizes applies the bounds on claims that the gateway keeps for the
+// connection's life and sends back (the user id goes into the hello).
+func checkSizes(tc *tokenClaims) error {
+	if n := len(tc.Subject); n > MaxSubjectBytes {
+		return fmt.Errorf("wsgate: token sub claim is %d bytes, at most %d allowed", n, MaxSubjectBytes)
+	}
+	if n := len(tc.Topics); n > MaxTopics {
+		return fmt.Errorf("wsgate: token topics claim has %d entries, at most %d allowed", n, MaxTopics)
+	}
+	for _, t := range tc.Topics {
+		if n := len(t); n > MaxTopicPatternBytes {
+			return fmt.Errorf("wsgate: token topics claim has an entry of %d bytes, at most %d allowed", n, MaxTopicPatternBytes)
+		}
+	}
+	return nil
+}
+
 // classify maps the jwt library's errors onto the few a client needs to tell apart.
-func classify(err error) error {
+// noExpiry: the token had no exp claim (the parser fills the claims before
+// validating them).
+func classify(err error, noExpiry bool) error {
 	switch {
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing) && noExpiry:
+		return ErrNoExpiry
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return ErrExpired
 	case errors.Is(err, jwt.ErrTokenNotValidYet):

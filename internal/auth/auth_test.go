@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,7 +50,7 @@ func TestVerifyHS256(t *testing.T) {
 	}
 	other, _ := Issue([]byte("another-secret-of-32-bytes-long!"), "alice", time.Hour, nil, t0)
 	future := sign(t, jwt.SigningMethodHS256, secret, jwt.RegisteredClaims{
-		Subject: "alice", NotBefore: jwt.NewNumericDate(t0.Add(time.Hour)),
+		Subject: "alice", NotBefore: jwt.NewNumericDate(t0.Add(time.Hour)), ExpiresAt: jwt.NewNumericDate(t0.Add(2 * time.Hour)),
 	})
 	noSub := sign(t, jwt.SigningMethodHS256, secret, jwt.RegisteredClaims{ExpiresAt: jwt.NewNumericDate(t0.Add(time.Hour))})
 	none := sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, jwt.RegisteredClaims{Subject: "mallory"})
@@ -191,5 +192,58 @@ func TestFromRequest(t *testing.T) {
 	c, err := v.FromRequest(httptest.NewRequest(http.MethodGet, "/ws?token="+tok, nil))
 	if err != nil || c.UserID != "carol" || c.Topics != nil {
 		t.Fatalf("got %+v, %v; want carol without topic restriction", c, err)
+	}
+}
+
+// TestTokenHygiene: exp is required unless AllowNoExpiry, claims are
+// bounded in size (with an error that names the bound), Leeway forgives
+// clock skew and no more.
+func TestTokenHygiene(t *testing.T) {
+	exp := jwt.NewNumericDate(t0.Add(time.Hour))
+	tok := func(c jwt.Claims) string { return sign(t, jwt.SigningMethodHS256, secret, c) }
+	noExp := tok(jwt.RegisteredClaims{Subject: "alice"})
+	longSub := tok(jwt.RegisteredClaims{Subject: strings.Repeat("x", MaxSubjectBytes+1), ExpiresAt: exp})
+	maxSub := tok(jwt.RegisteredClaims{Subject: strings.Repeat("x", MaxSubjectBytes), ExpiresAt: exp})
+	many := tok(tokenClaims{Topics: make([]string, MaxTopics+1), RegisteredClaims: jwt.RegisteredClaims{Subject: "a", ExpiresAt: exp}})
+	longTopic := tok(tokenClaims{Topics: []string{strings.Repeat("t", MaxTopicPatternBytes+1)}, RegisteredClaims: jwt.RegisteredClaims{Subject: "a", ExpiresAt: exp}})
+	huge := tok(jwt.RegisteredClaims{Subject: "a", ExpiresAt: exp, ID: strings.Repeat("j", MaxTokenBytes)})
+	justExpired := tok(jwt.RegisteredClaims{Subject: "a", ExpiresAt: jwt.NewNumericDate(t0.Add(-10 * time.Second))})
+	longExpired := tok(jwt.RegisteredClaims{Subject: "a", ExpiresAt: jwt.NewNumericDate(t0.Add(-time.Minute))})
+	noIss := tok(jwt.RegisteredClaims{Subject: "a", ExpiresAt: exp})
+
+	tests := []struct {
+		name  string
+		cfg   Config
+		token string
+		want  string // "" = valid; else a substring of the error
+	}{
+		{"no exp", Config{}, noExp, ErrNoExpiry.Error()},
+		{"no exp allowed", Config{AllowNoExpiry: true}, noExp, ""},
+		{"sub too long", Config{}, longSub, "sub claim is 1025 bytes, at most 1024"},
+		{"sub at the bound", Config{}, maxSub, ""},
+		{"too many topics", Config{}, many, "257 entries, at most 256"},
+		{"topic too long", Config{}, longTopic, "entry of 257 bytes, at most 256"},
+		{"token too long", Config{}, huge, ErrTooLong.Error()},
+		{"expired within leeway", Config{Leeway: 30 * time.Second}, justExpired, ""},
+		{"expired beyond leeway", Config{Leeway: 30 * time.Second}, longExpired, ErrExpired.Error()},
+		{"expired without leeway", Config{}, justExpired, ErrExpired.Error()},
+		{"missing iss is not missing exp", Config{Issuer: "me"}, noIss, "iss"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := tt.cfg
+			cfg.Secret, cfg.Now = secret, clock(t0)
+			v, err := NewVerifier(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = v.Verify(tt.token)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("got error %v, want valid", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Fatalf("got error %v, want one containing %q", err, tt.want)
+			}
+		})
 	}
 }

@@ -38,8 +38,10 @@ type Config struct {
 	// and prints a demo token.
 	JWTSecret        string
 	JWTPublicKeyFile string
-	JWTIssuer        string // required iss claim, "" = any
-	JWTAudience      string // required aud claim, "" = any
+	JWTIssuer        string        // required iss claim, "" = any
+	JWTAudience      string        // required aud claim, "" = any
+	JWTLeeway        time.Duration // clock skew allowed on exp/nbf; default 30 s
+	JWTAllowNoExpiry bool          // accept tokens without exp; default false
 
 	// APIKey protects the HTTP push API under /api/v1/; "" disables the API
 	// (except in first-run mode, which makes a random key and prints it).

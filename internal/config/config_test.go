@@ -200,6 +200,8 @@ func TestEveryServerSettingHasAFlag(t *testing.T) {
 		"--shutdown-timeout", "1s", "--drain-period", "1s", "--mode", "blocking", "--trusted-proxies", "127.0.0.1,10.0.0.0/8",
 		"--history-size", "1", "--history-bytes", "1", "--history-ttl", "1s", "--history-memory", "1",
 		"--count-actions", "110,111",
+		"--read-header-timeout", "1s", "--read-timeout", "1s", "--http-idle-timeout", "1s", "--max-header-bytes", "1",
+		"--max-pending-conns", "1", "--echo-memory", "1",
 	}
 	c, err := Parse(args, env(nil), &bytes.Buffer{})
 	if err != nil {

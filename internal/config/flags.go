@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/wsgate/wsgate/websocket"
 	"github.com/wsgate/wsgate/wire"
@@ -35,9 +36,9 @@ func (c *Config) register(fs *flag.FlagSet) *optionalBool {
 	demo := &optionalBool{}
 	fs.Var(demo, "demo", "register the demo handlers: 100 echo, 110 add friend, 111 get info (default: on when no token verification is configured: first-run mode or --insecure-no-auth)")
 
-	fs.IntVar(&s.MaxConns, "max-conns", 0, "maximum open WebSocket connections, beyond → HTTP 503 (0: 100000)")
+	fs.IntVar(&s.MaxConns, "max-conns", 0, "maximum open WebSocket connections, beyond → HTTP 503 (0: what the open-files limit allows, at most 100000)")
 	fs.Var((*byteSize)(&s.MaxMessageSize), "max-message-size", "largest message accepted on /ws, e.g. 64KiB; larger → close 1009 (0: 64KiB)")
-	fs.Var((*byteSize)(&s.EchoMaxMessageSize), "echo-max-message-size", "largest message accepted on /echo (0: 16MiB)")
+	fs.Var((*byteSize)(&s.EchoMaxMessageSize), "echo-max-message-size", "largest message accepted on /echo; the Autobahn suite needs 16MiB, with --echo-memory 256MiB (0: 64KiB)")
 	fs.BoolVar(&s.DisableEcho, "no-echo", false, "switch off the /echo endpoint")
 	fs.DurationVar(&s.PingInterval, "ping-interval", 0, "how often idle connections are pinged (0: 30s)")
 	fs.DurationVar(&s.IdleTimeout, "idle-timeout", 0, "close connections that sent nothing for this long (0: 1h)")
@@ -46,7 +47,7 @@ func (c *Config) register(fs *flag.FlagSet) *optionalBool {
 	fs.IntVar(&s.MaxHandlers, "max-handlers", 0, "handler calls running at once, server-wide (one at a time per connection); when all are busy, reading pauses (0: 1024)")
 	fs.DurationVar(&s.HandlerTimeout, "handler-timeout", 0, "deadline of one handler call (0: 10s)")
 	fs.Float64Var(&s.MessageRate, "message-rate", 0, "inbound messages per second per connection, burst 2×; over → close 4002 (0: 100; negative: unlimited)")
-	fs.Float64Var(&s.HandshakeRate, "handshake-rate", 0, "WebSocket upgrades per second per client IP, burst 2×; over → HTTP 429 (0: 20; negative: unlimited)")
+	fs.Float64Var(&s.HandshakeRate, "handshake-rate", 0, "WebSocket upgrades per second per client IP, burst 2×; over → HTTP 429 (0: 500; negative: unlimited)")
 	fs.IntVar(&s.HistorySize, "history-size", 0, "pushes kept per user for clients that resume after a reconnect (0: 256; negative: none)")
 	fs.Var((*byteSize)(&s.HistoryBytes), "history-bytes", "payload bytes kept per user for resuming clients; keep below --send-queue-bytes (0: 512KiB)")
 	fs.DurationVar(&s.HistoryTTL, "history-ttl", 0, "how long a push is kept for resuming clients (0: 24h)")
@@ -55,6 +56,14 @@ func (c *Config) register(fs *flag.FlagSet) *optionalBool {
 
 	fs.DurationVar(&s.ShutdownTimeout, "shutdown-timeout", 0, "on SIGINT/SIGTERM, how long to wait for connections to close, after --drain-period (0: 10s)")
 	fs.DurationVar(&s.DrainPeriod, "drain-period", 0, "on SIGINT/SIGTERM, close connections with 4003 (reconnect elsewhere) spread over this period; for nodes behind a load balancer (0: 1001 to all at once)")
+	fs.DurationVar(&s.ReadHeaderTimeout, "read-header-timeout", 0, "time to read a request's headers, an upgrade's included (0: 10s)")
+	fs.DurationVar(&s.ReadTimeout, "read-timeout", 0, "time to read a whole request, body included, e.g. an API push (0: 30s)")
+	fs.DurationVar(&s.HTTPIdleTimeout, "http-idle-timeout", 0, "close keep-alive HTTP connections idle this long between requests (0: 30s)")
+	fs.Var((*intByteSize)(&s.MaxHeaderBytes), "max-header-bytes", "largest request line and headers, a token included; larger → HTTP 431 (0: 16KiB)")
+	fs.IntVar(&s.MaxPendingConns, "max-pending-conns", 0, "TCP connections that are not (yet) WebSockets: handshakes in flight, API requests, idle keep-alive; beyond → HTTP 503 before the request is read (0: 1024)")
+	fs.Var((*byteSize)(&s.EchoMemory), "echo-memory", "memory all /echo connections may hold together, each charged --send-queue-bytes + 4×--echo-max-message-size; beyond → HTTP 503 (0: 64MiB)")
+	fs.DurationVar(&c.JWTLeeway, "jwt-leeway", 30*time.Second, "clock skew allowed on the exp and nbf claims of tokens")
+	fs.BoolVar(&c.JWTAllowNoExpiry, "jwt-allow-no-exp", false, "accept tokens without an exp claim, valid forever (default: exp required)")
 	fs.Var((*levelValue)(&c.LogLevel), "log-level", "log `level`: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log `format`: text or json")
 	fs.Var((*actionList)(&s.CountActions), "count-actions", "comma-separated `actions` that get their own metrics series although only --backend answers them (registered actions always do; others count as \"other\"; at most 256)")

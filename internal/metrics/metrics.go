@@ -42,12 +42,12 @@ type Outcome struct {
 // place to change: read those six fields instead of Accepted and Rejected.
 func Handshakes(st *wsgate.Stats) []Outcome {
 	return []Outcome{
-		{"101", "accepted", st.Accepted},
-		{"400", "bad_request", st.Rejected.Invalid},
-		{"401", "unauthorized", st.Rejected.Unauthorized},
-		{"403", "forbidden", st.Rejected.Origin},
-		{"429", "rate_limited", st.Rejected.RateLimited},
-		{"503", "unavailable", st.Rejected.Overloaded},
+		{"101", "accepted", st.Handshakes.Accepted},
+		{"400", "bad_request", st.Handshakes.BadRequest},
+		{"401", "unauthorized", st.Handshakes.Unauthorized},
+		{"403", "forbidden", st.Handshakes.Forbidden},
+		{"429", "rate_limited", st.Handshakes.RateLimited},
+		{"503", "unavailable", st.Handshakes.Unavailable},
 	}
 }
 
