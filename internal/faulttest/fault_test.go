@@ -53,6 +53,9 @@ type cluster struct {
 	redis *redisServer
 	nodes []*node
 	hc    *http.Client
+	// load is read-locked around every push; a fault write-locks it to
+	// hold the load while no push can be accepted anyway.
+	load sync.RWMutex
 }
 
 func startCluster(t *testing.T) *cluster {
@@ -166,11 +169,14 @@ func (c *cluster) pushLoop(ctx context.Context, u *userLog, first int) {
 		}
 		payload := u.payload(n)
 		var err error
+		c.load.RLock()
 		for try := 0; try < len(c.nodes); try++ {
 			k++
 			var seq uint64
 			var refused bool
+			start := time.Now()
 			seq, refused, err = c.push(ctx, c.nodes[k%len(c.nodes)], u.name, payload)
+			u.took(time.Since(start))
 			if err == nil {
 				u.ok(n, seq)
 				break
@@ -179,18 +185,116 @@ func (c *cluster) pushLoop(ctx context.Context, u *userLog, first int) {
 				break
 			}
 		}
+		c.load.RUnlock()
 		if err != nil {
 			u.failed(n, err.Error())
 		}
 	}
 }
 
-// scenario is one fault, applied while the load runs. offline makes the
-// first device of every user connect through a link that fault may cut.
+// scenario is one fault, applied while the load runs.
 type scenario struct {
-	name    string
-	offline bool
-	fault   func(t *testing.T, c *cluster, links []*link)
+	name string
+	// linkAll puts every device behind a link, not only the first of each user.
+	linkAll bool
+	fault   func(t *testing.T, c *cluster, st *stage)
+}
+
+// stage is what a fault may act on besides the cluster: the first device
+// of every user connects through a link (its network) that a fault may cut.
+type stage struct {
+	links []*link
+	users []*userLog
+	devs  [][]*device
+}
+
+// waitPushes waits until the API has accepted k more pushes to every user
+// than it had when mark was taken.
+func (st *stage) waitPushes(t *testing.T, mark []int, k int) {
+	t.Helper()
+	deadline := time.Now().Add(catchUp)
+	for i, u := range st.users {
+		for u.count() < mark[i]+k {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d pushes accepted in %v, want %d", u.name, u.count()-mark[i], catchUp, k)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// mark is how many pushes the API has accepted per user so far.
+func (st *stage) mark() []int {
+	m := make([]int, len(st.users))
+	for i, u := range st.users {
+		m[i] = u.count()
+	}
+	return m
+}
+
+// crash kills every node and Redis, puts the snapshot back and starts
+// them all again.
+func crash(t *testing.T, c *cluster, snapshot string) {
+	t.Helper()
+	for _, n := range c.nodes {
+		n.proc.kill(t)
+	}
+	c.redis.kill(t)
+	c.redis.restore(t, snapshot)
+	c.redis.start(t)
+	for _, n := range c.nodes {
+		n.start(t, apiKey)
+	}
+}
+
+// cut takes the devices behind the links offline (true) or back online.
+func (st *stage) cut(offline bool) {
+	for _, l := range st.links {
+		l.setCut(offline)
+	}
+}
+
+// waitReconnected waits until every device of ds is connected on another
+// connection than the one in conns.
+func (st *stage) waitReconnected(t *testing.T, conns map[*device]string, ds []*device) {
+	t.Helper()
+	deadline := time.Now().Add(catchUp)
+	for _, d := range ds {
+		for d.c.State() != client.StateConnected || d.c.Hello().ConnID == conns[d] {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s did not reconnect within %v: %s", d.name, catchUp, d.c.State())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// second is the second device of every user; all is every device.
+func second(devs [][]*device) []*device {
+	var out []*device
+	for _, ds := range devs {
+		out = append(out, ds[1:]...)
+	}
+	return out
+}
+
+func all(devs [][]*device) []*device {
+	var out []*device
+	for _, ds := range devs {
+		out = append(out, ds...)
+	}
+	return out
+}
+
+// connIDs returns the connection id of every device now.
+func (st *stage) connIDs() map[*device]string {
+	ids := make(map[*device]string)
+	for _, ds := range st.devs {
+		for _, d := range ds {
+			ids[d] = d.c.Hello().ConnID
+		}
+	}
+	return ids
 }
 
 // TestFaults runs every scenario on one cluster, each with its own users,
@@ -199,38 +303,81 @@ func TestFaults(t *testing.T) {
 	leakcheck.Check(t)
 	c := startCluster(t)
 	scenarios := []scenario{
-		{name: "node-kill-9", fault: func(t *testing.T, c *cluster, _ []*link) {
+		{name: "node-kill-9", fault: func(t *testing.T, c *cluster, _ *stage) {
 			n := c.nodes[1]
 			n.proc.kill(t)
 			time.Sleep(time.Second)
 			n.start(t, apiKey)
 		}},
-		{name: "redis-graceful-restart", fault: func(t *testing.T, c *cluster, _ []*link) {
+		{name: "redis-graceful-restart", fault: func(t *testing.T, c *cluster, _ *stage) {
 			c.redis.shutdownSave(t)
 			time.Sleep(time.Second)
 			c.redis.start(t)
 		}},
-		{name: "redis-stale-snapshot", fault: func(t *testing.T, c *cluster, _ []*link) {
+		// Some devices are offline across the fault, so that pushes they
+		// missed are gone with the newer data: they must be told.
+		{name: "redis-stale-snapshot", fault: func(t *testing.T, c *cluster, st *stage) {
 			c.redis.snapshot(t, "stale.rdb")
-			time.Sleep(2 * time.Second) // pushes the snapshot does not have
+			time.Sleep(time.Second) // pushes the snapshot does not have
+			st.cut(true)
+			time.Sleep(time.Second) // pushes the offline devices miss
 			c.redis.kill(t)
 			c.redis.restore(t, "stale.rdb")
 			c.redis.start(t)
+			time.Sleep(time.Second)
+			st.cut(false)
 		}},
-		{name: "redis-empty", fault: func(t *testing.T, c *cluster, _ []*link) {
+		{name: "redis-empty", fault: func(t *testing.T, c *cluster, st *stage) {
+			st.cut(true)
+			time.Sleep(time.Second)
 			c.redis.kill(t)
 			c.redis.forget(t)
 			time.Sleep(500 * time.Millisecond)
 			c.redis.start(t)
+			time.Sleep(time.Second)
+			st.cut(false)
 		}},
-		{name: "clients-offline", offline: true, fault: func(t *testing.T, c *cluster, links []*link) {
-			for _, l := range links {
-				l.setCut(true)
-			}
+		{name: "clients-offline", fault: func(t *testing.T, c *cluster, st *stage) {
+			st.cut(true)
 			time.Sleep(4 * time.Second)
-			for _, l := range links {
-				l.setCut(false)
-			}
+			st.cut(false)
+		}},
+		// Every process crashes and Redis comes back from a snapshot older
+		// than what the clients hold: the nodes start knowing nothing of
+		// the newer data, and the clients' positions are all that is left.
+		// The first devices are offline from before the crash until the
+		// second devices have resumed. Nothing can be pushed while every
+		// node is down; the load waits until the second devices are back,
+		// so that they resume before the store numbers anything again.
+		{name: "cluster-crash-stale", fault: func(t *testing.T, c *cluster, st *stage) {
+			c.redis.snapshot(t, "stale.rdb")
+			st.waitPushes(t, st.mark(), 10)
+			st.cut(true)
+			st.waitPushes(t, st.mark(), 10)
+			c.load.Lock()
+			defer c.load.Unlock()
+			conns := st.connIDs()
+			crash(t, c, "stale.rdb")
+			st.waitReconnected(t, conns, second(st.devs))
+			st.cut(false)
+		}},
+		// The same crash, but the store numbers a few pushes again (in
+		// the same epoch, below what the clients hold) before any client
+		// is back; then every device resumes at the same position.
+		{name: "cluster-crash-stale-pushes-first", linkAll: true, fault: func(t *testing.T, c *cluster, st *stage) {
+			c.redis.snapshot(t, "stale.rdb")
+			st.waitPushes(t, st.mark(), 20)
+			st.cut(true)
+			c.load.Lock()
+			conns := st.connIDs()
+			crash(t, c, "stale.rdb")
+			mark := st.mark()
+			c.load.Unlock()
+			st.waitPushes(t, mark, 5) // numbered again: fewer than the 20 the snapshot lacks
+			c.load.Lock()
+			defer c.load.Unlock()
+			st.cut(false)
+			st.waitReconnected(t, conns, all(st.devs))
 		}},
 	}
 	var rows []row
@@ -252,12 +399,12 @@ type row struct {
 func table(rows []row) string {
 	var b strings.Builder
 	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "scenario\tusers\tdevices\taccepted\tdue\treceived\tlost signalled\tlost silent\tduplicates\treorders\tnotices\tnew epochs\tno 200\tno 200 arrived\t")
+	fmt.Fprintln(w, "scenario\tusers\tdevices\taccepted\tdue\treceived\tlost signalled\tlost silent\tduplicates\treorders\tnotices\tnew epochs\tno 200\tno 200 arrived\tslowest push\t")
 	for _, r := range rows {
 		c := r.c
-		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", r.name, c.users, c.devices,
+		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%v\t\n", r.name, c.users, c.devices,
 			c.accepted, c.due, c.received, c.lostSignalled, c.lostSilent, c.duplicates, c.reorders,
-			c.notices, c.restarts, c.unsure, c.unsureArrived)
+			c.notices, c.restarts, c.unsure, c.unsureArrived, c.slowest.Round(time.Millisecond))
 	}
 	_ = w.Flush() // into a strings.Builder
 	return b.String()
@@ -268,13 +415,12 @@ func table(rows []row) string {
 func runScenario(t *testing.T, c *cluster, sc scenario, prefix string) counts {
 	c.alive(t)
 	var links []*link
-	if sc.offline {
-		for _, n := range c.nodes {
-			links = append(links, newLink(t, n.addr))
-		}
+	for _, n := range c.nodes {
+		links = append(links, newLink(t, n.addr))
 	}
-	users, devs := connect(t, c, links, prefix)
+	users, devs := connect(t, c, links, sc.linkAll, prefix)
 	defer closeAll(t, devs)
+	st := &stage{links: links, users: users, devs: devs}
 
 	ctx, stopLoad := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -291,7 +437,7 @@ func runScenario(t *testing.T, c *cluster, sc scenario, prefix string) counts {
 	}
 	time.Sleep(warmup)
 	t.Logf("%s: fault at %s", sc.name, time.Now().UTC().Format("15:04:05.000"))
-	sc.fault(t, c, links)
+	sc.fault(t, c, st)
 	t.Logf("%s: fault over at %s", sc.name, time.Now().UTC().Format("15:04:05.000"))
 	time.Sleep(recovery)
 	stopLoad()
@@ -310,6 +456,9 @@ func runScenario(t *testing.T, c *cluster, sc scenario, prefix string) counts {
 		problems = append(problems, p...)
 	}
 	t.Logf("%s:\n%s", sc.name, table([]row{{sc.name, total}}))
+	for r, n := range total.reasons {
+		t.Logf("%s: %d× notice %q", sc.name, n, r)
+	}
 	judge(t, c, sc.name, total, problems)
 	return total
 }
@@ -347,8 +496,8 @@ func allCaughtUp(users []*userLog, devs [][]*device) bool {
 
 // connect dials devicesPerUser clients for each of userCount fresh users,
 // device j of user i on node (i+j) mod nodeCount — through that node's link
-// for device 0 when there are links.
-func connect(t *testing.T, c *cluster, links []*link, prefix string) ([]*userLog, [][]*device) {
+// for device 0, or for every device with linkAll.
+func connect(t *testing.T, c *cluster, links []*link, linkAll bool, prefix string) ([]*userLog, [][]*device) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
 	defer cancel()
@@ -364,7 +513,7 @@ func connect(t *testing.T, c *cluster, links []*link, prefix string) ([]*userLog
 		for j := range devicesPerUser {
 			n := (i + j) % len(c.nodes)
 			d := &device{user: u, name: fmt.Sprintf("%s/dev%d@node%d", u.name, j, n), via: c.nodes[n].ws()}
-			if j == 0 && links != nil {
+			if j == 0 || linkAll {
 				d.via = links[n].ws()
 				d.name += "+link"
 			}

@@ -21,6 +21,7 @@ type userLog struct {
 	mu       sync.Mutex
 	accepted []accept         // 200 answers, in order
 	unsure   map[int64]string // no 200: the push may or may not have gone in
+	slowest  time.Duration    // the longest API call
 }
 
 // accept is one push the API accepted.
@@ -46,6 +47,19 @@ func (u *userLog) failed(n int64, why string) {
 	u.mu.Lock()
 	u.unsure[n] = why
 	u.mu.Unlock()
+}
+
+func (u *userLog) took(d time.Duration) {
+	u.mu.Lock()
+	u.slowest = max(u.slowest, d)
+	u.mu.Unlock()
+}
+
+// count is how many pushes the API accepted.
+func (u *userLog) count() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.accepted)
 }
 
 // last is the n of the last accepted push (0: none).
@@ -143,6 +157,8 @@ type counts struct {
 	unsureArrived  int // deliveries of those that arrived anyway
 	foreign        int // payloads that are not this user's
 	restarts       int // times the API's seq for a user did not go up: new epochs
+	slowest        time.Duration
+	reasons        map[string]int // notices by reason, digits folded to #
 }
 
 func (c *counts) add(o counts) {
@@ -160,6 +176,30 @@ func (c *counts) add(o counts) {
 	c.unsureArrived += o.unsureArrived
 	c.foreign += o.foreign
 	c.restarts += o.restarts
+	c.slowest = max(c.slowest, o.slowest)
+	for r, n := range o.reasons {
+		if c.reasons == nil {
+			c.reasons = make(map[string]int)
+		}
+		c.reasons[r] += n
+	}
+}
+
+// foldDigits turns every run of digits into #, so that notices group by kind.
+func foldDigits(s string) string {
+	var b strings.Builder
+	digits := false
+	for _, r := range s {
+		isDigit := r >= '0' && r <= '9'
+		if isDigit && !digits {
+			b.WriteByte('#')
+		}
+		if !isDigit {
+			b.WriteRune(r)
+		}
+		digits = isDigit
+	}
+	return b.String()
 }
 
 // userCounts judges the devices of one user against the user's log and
@@ -171,8 +211,9 @@ func userCounts(u *userLog, devs []*device) (counts, []string) {
 	for n, why := range u.unsure {
 		unsure[n] = why
 	}
+	slowest := u.slowest
 	u.mu.Unlock()
-	c := counts{users: 1, devices: len(devs), accepted: len(accepted), unsure: len(unsure)}
+	c := counts{users: 1, devices: len(devs), accepted: len(accepted), unsure: len(unsure), slowest: slowest}
 	for i := 1; i < len(accepted); i++ {
 		if accepted[i].seq <= accepted[i-1].seq {
 			c.restarts++
@@ -213,6 +254,10 @@ func deviceCounts(d *device, accepted []accept, isAccepted map[int64]int, unsure
 		switch {
 		case ev.lost:
 			c.notices++
+			if c.reasons == nil {
+				c.reasons = make(map[string]int)
+			}
+			c.reasons[foldDigits(ev.reason)]++
 		case ev.foreign != "":
 			c.foreign++
 			problem("foreign payload %q (seq %d)", ev.foreign, ev.seq)
