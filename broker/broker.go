@@ -48,10 +48,15 @@ type Broker interface {
 	// retained messages of the user's current epoch after from.Seq (all of
 	// them when from.Epoch is not the current epoch), oldest first, and
 	// whether pushes are missing before them (History.Lost). When from is
-	// in the current epoch but above its last sequence (the store came
-	// back older than the client), the sequence is raised to from.Seq so
-	// that no number the client holds is handed out again, and Lost is
-	// set.
+	// in the current epoch but above its last sequence, the store came
+	// back older than the client, and Lost is set. A broker whose store
+	// outlives its nodes (Redis) may already have numbered again what the
+	// client holds, for pushes this client or another of the user never
+	// got: it starts a new epoch (History.Epoch differs from from.Epoch),
+	// so that every client of the user is told. A broker that cannot have
+	// numbered anything twice (memory: the client is wrong, not the
+	// store) may instead raise the sequence to from.Seq so that no number
+	// the client holds is handed out again.
 	History(ctx context.Context, user string, from Position) (History, error)
 
 	// Ack records that a client of user handled every push up to at.Seq
