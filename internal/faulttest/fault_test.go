@@ -155,15 +155,17 @@ func (c *cluster) push(ctx context.Context, n *node, user, payload string) (seq 
 	return *ans.Seq, false, nil
 }
 
-// pushLoop pushes to u every pushEvery until ctx ends, each push after the
-// previous one's answer, through node after node; a node that refuses the
-// connection (it is down) is skipped for the same push.
-func (c *cluster) pushLoop(ctx context.Context, u *userLog, first int) {
+// pushLoop pushes to u every pushEvery until stop is closed, each push
+// after the previous one's answer, through node after node; a node that
+// refuses the connection (it is down) is skipped for the same push. A push
+// in flight when stop closes runs to its answer (pushTimeout bounds it).
+func (c *cluster) pushLoop(stop <-chan struct{}, u *userLog, first int) {
+	ctx := context.Background()
 	tick := time.NewTicker(pushEvery)
 	defer tick.Stop()
 	for n, k := int64(1), first; ; n++ {
 		select {
-		case <-ctx.Done():
+		case <-stop:
 			return
 		case <-tick.C:
 		}
@@ -197,7 +199,9 @@ type scenario struct {
 	name string
 	// linkAll puts every device behind a link, not only the first of each user.
 	linkAll bool
-	fault   func(t *testing.T, c *cluster, st *stage)
+	// recovery is how long the load runs after the fault (0: recovery).
+	recovery time.Duration
+	fault    func(t *testing.T, c *cluster, st *stage)
 }
 
 // stage is what a fault may act on besides the cluster: the first device
@@ -327,6 +331,15 @@ func TestFaults(t *testing.T) {
 			time.Sleep(time.Second)
 			st.cut(false)
 		}},
+		// Redis is away long enough for the nodes' subscribers to back off
+		// for seconds; pushes accepted as soon as it is back reach the
+		// channel before the nodes listen again, and no later push to the
+		// same user comes to reveal the gap.
+		{name: "redis-down-pushes-before-resubscribe", recovery: 300 * time.Millisecond, fault: func(t *testing.T, c *cluster, st *stage) {
+			c.redis.shutdownSave(t)
+			time.Sleep(6 * time.Second)
+			c.redis.start(t)
+		}},
 		{name: "redis-empty", fault: func(t *testing.T, c *cluster, st *stage) {
 			st.cut(true)
 			time.Sleep(time.Second)
@@ -422,7 +435,9 @@ func runScenario(t *testing.T, c *cluster, sc scenario, prefix string) counts {
 	defer closeAll(t, devs)
 	st := &stage{links: links, users: users, devs: devs}
 
-	ctx, stopLoad := context.WithCancel(context.Background())
+	stop := make(chan struct{})
+	var stopOnce sync.Once
+	stopLoad := func() { stopOnce.Do(func() { close(stop) }) }
 	var wg sync.WaitGroup
 	defer func() { // on a failed fault too
 		stopLoad()
@@ -432,14 +447,18 @@ func runScenario(t *testing.T, c *cluster, sc scenario, prefix string) counts {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c.pushLoop(ctx, u, i)
+			c.pushLoop(stop, u, i)
 		}()
 	}
 	time.Sleep(warmup)
 	t.Logf("%s: fault at %s", sc.name, time.Now().UTC().Format("15:04:05.000"))
 	sc.fault(t, c, st)
 	t.Logf("%s: fault over at %s", sc.name, time.Now().UTC().Format("15:04:05.000"))
-	time.Sleep(recovery)
+	if sc.recovery > 0 {
+		time.Sleep(sc.recovery)
+	} else {
+		time.Sleep(recovery)
+	}
 	stopLoad()
 	wg.Wait()
 	c.alive(t)
@@ -458,6 +477,9 @@ func runScenario(t *testing.T, c *cluster, sc scenario, prefix string) counts {
 	t.Logf("%s:\n%s", sc.name, table([]row{{sc.name, total}}))
 	for r, n := range total.reasons {
 		t.Logf("%s: %d× notice %q", sc.name, n, r)
+	}
+	for r, n := range total.failures {
+		t.Logf("%s: %d× push failed: %s", sc.name, n, r)
 	}
 	judge(t, c, sc.name, total, problems)
 	return total

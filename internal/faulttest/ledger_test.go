@@ -159,6 +159,7 @@ type counts struct {
 	restarts       int // times the API's seq for a user did not go up: new epochs
 	slowest        time.Duration
 	reasons        map[string]int // notices by reason, digits folded to #
+	failures       map[string]int // API calls without a 200, by error, digits folded
 }
 
 func (c *counts) add(o counts) {
@@ -177,12 +178,18 @@ func (c *counts) add(o counts) {
 	c.foreign += o.foreign
 	c.restarts += o.restarts
 	c.slowest = max(c.slowest, o.slowest)
-	for r, n := range o.reasons {
-		if c.reasons == nil {
-			c.reasons = make(map[string]int)
+	c.reasons = addCounts(c.reasons, o.reasons)
+	c.failures = addCounts(c.failures, o.failures)
+}
+
+func addCounts(to, from map[string]int) map[string]int {
+	for k, n := range from {
+		if to == nil {
+			to = make(map[string]int)
 		}
-		c.reasons[r] += n
+		to[k] += n
 	}
+	return to
 }
 
 // foldDigits turns every run of digits into #, so that notices group by kind.
@@ -213,7 +220,11 @@ func userCounts(u *userLog, devs []*device) (counts, []string) {
 	}
 	slowest := u.slowest
 	u.mu.Unlock()
-	c := counts{users: 1, devices: len(devs), accepted: len(accepted), unsure: len(unsure), slowest: slowest}
+	c := counts{users: 1, devices: len(devs), accepted: len(accepted), unsure: len(unsure), slowest: slowest,
+		failures: make(map[string]int)}
+	for _, why := range unsure {
+		c.failures[foldDigits(why)]++
+	}
 	for i := 1; i < len(accepted); i++ {
 		if accepted[i].seq <= accepted[i-1].seq {
 			c.restarts++
