@@ -91,10 +91,11 @@ type device struct {
 
 	c *client.Client
 
-	mu     sync.Mutex
-	events []event
-	states []string
-	maxN   int64
+	mu         sync.Mutex
+	events     []event
+	states     []string
+	maxN       int64
+	reconnects int // connections after the first
 }
 
 func (d *device) options(token string) client.Options {
@@ -104,6 +105,9 @@ func (d *device) options(token string) client.Options {
 		OnPushesLost: d.onLost,
 		OnStateChange: func(s client.State, err error) {
 			d.mu.Lock()
+			if s == client.StateConnected && len(d.states) > 0 {
+				d.reconnects++
+			}
 			d.states = append(d.states, fmt.Sprintf("%s %s (%v)", time.Now().UTC().Format("15:04:05.000"), s, err))
 			d.mu.Unlock()
 		},
@@ -157,6 +161,7 @@ type counts struct {
 	unsureArrived  int // deliveries of those that arrived anyway
 	foreign        int // payloads that are not this user's
 	restarts       int // times the API's seq for a user did not go up: new epochs
+	reconnects     int // device connections after the first
 	slowest        time.Duration
 	reasons        map[string]int // notices by reason, digits folded to #
 	failures       map[string]int // API calls without a 200, by error, digits folded
@@ -177,6 +182,7 @@ func (c *counts) add(o counts) {
 	c.unsureArrived += o.unsureArrived
 	c.foreign += o.foreign
 	c.restarts += o.restarts
+	c.reconnects += o.reconnects
 	c.slowest = max(c.slowest, o.slowest)
 	c.reasons = addCounts(c.reasons, o.reasons)
 	c.failures = addCounts(c.failures, o.failures)
@@ -250,8 +256,9 @@ func deviceCounts(d *device, accepted []accept, isAccepted map[int64]int, unsure
 	d.mu.Lock()
 	events := slices.Clone(d.events)
 	states := slices.Clone(d.states)
+	reconnects := d.reconnects
 	d.mu.Unlock()
-	var c counts
+	c := counts{reconnects: reconnects}
 	var problems []string
 	problem := func(format string, args ...any) {
 		if len(problems) < 3 {
