@@ -79,7 +79,7 @@ type event struct {
 	seq     uint64
 	lost    bool
 	reason  string
-	foreign string // a payload that is not "<user>-<n>"
+	foreign string // a payload that is not "<user>-<n>", quoted
 	at      time.Time
 }
 
@@ -124,7 +124,7 @@ func (d *device) onPush(p client.Push) {
 	num, ok := strings.CutPrefix(s, d.user.name+"-")
 	n, err := strconv.ParseInt(num, 10, 64)
 	if !ok || err != nil || n <= 0 {
-		ev.foreign = s
+		ev.foreign = strconv.Quote(s) // never empty, even for an empty payload
 	} else {
 		ev.n = n
 	}
@@ -278,7 +278,7 @@ func deviceCounts(d *device, accepted []accept, isAccepted map[int64]int, unsure
 			c.reasons[foldDigits(ev.reason)]++
 		case ev.foreign != "":
 			c.foreign++
-			problem("foreign payload %q (seq %d)", ev.foreign, ev.seq)
+			problem("foreign payload %s (seq %d)", ev.foreign, ev.seq)
 		case seen:
 			c.duplicates++
 			problem("push %d (seq %d) arrived twice\n%s", ev.n, ev.seq, around(events, i))
@@ -362,7 +362,7 @@ func around(events []event, i int) string {
 		case ev.lost:
 			fmt.Fprintf(&b, "    %s%s pushes lost: %s\n", mark, ts, ev.reason)
 		case ev.foreign != "":
-			fmt.Fprintf(&b, "    %s%s foreign %q seq %d\n", mark, ts, ev.foreign, ev.seq)
+			fmt.Fprintf(&b, "    %s%s foreign %s seq %d\n", mark, ts, ev.foreign, ev.seq)
 		default:
 			fmt.Fprintf(&b, "    %s%s push %d seq %d\n", mark, ts, ev.n, ev.seq)
 		}
