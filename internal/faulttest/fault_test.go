@@ -95,6 +95,9 @@ func (c *cluster) stop(t *testing.T) {
 		}
 	}
 	for _, n := range c.nodes {
+		if lines := grepLog(n.log, "level=ERROR"); len(lines) > 0 {
+			t.Logf("%s logged %d errors, the first: %s", n.name, len(lines), lines[0])
+		}
 		for _, bad := range []string{"WARNING: DATA RACE", "panic:", "fatal error:"} {
 			if lines := grepLog(n.log, bad); len(lines) > 0 {
 				t.Errorf("%s log has %q (%d times); tail:\n%s", n.name, bad, len(lines), tail(n.log, 60))
