@@ -307,23 +307,31 @@ func TestResumeAfterEviction(t *testing.T) {
 }
 
 // TestResumeAheadOfServer is a client that holds sequences of its epoch
-// that the store never assigned (it came back older): it is told, and
-// numbering continues above what it has instead of being dropped as
-// duplicates.
+// that the store never assigned (it came back older, or the client is
+// wrong): it is told, the user gets a new epoch, numbering starts again
+// from 1, and the user's other connection, still on the old epoch, is
+// closed with 1012 when the next push comes, so that it resumes and is
+// told too.
 func TestResumeAheadOfServer(t *testing.T) {
 	leakcheck.Check(t)
 	ts := startServer(t, userAuth())
-	_, first := rawResume(t, ts, "erin", 0, 0) // stays open: the epoch lives while erin is connected
-	c, _ := rawResume(t, ts, "erin", first.Epoch, 50)
+	old, first := rawResume(t, ts, "erin", 0, 0) // stays open: the epoch lives while erin is connected
+	c, hello := rawResume(t, ts, "erin", first.Epoch, 50)
+	if hello.Epoch == first.Epoch || hello.Seq != 0 {
+		t.Errorf("hello: got %d.%d, want a new epoch at 0 (the old one was %d)", hello.Epoch, hello.Seq, first.Epoch)
+	}
 	if f := readFrame(t, c); f.Type != wire.TypeError || f.Code != wire.CodePushesLost ||
-		!bytes.Contains(f.Payload, []byte("is behind the client's (50)")) {
+		!bytes.Contains(f.Payload, []byte("restarted")) {
 		t.Errorf("got %+v %q, want a pushes-lost notice", f, f.Payload)
 	}
-	if got := pushSeq(t, ts, "erin", "x"); got != 51 {
-		t.Errorf("next push: got seq %d, want 51", got)
+	if got := pushSeq(t, ts, "erin", "x"); got != 1 {
+		t.Errorf("next push: got seq %d, want 1 of the new epoch", got)
 	}
-	if f := readFrame(t, c); f.Type != wire.TypePush || f.Seq != 51 {
-		t.Errorf("got %+v, want push 51", f)
+	if f := readFrame(t, c); f.Type != wire.TypePush || f.Seq != 1 {
+		t.Errorf("got %+v, want push 1", f)
+	}
+	if code := readClose(t, old); code != websocket.StatusCode(wire.CloseServiceRestart) {
+		t.Errorf("the connection of the old epoch: got close %d, want 1012", code)
 	}
 }
 

@@ -132,7 +132,7 @@ func (s *Server) greet(sess *session, from *broker.Position) bool {
 		sess.seq = 0 // another epoch: the client gets all of this one
 	}
 	if from != nil && from.Epoch == h.Epoch {
-		sess.seq = from.Seq // above h.Last only when History raised the store to it
+		sess.seq = from.Seq // never above h.Last: a client ahead gets a new epoch
 	}
 	s.sendHello(sess, h.Epoch, max(h.Last, sess.seq))
 	sess.ready.Store(true) // before unlocking: the next push must find it ready
@@ -248,9 +248,6 @@ func resumeLoss(from broker.Position, h broker.History) string {
 	case from.Epoch != h.Epoch:
 		return "wsgate: the user's push sequence restarted (epoch " + strconv.FormatUint(h.Epoch, 10) +
 			"): pushes after " + pos + " may be lost"
-	case from.Seq > h.Last:
-		return "wsgate: the server's sequence (" + strconv.FormatUint(h.Last, 10) + ") is behind the client's (" +
-			strconv.FormatUint(from.Seq, 10) + "): pushes may be lost; numbering continues after the client's"
 	case len(h.Messages) > 0 && h.Messages[0].Seq > from.Seq+1:
 		return "wsgate: pushes " + strconv.FormatUint(from.Seq+1, 10) + " to " +
 			strconv.FormatUint(h.Messages[0].Seq-1, 10) + " are no longer retained"
@@ -346,7 +343,8 @@ func (s *Server) deliverSeqLocked(st *syncStripe, p *pusher, sess *session, m *b
 	case m.Seq <= sess.seq:
 		// The store numbered this push again: it came back older than
 		// what this connection was sent, in the same epoch. Tell the
-		// client, and replay, which raises the store's sequence above it.
+		// client, and replay, where the store, behind the client, starts
+		// the user's next epoch.
 		s.ctr.lost.Add(1)
 		s.notice(sess, "wsgate: push "+strconv.FormatUint(m.Seq, 10)+" was numbered twice: the store lost pushes")
 		sess.sync = syncReplaying

@@ -48,10 +48,12 @@ type Broker interface {
 	// retained messages of the user's current epoch after from.Seq (all of
 	// them when from.Epoch is not the current epoch), oldest first, and
 	// whether pushes are missing before them (History.Lost). When from is
-	// in the current epoch but above its last sequence (the store came
-	// back older than the client), the sequence is raised to from.Seq so
-	// that no number the client holds is handed out again, and Lost is
-	// set.
+	// in the current epoch but above its last sequence, the store came
+	// back older than the client (or the client is wrong), and it may
+	// already have numbered again what the client holds, for pushes this
+	// client or another of the user never got: the broker starts a new
+	// epoch for the user (History.Epoch differs from from.Epoch) and sets
+	// Lost, so that every client of the user is told.
 	History(ctx context.Context, user string, from Position) (History, error)
 
 	// Ack records that a client of user handled every push up to at.Seq
@@ -111,7 +113,7 @@ type Position struct {
 // History is what a client resuming from a Position must be sent.
 type History struct {
 	Epoch    uint64    // the user's current epoch
-	Last     uint64    // the last sequence numbered in Epoch, before any raise
+	Last     uint64    // the last sequence numbered in Epoch
 	Messages []Message // retained messages of Epoch after the position asked for, oldest first
 	// Lost reports that pushes after the position asked for were numbered
 	// but are not in Messages: they expired, were evicted, or belong to an

@@ -379,16 +379,22 @@ func testExpiryByAge(t *testing.T, h Harness) {
 }
 
 // testStoreBehind: a client that holds more of an epoch than the store
-// (it came back older) is told, and numbering continues above it.
+// (it came back older, and may have numbered again what the client holds)
+// is told, and so is every other client at that position: the user gets a
+// new epoch.
 func testStoreBehind(t *testing.T, h Harness) {
 	n := start(t, h, roomy(newClock()))
 	m := publish(t, n.b, "ahead", "x")
-	got := history(t, n.b, "ahead", broker.Position{Epoch: m.Epoch, Seq: 50})
-	if !got.Lost || got.Last != 1 || len(got.Messages) != 0 {
-		t.Errorf("History ahead of the store: got %+v, want lost, last 1, nothing", got)
+	ahead := broker.Position{Epoch: m.Epoch, Seq: 50}
+	first := history(t, n.b, "ahead", ahead)
+	if !first.Lost || first.Epoch == m.Epoch || first.Last != 0 || len(first.Messages) != 0 {
+		t.Errorf("History ahead of the store: got %+v, want lost, a new epoch, nothing", first)
 	}
-	if next := publish(t, n.b, "ahead", "y"); next.Epoch != m.Epoch || next.Seq != 51 {
-		t.Errorf("next push: got %d.%d, want %d.51", next.Epoch, next.Seq, m.Epoch)
+	if second := history(t, n.b, "ahead", ahead); !second.Lost || second.Epoch != first.Epoch {
+		t.Errorf("a second client at the same position: got %+v, want lost in epoch %d", second, first.Epoch)
+	}
+	if next := publish(t, n.b, "ahead", "y"); next.Epoch != first.Epoch || next.Seq != 1 {
+		t.Errorf("next push: got %d.%d, want %d.1", next.Epoch, next.Seq, first.Epoch)
 	}
 }
 

@@ -16,7 +16,7 @@ func (l *userLog) cost() int64 {
 	switch n := l.retained(); {
 	case n > 0:
 		return l.payload + int64(n)*msgOverhead + logOverhead
-	case l.conns == 0 && l.last > 0:
+	case l.conns == 0 && (l.last > 0 || l.restarted):
 		return logOverhead // a tombstone
 	}
 	return 0

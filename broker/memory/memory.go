@@ -87,6 +87,7 @@ type userLog struct {
 	counted    int64 // what this log adds to Broker.total; > 0 iff listed
 	listedAt   int64 // when it last moved on the list: its last push, or when it became a tombstone
 	tomb       bool  // listed as a tombstone (guarded by the list lock)
+	restarted  bool  // the epoch was started by a client ahead of it: kept like a tombstone
 	prev, next *userLog
 
 	// Deliveries leave in the order of numbering: each publisher takes a
@@ -296,13 +297,13 @@ func (b *Broker) History(_ context.Context, user string, from broker.Position) (
 	defer st.mu.Unlock()
 	l := st.logLocked(user)
 	b.expire(l)
+	if from.Epoch == l.epoch && from.Seq > l.last {
+		b.restart(l) // the client holds numbers this epoch never handed out
+	}
 	h := broker.History{Epoch: l.epoch, Last: l.last}
 	after := uint64(0)
 	if from.Epoch == l.epoch {
 		after = from.Seq
-		if from.Seq > l.last && from.Seq <= broker.MaxSeq {
-			l.last = from.Seq
-		}
 	}
 	for _, hm := range l.msgs[l.head:] {
 		if hm.m.Seq > after {
@@ -312,6 +313,15 @@ func (b *Broker) History(_ context.Context, user string, from broker.Position) (
 	h.Lost = broker.Lost(from, h.Epoch, h.Last, len(h.Messages))
 	st.dropIfIdleLocked(l)
 	return h, nil
+}
+
+// restart starts a new epoch for l: numbering from 1, nothing retained.
+// The caller holds l's stripe.
+func (b *Broker) restart(l *userLog) {
+	l.epoch, l.last, l.acked, l.restarted = newEpoch(), 0, 0, true
+	l.drop(l.retained())
+	l.msgs, l.head = nil, 0
+	b.settle(l, false, b.now().UnixNano())
 }
 
 // Ack raises user's acknowledged sequence to at.Seq.

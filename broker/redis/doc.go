@@ -45,10 +45,17 @@
 // gets a new epoch at its next use, before any number is handed out again.
 // Connections holding an old epoch are closed with 1012 when their user's
 // next push arrives; their clients resume and are told what is lost. A
-// store that came back older than every node still running knows is caught
-// one step later: the first connection whose client holds more than the
-// store sees its sequence numbered twice, tells its client, and raises the
-// store's sequence above it.
+// store that came back older than every node still running knows (all
+// nodes restarted with it) is caught one step later, user by user: the
+// first client that resumes holding more of its epoch than the store, or
+// the first connection sent a sequence it already had, proves the store
+// older, and the user gets a new epoch, so that each of the user's clients
+// is told. What cannot be caught: pushes numbered again before any such
+// proof, to a client whose position the store has passed by then, or that
+// was behind the snapshot anyway; they reach that client as if nothing
+// happened and the originals they replace are lost silently. Run Redis with
+// persistence (appendonly, appendfsync everysec) or failover to a replica
+// that is in sync if that matters.
 //
 // # Lifecycle and failures
 //

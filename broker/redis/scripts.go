@@ -102,8 +102,11 @@ return {ep, redis.call('HGET', KEYS[2], 'seq'), string.format('%d', wm), gen}
 `)
 
 // history returns the user's retained pushes younger than the history ttl
-// with its position, raising the sequence to the client's when the client
-// holds more of the same epoch than the store.
+// with its position. A client that holds more of the same epoch than the
+// store proves the store came back older, and the store may already have
+// numbered again what the client holds (in this epoch, for pushes the
+// client never got): the user gets a new epoch, so that every client of
+// the user is told, not only the first to resume.
 //
 //	ARGV[5] client epoch, ARGV[6] client seq, ARGV[7] max seq, ARGV[8] history ttl ms, ARGV[9] now ms
 //	returns {epoch, last, wm, gen, entries}
@@ -111,7 +114,10 @@ var history = goredis.NewScript(prelude + `
 local last = redis.call('HGET', KEYS[2], 'seq')
 local from = tonumber(ARGV[6])
 if ARGV[5] == ep and from > tonumber(last) and from <= tonumber(ARGV[7]) then
-  redis.call('HSET', KEYS[2], 'seq', ARGV[6])
+  ep = ARGV[3]
+  last = '0'
+  redis.call('DEL', KEYS[3])
+  redis.call('HSET', KEYS[2], 'ep', ep, 'g', gen, 'seq', '0', 'ack', '0', 'b', '0')
 end
 local cutoff = math.max(tonumber(ARGV[9]) - tonumber(ARGV[8]), 0)
 local entries = redis.call('XRANGE', KEYS[3], string.format('%d', cutoff), '+')
