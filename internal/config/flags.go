@@ -56,6 +56,10 @@ func (c *Config) register(fs *flag.FlagSet) *optionalBool {
 	fs.DurationVar(&s.DrainPeriod, "drain-period", 0, "on SIGINT/SIGTERM, close connections with 4003 (reconnect elsewhere) spread over this period; for nodes behind a load balancer (0: 1001 to all at once)")
 	fs.Var((*levelValue)(&c.LogLevel), "log-level", "log `level`: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log `format`: text or json")
+
+	fs.StringVar(&c.ConfigFile, configFlag, "", "TOML `file` of settings, keys named like these flags; flags and WSGATE_* variables win over it (reloaded on SIGHUP)")
+	fs.StringVar(&c.TLSCertFile, "tls-cert", "", "PEM certificate chain `file`: serve https:// and wss:// (with --tls-key; reloaded on SIGHUP)")
+	fs.StringVar(&c.TLSKeyFile, "tls-key", "", "PEM private key `file` of --tls-cert")
 	return demo
 }
 
