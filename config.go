@@ -2,6 +2,7 @@ package wsgate
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -153,7 +154,20 @@ type Config struct {
 	// jittered backoff (a single node has nowhere else to send them).
 	DrainPeriod time.Duration
 	// Mode selects the engine's I/O model (default: epoll reactor on Linux).
+	// TLS connections always use the blocking mode (see TLSConfig).
 	Mode websocket.Mode
+
+	// TLSConfig, when set, makes Run and Serve speak TLS: https:// and
+	// wss:// on Addr. It needs a certificate (Certificates, GetCertificate
+	// or GetConfigForClient); use GetCertificate to replace certificates
+	// while connections stay open. New clones it, and offers HTTP/1.1 only
+	// (ALPN) when NextProtos is empty: WebSocket over HTTP/2 (RFC 8441) is
+	// not supported. A TLS connection is driven by the engine's blocking
+	// mode whatever Mode says, since the reactor reads raw sockets: see
+	// package websocket, "Two I/O modes", and DEPLOYMENT.md for its memory
+	// cost. nil: plain TCP. Handler users configure TLS on their own
+	// http.Server instead.
+	TLSConfig *tls.Config
 }
 
 // Defaults applied by New for zero fields.
@@ -204,6 +218,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	c.AllowedOrigins = append([]string(nil), c.AllowedOrigins...)
+	c.TLSConfig = serverTLS(c.TLSConfig)
 	return c, nil
 }
 
@@ -223,6 +238,9 @@ func (c *Config) validate() error {
 	}
 	if c.Authenticate != nil && c.InsecureNoAuth {
 		return errors.New("wsgate: Authenticate and InsecureNoAuth are both set: choose one")
+	}
+	if t := c.TLSConfig; t != nil && len(t.Certificates) == 0 && t.GetCertificate == nil && t.GetConfigForClient == nil {
+		return errors.New("wsgate: Config.TLSConfig has no certificate: set Certificates or GetCertificate")
 	}
 	for _, f := range []struct {
 		name string

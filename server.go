@@ -49,6 +49,7 @@ type Server struct {
 	deadlines      *deadlines // of handler calls
 
 	draining atomic.Bool // set by Shutdown: refuse handshakes, /readyz 503
+	origins  atomic.Pointer[[]string] // Config.AllowedOrigins, replaced by SetAllowedOrigins
 
 	mu            sync.Mutex // guards the fields below
 	hmu           sync.Mutex // serialises Handle's copy-on-write
@@ -83,6 +84,7 @@ func New(cfg Config) (*Server, error) {
 	s.handlerCtx, s.cancelHandlers = context.WithCancel(context.Background())
 	s.deadlines = newDeadlines(s.handlerCtx, cfg.HandlerTimeout)
 	s.handlers.Store(&map[wire.Action]HandlerFunc{})
+	s.origins.Store(&cfg.AllowedOrigins)
 	s.syncs = newSyncTable()
 	if cfg.Broker != nil {
 		s.broker = cfg.Broker
@@ -181,6 +183,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		_ = ln.Close() // never served; the caller handed ln over to us
 		return ErrServerClosed
 	}
+	ln = s.tlsListener(ln)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {
