@@ -48,7 +48,7 @@ type Server struct {
 	cancelHandlers context.CancelFunc
 	deadlines      *deadlines // of handler calls
 
-	draining atomic.Bool // set by Shutdown: refuse handshakes, /readyz 503
+	draining atomic.Bool              // set by Shutdown: refuse handshakes, /readyz 503
 	origins  atomic.Pointer[[]string] // Config.AllowedOrigins, replaced by SetAllowedOrigins
 
 	mu            sync.Mutex // guards the fields below
