@@ -88,39 +88,72 @@ func readmeCommands(t *testing.T) (cmds, outputs []string) {
 	return cmds, outputs
 }
 
-// readmeServer is "wsgate serve" run as a process for the README tests.
-type readmeServer struct {
-	addr    string // 127.0.0.1:port, what the README calls 127.0.0.1:8080
-	exports string // the export line the README tells the user to paste
-	out     *syncBuffer
+// serveProc is "wsgate serve" run as a process from the built binary.
+type serveProc struct {
+	cmd  *exec.Cmd
+	addr string // 127.0.0.1:port
+	out  *syncBuffer
 }
 
-func startReadmeServer(t *testing.T, bin string, args ...string) *readmeServer {
+// startServeProc runs "wsgate serve args..." on a free address (given as
+// $WSGATE_ADDR, so a config file may still set another) until the test
+// ends, then checks that SIGTERM makes it exit 0.
+func startServeProc(t *testing.T, args ...string) *serveProc {
 	t.Helper()
-	s := &readmeServer{addr: testbin.FreeAddr(t), out: &syncBuffer{}}
-	cmd := exec.Command(bin, append([]string{"serve"}, args...)...)
-	cmd.Env = append(os.Environ(), "WSGATE_ADDR="+s.addr)
-	cmd.Stdout, cmd.Stderr = s.out, s.out
-	if err := cmd.Start(); err != nil {
+	p := &serveProc{addr: testbin.FreeAddr(t), out: &syncBuffer{}}
+	p.cmd = exec.Command(wsgateBinary(t), append([]string{"serve"}, args...)...)
+	p.cmd.Env = append(os.Environ(), "WSGATE_ADDR="+p.addr)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	go func() { exited <- p.cmd.Wait() }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM) // exits 0 on SIGTERM
+		_ = p.cmd.Process.Signal(syscall.SIGTERM) // exits 0 on SIGTERM
 		select {
 		case err := <-exited:
 			if err != nil {
-				t.Errorf("serve after SIGTERM: %v\n%s", err, s.out.String())
+				t.Errorf("serve after SIGTERM: %v\n%s", err, p.out.String())
 			}
 		case <-time.After(readmeTimeout):
-			_ = cmd.Process.Kill() // hung: the error below says so
+			_ = p.cmd.Process.Kill() // hung: reported here
 			<-exited
 			t.Errorf("serve did not exit after SIGTERM")
 		}
 	})
-	s.out.waitFor(t, "test page:")
-	return s
+	p.out.waitFor(t, "test page:")
+	return p
+}
+
+// hup sends SIGHUP and waits for the reload's log line: "reloaded", or
+// want when it is not "".
+func (p *serveProc) hup(t *testing.T, want string) {
+	t.Helper()
+	if want == "" {
+		want = "msg=reloaded"
+	}
+	n := strings.Count(p.out.String(), want)
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(testTimeout); strings.Count(p.out.String(), want) == n; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q log line after SIGHUP:\n%s", want, p.out.String())
+		}
+	}
+}
+
+// readmeServer is serve for the README tests, with the export line the
+// README tells the user to paste.
+type readmeServer struct {
+	*serveProc
+	exports string
+}
+
+func startReadmeServer(t *testing.T, args ...string) *readmeServer {
+	t.Helper()
+	return &readmeServer{serveProc: startServeProc(t, args...)}
 }
 
 // run runs one README line with bash, the way a user pastes it, after the
@@ -147,7 +180,7 @@ func TestReadmeFirstRun(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	bin := wsgateBinary(t)
-	s := startReadmeServer(t, bin)
+	s := startReadmeServer(t)
 	for _, line := range strings.Split(s.out.String(), "\n") {
 		if strings.HasPrefix(strings.TrimSpace(line), "export TOKEN=") {
 			s.exports = strings.TrimSpace(line)
@@ -172,7 +205,7 @@ func TestReadmeConfigFile(t *testing.T) {
 	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := startReadmeServer(t, bin, "--config", file)
+	s := startReadmeServer(t, "--config", file)
 	ctx, cancel := context.WithTimeout(context.Background(), readmeTimeout)
 	defer cancel()
 	tok, errOut, err := s.run(ctx, t, bin, "wsgate token --secret '"+secret+"' --user demo", "")

@@ -25,8 +25,9 @@ type live struct {
 	logger *slog.Logger
 	cert   *certificate // nil without TLS
 	api    apiSwitch
-	fr     *firstRun // first-run secrets, kept across reloads
-	cfg    *config.Config
+	fr     *firstRun      // first-run secrets, kept across reloads
+	start  *config.Config // the settings serve started with
+	cfg    *config.Config // the settings of the last reload
 	srv    *wsgate.Server // set once built
 }
 
@@ -107,11 +108,16 @@ func (l *live) reload() {
 		return
 	}
 	fillFirstRun(next, l.fr)
+	// Reloadable settings are compared with the last reload, the others
+	// with the start: until a restart, every reload names them again.
 	var applied, restart []string
 	for _, name := range config.Changed(l.cfg, next) {
 		if config.Reloadable(name) {
 			applied = append(applied, name)
-		} else {
+		}
+	}
+	for _, name := range config.Changed(l.start, next) {
+		if !config.Reloadable(name) {
 			restart = append(restart, name)
 		}
 	}
@@ -129,12 +135,12 @@ func (l *live) reload() {
 		l.logger.Error("reload: keeping the old API key", "error", err)
 	}
 	l.srv.SetAllowedOrigins(next.Server.AllowedOrigins)
-	l.level.Set(next.LogLevel)
 	l.cfg = next
-	l.logger.Info("reloaded", "applied", applied)
 	if len(restart) > 0 {
 		l.logger.Warn("reload: these settings changed but apply only after a restart", "settings", restart)
 	}
+	l.logger.Info("reloaded", "applied", applied)
+	l.level.Set(next.LogLevel) // last, so that a new level of warn still shows this reload
 }
 
 func newLogger(cfg *config.Config, w io.Writer) (*slog.Logger, *slog.LevelVar) {

@@ -80,7 +80,7 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) er
 		}
 		fillFirstRun(cfg, fr)
 	}
-	lv := &live{level: level, logger: logger, fr: fr, cfg: cfg}
+	lv := &live{level: level, logger: logger, fr: fr, start: cfg, cfg: cfg}
 	var err error
 	if cfg.Server.TLSConfig, lv.cert, err = newTLS(cfg); err != nil {
 		return err

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,50 +19,26 @@ import (
 
 const chromiumPath = "/usr/bin/chromium"
 
-// tlsServe is "wsgate serve" with TLS from a config file, run as a process
-// so that the test can send it SIGHUP.
+// tlsServe is "wsgate serve" with TLS from a config file.
 type tlsServe struct {
-	cmd               *exec.Cmd
-	out               *syncBuffer
-	addr              string
+	*serveProc
 	certFile, keyFile string
 	ca                *testcert.CA
 }
 
-// startTLSServe writes leaf to dir and starts serve in first-run mode with
-// --config naming it.
+// startTLSServe writes leaf to a directory and starts serve in first-run
+// mode with --config naming it.
 func startTLSServe(t *testing.T, ca *testcert.CA, leaf *testcert.Leaf) *tlsServe {
 	t.Helper()
-	bin := wsgateBinary(t)
 	dir := t.TempDir()
-	s := &tlsServe{out: &syncBuffer{}, addr: testbin.FreeAddr(t), ca: ca}
+	s := &tlsServe{ca: ca}
 	s.certFile, s.keyFile = leaf.Write(t, dir)
 	conf := filepath.Join(dir, "wsgate.toml")
-	text := "tls-cert = \"" + s.certFile + "\"\ntls-key = \"" + s.keyFile + "\"\naddr = \"" + s.addr + "\"\n"
+	text := "tls-cert = \"" + s.certFile + "\"\ntls-key = \"" + s.keyFile + "\"\n"
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s.cmd = exec.Command(bin, "serve", "--config", conf)
-	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- s.cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = s.cmd.Process.Signal(syscall.SIGTERM) // exits 0 on SIGTERM
-		select {
-		case err := <-exited:
-			if err != nil {
-				t.Errorf("serve after SIGTERM: %v\n%s", err, s.out.String())
-			}
-		case <-time.After(readmeTimeout):
-			_ = s.cmd.Process.Kill() // hung: reported below
-			<-exited
-			t.Error("serve did not exit after SIGTERM")
-		}
-	})
-	s.out.waitFor(t, "test page:")
+	s.serveProc = startServeProc(t, "--config", conf)
 	return s
 }
 
@@ -95,16 +70,8 @@ func (s *tlsServe) servedSerial(t *testing.T) string {
 // for the log line that says the certificate was applied.
 func (s *tlsServe) reload(t *testing.T, leaf *testcert.Leaf) {
 	t.Helper()
-	n := strings.Count(s.out.String(), "msg=reloaded")
 	leaf.Write(t, filepath.Dir(s.certFile))
-	if err := s.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(testTimeout); strings.Count(s.out.String(), "msg=reloaded") == n; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no \"reloaded\" log line after SIGHUP:\n%s", s.out.String())
-		}
-	}
+	s.hup(t, "")
 	if !strings.Contains(s.out.String(), "applied=[certificate]") {
 		t.Errorf("reload log: want applied=[certificate]:\n%s", s.out.String())
 	}
@@ -146,10 +113,7 @@ func TestTLSCertificateReload(t *testing.T) {
 	if err := os.WriteFile(s.certFile, []byte("not a certificate"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	s.out.waitFor(t, "keeping the old certificate")
+	s.hup(t, "keeping the old certificate")
 	if got := s.servedSerial(t); got != next.Cert.SerialNumber.String() {
 		t.Errorf("after a bad certificate file: served serial %s, want still %s", got, next.Cert.SerialNumber)
 	}
