@@ -14,12 +14,16 @@ import (
 // TestTLS serves wss:// from a certificate of a test CA: a request and
 // its reply go through, HTTPS serves /healthz, HTTP/1.1 is what ALPN
 // picks even for a client that prefers h2, and plain ws:// is refused.
+// Mode asks for the reactor, which cannot read through TLS: the engine
+// picks the mode per connection (a *tls.Conn is not a *net.TCPConn whose
+// descriptor it could take), so TLS connections run in blocking mode.
 func TestTLS(t *testing.T) {
 	ca := testcert.NewCA(t)
 	leaf := ca.Leaf(t)
 	given := &tls.Config{Certificates: []tls.Certificate{leaf.TLS}}
 	cfg := anon()
 	cfg.TLSConfig = given
+	cfg.Mode = websocket.ModeReactor
 	ts := startServer(t, cfg, handle(t, 110, echoHandler))
 	if len(given.NextProtos) != 0 {
 		t.Errorf("New changed the caller's TLSConfig: NextProtos %q", given.NextProtos)
