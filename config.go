@@ -2,6 +2,7 @@ package wsgate
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -165,6 +166,7 @@ type Config struct {
 	// jittered backoff (a single node has nowhere else to send them).
 	DrainPeriod time.Duration
 	// Mode selects the engine's I/O model (default: epoll reactor on Linux).
+	// TLS connections always use the blocking mode (see TLSConfig).
 	Mode websocket.Mode
 
 	// CountActions lists actions that get their own entry in Stats.Actions
@@ -204,6 +206,18 @@ type Config struct {
 	// one connection is always allowed. Default 64 MiB: 51 connections
 	// with the other defaults.
 	EchoMemory int64
+
+	// TLSConfig, when set, makes Run and Serve speak TLS: https:// and
+	// wss:// on Addr. It needs a certificate (Certificates, GetCertificate
+	// or GetConfigForClient); use GetCertificate to replace certificates
+	// while connections stay open. New clones it, and offers HTTP/1.1 only
+	// (ALPN) when NextProtos is empty: WebSocket over HTTP/2 (RFC 8441) is
+	// not supported. A TLS connection is driven by the engine's blocking
+	// mode whatever Mode says, since the reactor reads raw sockets: see
+	// package websocket, "Two I/O modes", and DEPLOYMENT.md for its memory
+	// cost. nil: plain TCP. Handler users configure TLS on their own
+	// http.Server instead.
+	TLSConfig *tls.Config
 }
 
 // Defaults applied by New for zero fields.
@@ -267,6 +281,7 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	c.AllowedOrigins = append([]string(nil), c.AllowedOrigins...)
 	c.CountActions = append([]wire.Action(nil), c.CountActions...)
+	c.TLSConfig = serverTLS(c.TLSConfig)
 	return c, nil
 }
 
@@ -289,6 +304,9 @@ func (c *Config) validate() error {
 	}
 	if len(c.CountActions) > maxCountActions {
 		return fmt.Errorf("wsgate: Config.CountActions lists %d actions, more than %d", len(c.CountActions), maxCountActions)
+	}
+	if t := c.TLSConfig; t != nil && len(t.Certificates) == 0 && t.GetCertificate == nil && t.GetConfigForClient == nil {
+		return errors.New("wsgate: Config.TLSConfig has no certificate: set Certificates or GetCertificate")
 	}
 	for _, f := range []struct {
 		name string

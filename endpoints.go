@@ -221,7 +221,7 @@ func (s *Server) allowOrigin(r *http.Request) bool {
 	if origin == "" {
 		return true
 	}
-	for _, o := range s.cfg.AllowedOrigins {
+	for _, o := range *s.origins.Load() {
 		if o == "*" || strings.EqualFold(o, origin) {
 			return true
 		}

@@ -1,6 +1,7 @@
 package wsgate
 
 import (
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -143,6 +144,15 @@ func (l *guardedListener) refuse(c net.Conn, reason string, atLimit bool) {
 	l.s.ctr.hs.unavailable.Add(1)
 	l.refused.Add(1)
 	l.logRefused(reason, nil, slog.String("peer", c.RemoteAddr().String()))
+	if tc, ok := c.(*tls.Conn); ok {
+		// No TLS handshake on the accepting goroutine for a refusal: the
+		// client sees the connection closed and retries with backoff.
+		_ = tc.NetConn().Close() // refused
+		if atLimit {
+			l.reopenReserve()
+		}
+		return
+	}
 	drainNow(c)
 	_ = c.SetWriteDeadline(time.Now().Add(refuseWriteTimeout)) // a full buffer shows in Write
 	if _, err := c.Write([]byte(refusedResponse)); err == nil {

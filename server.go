@@ -51,7 +51,8 @@ type Server struct {
 	rejectLog *logLimiter // rejected handshakes and net/http's errors
 	echoSlots int64       // /echo connections EchoMemory allows
 
-	draining atomic.Bool // set by Shutdown: refuse handshakes, /readyz 503
+	draining atomic.Bool              // set by Shutdown: refuse handshakes, /readyz 503
+	origins  atomic.Pointer[[]string] // Config.AllowedOrigins, replaced by SetAllowedOrigins
 
 	mu            sync.Mutex // guards the fields below
 	hmu           sync.Mutex // serialises Handle's copy-on-write
@@ -89,6 +90,7 @@ func New(cfg Config) (*Server, error) {
 	s.handlerCtx, s.cancelHandlers = context.WithCancel(context.Background())
 	s.deadlines = newDeadlines(s.handlerCtx, cfg.HandlerTimeout)
 	s.handlers.Store(&map[wire.Action]HandlerFunc{})
+	s.origins.Store(&cfg.AllowedOrigins)
 	s.syncs = newSyncTable()
 	s.broker = cfg.Broker
 	if s.broker == nil {
@@ -184,7 +186,7 @@ func (s *Server) Run(ctx context.Context) error {
 // down gracefully. It closes ln. It returns nil after a clean shutdown and
 // ErrServerClosed when the Server was already shut down.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	gl := newGuardedListener(s, ln)
+	gl := newGuardedListener(s, s.tlsListener(ln)) // a refusal at the limit is answered over TLS too
 	hs := s.newHTTPServer(gl)
 	if !s.trackHTTP(hs) {
 		_ = gl.Close() // never served; the caller handed ln over to us

@@ -37,7 +37,7 @@ installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install o
 
 missing_debs() {
 	local pkg
-	for pkg in chromium python3-websockets redis-server nginx util-linux; do
+	for pkg in chromium python3-websockets redis-server nginx util-linux systemd; do
 		installed "$pkg" || printf '%s\n' "$pkg"
 	done
 	command -v node >/dev/null || printf '%s\n' nodejs
@@ -112,6 +112,7 @@ check() {
 	log "  node $(node --version), npm $(npm --version 2>/dev/null)"
 	log "  $(redis-server --version | cut -d' ' -f1-3)"
 	log "  $(nginx -v 2>&1)"
+	log "  $(systemd-analyze --version | head -1) (systemd-analyze verify: deploy/systemd)"
 }
 
 main() {

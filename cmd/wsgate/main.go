@@ -4,6 +4,8 @@
 //	wsgate client URL       interactive WebSocket client, like wscat
 //	wsgate push ...         push a message through the HTTP API
 //	wsgate token ...        print a signed HS256 demo token
+//	wsgate version          module version, commit and Go version
+//	wsgate healthcheck      exit 0 when the local gateway is healthy
 //
 // Run "wsgate COMMAND --help" for the flags of each command.
 package main
@@ -81,6 +83,8 @@ Usage:
   wsgate push   [flags]        push a message through the HTTP API
   wsgate token  [flags]        print a signed HS256 token
   wsgate bench  SCENARIO       load-test a gateway: idle, fanout, rpc, connect
+  wsgate version               print the version, commit and Go version
+  wsgate healthcheck           exit 0 when the local gateway answers /healthz
 
 Run "wsgate COMMAND --help" for the flags of a command.
 
@@ -113,6 +117,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runToken(rest, stdout, stderr)
 	case "bench":
 		return runBench(ctx, rest, stdout, stderr)
+	case "version", "--version":
+		return runVersion(rest, stdout, stderr)
+	case "healthcheck":
+		return runHealthcheck(ctx, rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -18,7 +18,6 @@ import (
 
 	"github.com/wsgate/wsgate"
 	redisbroker "github.com/wsgate/wsgate/broker/redis"
-	"github.com/wsgate/wsgate/internal/api"
 	"github.com/wsgate/wsgate/internal/auth"
 	"github.com/wsgate/wsgate/internal/backend"
 	"github.com/wsgate/wsgate/internal/config"
@@ -72,7 +71,7 @@ func randomHex(n int) (string, error) {
 
 // serve runs the gateway until ctx ends, then shuts it down gracefully.
 func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) error {
-	logger := newLogger(cfg, stderr)
+	logger, level := newLogger(cfg, stderr)
 	fitConnsToFiles(cfg, logger)
 	var fr *firstRun
 	if cfg.FirstRun() {
@@ -80,16 +79,19 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) er
 		if fr, err = newFirstRun(time.Now()); err != nil {
 			return err
 		}
-		cfg.JWTSecret = fr.secret
-		if cfg.APIKey == "" {
-			cfg.APIKey = fr.apiKey
-		}
+		fillFirstRun(cfg, fr)
 	}
-	srv, cleanup, err := newGateway(cfg, logger)
+	lv := &live{level: level, logger: logger, fr: fr, start: cfg, cfg: cfg}
+	var err error
+	if cfg.Server.TLSConfig, lv.cert, err = newTLS(cfg); err != nil {
+		return err
+	}
+	srv, cleanup, err := newGateway(cfg, logger, lv)
 	if err != nil {
 		return err
 	}
 	defer cleanup()
+	defer lv.watch(ctx)() // SIGHUP reloads
 
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", cfg.Server.Addr)
@@ -116,7 +118,7 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) er
 // newGateway builds the server with authentication, the page, the API, the
 // backend forwarder and the demo handlers as configured. cleanup releases
 // what outlives the server (the forwarder's calls in flight).
-func newGateway(cfg *config.Config, logger *slog.Logger) (*wsgate.Server, func(), error) {
+func newGateway(cfg *config.Config, logger *slog.Logger, lv *live) (*wsgate.Server, func(), error) {
 	sc := cfg.Server
 	sc.Logger = logger
 	if !sc.InsecureNoAuth {
@@ -152,14 +154,14 @@ func newGateway(cfg *config.Config, logger *slog.Logger) (*wsgate.Server, func()
 		cleanup()
 		return nil, nil, err
 	}
+	lv.srv = srv
+	if err := lv.api.setAPI(srv, cfg, logger); err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	page.Handle("/api/", &lv.api)
 	if cfg.APIKey != "" {
-		a, err := api.New(srv, api.Config{APIKey: cfg.APIKey, MaxPayload: int(cfg.APIMaxPayload), Logger: logger})
-		if err != nil {
-			cleanup()
-			return nil, nil, err
-		}
-		page.Handle("/api/", a)
-		mountAdmin(page, srv, cfg)
+		mountAdmin(page, srv, cfg) // with the key of the start: a reload of --api-key needs a restart for /admin
 	}
 	if cfg.Demo {
 		if err := new(demo).register(srv); err != nil {
@@ -190,19 +192,13 @@ func authenticator(cfg *config.Config) (func(context.Context, *http.Request) (ws
 	return v.Authenticate, nil
 }
 
-func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
-	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
-}
-
 // printBanner tells the person who started serve where everything is; in
 // first-run mode it also prints the demo token and API key.
 func printBanner(w io.Writer, cfg *config.Config, fr *firstRun, addr net.Addr) {
-	base := "http://" + displayAddr(addr)
-	ws := "ws://" + displayAddr(addr)
+	base, ws := "http://"+displayAddr(addr), "ws://"+displayAddr(addr)
+	if cfg.TLSCertFile != "" {
+		base, ws = "https://"+displayAddr(addr), "wss://"+displayAddr(addr)
+	}
 	page := base + "/"
 	if fr != nil {
 		page += "?token=" + fr.token
@@ -225,9 +221,11 @@ func printBanner(w io.Writer, cfg *config.Config, fr *firstRun, addr net.Addr) {
 	}
 	fmt.Fprintf(w, "  demo token (user \"demo\", valid %.0f hours): %s\n", demoTokenTTL.Hours(), fr.token)
 	fmt.Fprintf(w, "  API key: %s\n", cfg.APIKey)
-	fmt.Fprintf(w, "  try:  echo bob | wsgate client --token %s --action 110 %s/ws\n", fr.token, ws)
-	fmt.Fprintf(w, "        wsgate push --api %s --api-key %s --user demo --action 120 --data hello\n", base, cfg.APIKey)
-	fmt.Fprintf(w, "        wsgate token --secret %s --user alice\n", fr.secret)
+	fmt.Fprintln(w, "  for the README's examples, paste into your shell:")
+	fmt.Fprintf(w, "    export TOKEN=%s KEY=%s WSGATE_JWT_SECRET=%s WSGATE_API=%s\n", fr.token, cfg.APIKey, fr.secret, base)
+	fmt.Fprintf(w, "  try:  echo bob | wsgate client --token \"$TOKEN\" --action 110 %s/ws\n", ws)
+	fmt.Fprintln(w, "        wsgate push --api-key \"$KEY\" --user demo --action 120 --data hello")
+	fmt.Fprintln(w, "        wsgate token --secret \"$WSGATE_JWT_SECRET\" --user alice")
 	fmt.Fprintln(w, "  first-run mode: the secret and key above are random and last until exit;")
 	fmt.Fprintln(w, "  set --jwt-secret and --api-key (or WSGATE_JWT_SECRET, WSGATE_API_KEY) to keep them.")
 }

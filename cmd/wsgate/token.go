@@ -23,8 +23,14 @@ func runToken(args []string, stdout, stderr io.Writer) error {
 	if *secret == "" {
 		*secret = os.Getenv("WSGATE_JWT_SECRET")
 	}
-	if *secret == "" || *user == "" {
-		fmt.Fprintln(stderr, "wsgate token: --secret (or WSGATE_JWT_SECRET) and --user are required")
+	if *secret == "" {
+		// The usual cause: first-run mode made the secret, and the
+		// variable was never exported (the serve banner prints the line).
+		fmt.Fprintln(stderr, "wsgate token: no secret: --secret is empty and WSGATE_JWT_SECRET is not set; use the secret of the server (wsgate serve --jwt-secret, or the export line its first-run banner prints)")
+		return errUsage
+	}
+	if *user == "" {
+		fmt.Fprintln(stderr, "wsgate token: --user is required")
 		fs.Usage()
 		return errUsage
 	}

@@ -2,9 +2,11 @@
 // "wsgate serve" onto wsgate.Config and the binary's own settings.
 //
 // Every setting is a flag; each flag --some-name can also be given as the
-// environment variable WSGATE_SOME_NAME. A flag on the command line wins over
-// the environment, which wins over the default. "wsgate serve --help" lists
-// every setting with its variable, so the help text is the reference.
+// environment variable WSGATE_SOME_NAME and as the key some-name in the TOML
+// file named by --config (file.go). A flag on the command line wins over the
+// environment, which wins over the file, which wins over the default.
+// "wsgate serve --help" lists every setting with its variable, so the help
+// text is the reference.
 //
 // The library (package wsgate) never reads flags or the environment; this
 // package is the only place that does, and it only reads what it is given
@@ -70,7 +72,21 @@ type Config struct {
 	// MetricsAddr is the address of the Prometheus endpoint (GET /metrics),
 	// a listener of its own; "" (the default) serves none.
 	MetricsAddr string
+	// ConfigFile is the TOML file the settings were read from; "" = none.
+	ConfigFile string
+	// TLSCertFile and TLSKeyFile are the PEM certificate chain and key the
+	// gateway serves HTTPS and wss:// with; both or neither. They are read
+	// again on SIGHUP, so a renewed certificate needs no restart.
+	TLSCertFile string
+	TLSKeyFile  string
+
+	// args and getenv are what Parse read, kept for Reread.
+	args   []string
+	getenv func(string) string
 }
+
+// configFlag is the flag naming the config file.
+const configFlag = "config"
 
 // FirstRun reports whether no authentication was configured at all, the case
 // in which serve makes its own secret and prints a demo token.
@@ -88,8 +104,14 @@ func Parse(args []string, getenv func(string) string, output io.Writer) (*Config
 	demo := c.register(fs)
 	fs.VisitAll(func(f *flag.Flag) { f.Usage += " [$" + EnvName(f.Name) + "]" })
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "Usage: wsgate serve [flags]\n\nRuns the gateway. Every flag can also be set by the environment variable shown after it;\na flag on the command line wins.\n\n")
+		fmt.Fprint(fs.Output(), "Usage: wsgate serve [flags]\n\nRuns the gateway. Every flag can also be set by the environment variable shown after it,\nor as a key of the same name in the TOML file of --config (deploy/wsgate.toml is an example).\nA flag on the command line wins over the environment, which wins over the file.\n\n")
 		fs.PrintDefaults()
+	}
+	if path := configPath(args, getenv); path != "" {
+		if err := readFile(fs, path); err != nil {
+			fmt.Fprintln(output, err)
+			return nil, err
+		}
 	}
 	if err := applyEnv(fs, getenv); err != nil {
 		fmt.Fprintln(output, err)
@@ -108,7 +130,14 @@ func Parse(args []string, getenv func(string) string, output io.Writer) (*Config
 		fmt.Fprintln(output, err)
 		return nil, err
 	}
+	c.args, c.getenv = args, getenv
 	return c, nil
+}
+
+// Reread parses the same command line and environment again, with the
+// config file as it is now: what a running serve does on SIGHUP.
+func (c *Config) Reread(output io.Writer) (*Config, error) {
+	return Parse(c.args, c.getenv, output)
 }
 
 // EnvName is the environment variable of the flag called name.
@@ -142,6 +171,9 @@ func (c *Config) check() error {
 	}
 	if c.Redis != "" && !strings.HasPrefix(c.Redis, "redis://") && !strings.HasPrefix(c.Redis, "rediss://") {
 		return fmt.Errorf("wsgate: --redis must be a redis:// or rediss:// URL, got %q", c.Redis)
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		return errors.New("wsgate: set both --tls-cert and --tls-key, or neither")
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return fmt.Errorf("wsgate: --log-format must be text or json, got %q", c.LogFormat)

@@ -68,6 +68,10 @@ func (c *Config) register(fs *flag.FlagSet) *optionalBool {
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log `format`: text or json")
 	fs.Var((*actionList)(&s.CountActions), "count-actions", "comma-separated `actions` that get their own metrics series although only --backend answers them (registered actions always do; others count as \"other\"; at most 256)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics on a listener of its own, e.g. 127.0.0.1:9090 (empty: off)")
+
+	fs.StringVar(&c.ConfigFile, configFlag, "", "TOML `file` of settings, keys named like these flags; flags and WSGATE_* variables win over it (reloaded on SIGHUP)")
+	fs.StringVar(&c.TLSCertFile, "tls-cert", "", "PEM certificate chain `file`: serve https:// and wss:// (with --tls-key; reloaded on SIGHUP)")
+	fs.StringVar(&c.TLSKeyFile, "tls-key", "", "PEM private key `file` of --tls-cert")
 	return demo
 }
 
