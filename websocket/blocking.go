@@ -38,6 +38,7 @@ type blockingIO struct {
 type pulledMessage struct {
 	typ  MessageType
 	data []byte
+	fail *CloseError // a protocol error: Read sends its close frame, after the messages before it were read
 }
 
 func newBlockingIO(conn net.Conn, pull bool) *blockingIO {
@@ -168,11 +169,24 @@ func (c *Conn) readError(err error) {
 // gives up when the close deadline passes: a program that stopped calling
 // Read after Close still gets its connection closed.
 func (c *Conn) deliverPull(typ MessageType, data []byte) error {
-	b := c.blk()
 	m := pulledMessage{typ: typ, data: bytes.Clone(data)}
 	if m.data == nil {
 		m.data = []byte{}
 	}
+	return c.sendPull(m)
+}
+
+// deliverPullFailure queues a protocol error behind the messages that
+// wait for Read: Read sends its close frame when it gets there, so that a
+// program answering each message it reads still answers the ones the peer
+// sent before the bad frame.
+func (c *Conn) deliverPullFailure(ce *CloseError) error {
+	return c.sendPull(pulledMessage{fail: ce})
+}
+
+// sendPull waits for room in Read's queue; see deliverPull.
+func (c *Conn) sendPull(m pulledMessage) error {
+	b := c.blk()
 	for {
 		expire, t := c.closeExpiry()
 		select {

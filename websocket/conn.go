@@ -267,20 +267,28 @@ func (c *Conn) Done() <-chan struct{} {
 //
 // The connection reads ahead only a few messages: while nobody calls Read
 // it reads nothing more, so pings go unanswered and a close frame from the
-// peer is not seen. Keep calling Read until it returns an error, or call
+// peer is not seen. When the peer breaks the protocol, the close frame
+// that fails the connection is sent by the Read that comes to it, after
+// the messages read before it, so that their replies can still be sent. Keep calling Read until it returns an error, or call
 // CloseNow. (After Close, the connection ends within Config.CloseTimeout
 // whether Read is called or not.)
 func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
 	if !c.eng.pull {
 		return 0, nil, ErrReadNotSupported
 	}
-	select {
-	case m, ok := <-c.blk().msgs:
-		if !ok {
-			return 0, nil, c.endReason()
+	for {
+		select {
+		case m, ok := <-c.blk().msgs:
+			if !ok {
+				return 0, nil, c.endReason()
+			}
+			if m.fail != nil {
+				c.failClose(m.fail.Code, m.fail.Reason)
+				continue // the end follows: EOF or the close timeout
+			}
+			return m.typ, m.data, nil
+		case <-ctx.Done():
+			return 0, nil, fmt.Errorf("websocket: read: %w", ctx.Err())
 		}
-		return m.typ, m.data, nil
-	case <-ctx.Done():
-		return 0, nil, fmt.Errorf("websocket: read: %w", ctx.Err())
 	}
 }

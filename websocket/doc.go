@@ -61,7 +61,12 @@
 // connection's reading is paused for a slow handler. When the peer starts
 // the handshake its close frame is answered after OnMessage has run for
 // every message that came before it, so replies to those messages are
-// still sent. Conn.CloseNow drops the TCP connection at once. Conn.Done is
+// still sent. The same holds when the peer breaks the protocol: reading
+// stops at the bad frame, and the close frame that fails the connection
+// (1002, 1007, 1009) follows the replies to the messages received before
+// it (at once when none is pending; in pull mode when Read reaches it;
+// Config.CloseTimeout bounds the wait either way). Conn.CloseNow drops the
+// TCP connection at once. Conn.Done is
 // closed when everything is over, after OnClose returned.
 //
 // Config.IdleTimeout closes a connection that sent nothing for that long

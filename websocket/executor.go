@@ -283,6 +283,7 @@ const (
 	itemOpen itemKind = iota
 	itemMessage
 	itemEcho // answer the peer's close frame
+	itemFail // send the close frame of a protocol error (code; reason in closeErr)
 	itemClose
 )
 
@@ -291,7 +292,7 @@ type inboxItem struct {
 	next *inboxItem
 	kind itemKind
 	typ  MessageType
-	code StatusCode // itemEcho: the peer's close code
+	code StatusCode // itemEcho: the peer's close code; itemFail: the code to send
 	buf  *[]byte    // message copy (pooled)
 }
 
@@ -406,6 +407,9 @@ func (c *Conn) runInbox() bool {
 			return false // scheduled stays set: nothing follows OnClose
 		case itemEcho:
 			c.echoClose(it.code)
+			putItem(it)
+		case itemFail:
+			c.failClose(it.code, c.failReason())
 			putItem(it)
 		default:
 			c.deliver(it)
