@@ -113,6 +113,7 @@ func (s *Server) wsEngineConfig() websocket.Config {
 		IdleTimeout:        s.cfg.IdleTimeout,
 		IdleCloseCode:      websocket.StatusCode(wire.CloseIdleTimeout),
 		IdleCloseReason:    "idle timeout",
+		Logger:             s.cfg.Logger, // recovered callback panics, with their stack
 	}
 }
 

@@ -20,6 +20,7 @@ type Stats struct {
 	Resumed       uint64 `json:"resumed"`        // resume frames handled
 	Replayed      uint64 `json:"replayed"`       // sequenced pushes sent again from the history
 	Lost          uint64 `json:"lost"`           // "pushes lost" notices sent: a client asked for pushes no longer retained
+	Panics        uint64 `json:"panics"`         // recovered panics, each logged with its stack: in handlers, and in the engine callbacks (connection open/message/close code, OnConnect, OnDisconnect)
 
 	Rejected HandshakeRejections `json:"rejected"` // refused /ws and /echo handshakes, by reason
 }
@@ -41,8 +42,9 @@ type counters struct {
 	resumed, replayed, lost                  atomic.Uint64
 	rejRate, rejOverload, rejOrigin, rejAuth atomic.Uint64
 	rejInvalid                               atomic.Uint64
-	open                                     atomic.Int64 // /ws and /echo connections, including those mid-handshake (MaxConns)
-	echoConns                                atomic.Int64 // open /echo connections
+	panics                                   atomic.Uint64 // handler panics; the engines count their own
+	open                                     atomic.Int64  // /ws and /echo connections, including those mid-handshake (MaxConns)
+	echoConns                                atomic.Int64  // open /echo connections
 }
 
 // Stats returns the current gauges and counters. Users and Topics are
@@ -66,6 +68,7 @@ func (s *Server) Stats() Stats {
 		Resumed:       c.resumed.Load(),
 		Replayed:      c.replayed.Load(),
 		Lost:          c.lost.Load(),
+		Panics:        c.panics.Load() + s.enginePanics(),
 		Rejected: HandshakeRejections{
 			RateLimited:  c.rejRate.Load(),
 			Overloaded:   c.rejOverload.Load(),
@@ -74,4 +77,13 @@ func (s *Server) Stats() Stats {
 			Invalid:      c.rejInvalid.Load(),
 		},
 	}
+}
+
+// enginePanics sums the panics the WebSocket engines recovered.
+func (s *Server) enginePanics() uint64 {
+	n := s.ws.Panics()
+	if s.echo != nil {
+		n += s.echo.Panics()
+	}
+	return n
 }

@@ -100,7 +100,9 @@
 // only.
 //
 // A panic in a callback is recovered, as net/http recovers a handler's, and
-// closes that connection with 1011.
+// closes that connection with 1011. It is not lost: Config.Logger gets it
+// with its value and stack, Config.OnPanic is called with them, and
+// Server.Panics (Dialer.Panics) counts it.
 //
 // # Memory per connection
 //
