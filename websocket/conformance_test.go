@@ -66,6 +66,14 @@ type rawClient struct {
 // dialRaw connects to hs and performs the opening handshake by hand.
 func dialRaw(t *testing.T, hs *httptest.Server) *rawClient {
 	t.Helper()
+	c, _ := dialRawHeaders(t, hs, "")
+	return c
+}
+
+// dialRawHeaders is dialRaw with extra request header lines (each ending
+// in \r\n); it also returns the 101 response.
+func dialRawHeaders(t *testing.T, hs *httptest.Server, headers string) (*rawClient, *http.Response) {
+	t.Helper()
 	conn, err := net.Dial("tcp", hs.Listener.Addr().String())
 	if err != nil {
 		t.Fatalf("dial: %v", err)
@@ -74,7 +82,7 @@ func dialRaw(t *testing.T, hs *httptest.Server) *rawClient {
 	c := &rawClient{t: t, conn: conn, br: bufio.NewReader(conn)}
 	c.write([]byte("GET /ws HTTP/1.1\r\nHost: " + hs.Listener.Addr().String() +
 		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n" +
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"))
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" + headers + "\r\n"))
 	resp := c.readResponse()
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		t.Fatalf("handshake: got status %d, want 101", resp.StatusCode)
@@ -82,7 +90,7 @@ func dialRaw(t *testing.T, hs *httptest.Server) *rawClient {
 	if got := resp.Header.Get("Sec-WebSocket-Accept"); got != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
 		t.Fatalf("handshake: got Sec-WebSocket-Accept %q, want the RFC 6455 §1.3 value", got)
 	}
-	return c
+	return c, resp
 }
 
 func (c *rawClient) readResponse() *http.Response {

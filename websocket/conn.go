@@ -209,7 +209,7 @@ func newConn(e *engine, res handshakeResult, value any) *Conn {
 	if d := res.deflate; d != nil {
 		var compress bool
 		compress, pc.contextTakeover = d.contextTakeover(!e.client)
-		if compress && e.cfg.CompressionContextTakeover {
+		if compress && e.cfg.CompressionContextTakeover && d.compressWindow(!e.client) == maxWindow {
 			c.ext().defl = newDeflater(true)
 		}
 	}

@@ -77,7 +77,7 @@ func (c *Conn) WritePrepared(pm *PreparedMessage) error {
 	if err := c.writableLocked(); err != nil {
 		return err
 	}
-	if c.eng.client || c.ownDeflater() != nil {
+	if c.eng.client || c.ownDeflater() != nil || c.smallWindow() {
 		return c.sendDataLocked(opcode(pm.typ), pm.data)
 	}
 	compressed := c.deflateParams() != nil && len(pm.data) >= c.eng.cfg.CompressionThreshold
@@ -178,13 +178,20 @@ func (c *Conn) sendCompressedLocked(op opcode, data []byte) error {
 }
 
 // compress deflates src with the connection's own compressor when it keeps
-// its window, else with a pooled one.
+// its window, else with a pooled one, within the window the peer allows.
 func (c *Conn) compress(dst, src []byte) ([]byte, error) {
 	if d := c.ownDeflater(); d != nil {
 		return d.compress(dst, src)
 	}
-	var d deflater // zero value: a pooled writer, no context kept
+	d := deflater{window: c.deflateParams().compressWindow(!c.eng.client)} // a pooled writer, no context kept
 	return d.compress(dst, src)
+}
+
+// smallWindow reports whether the peer allowed our compressor less than
+// the 32 KiB window a PreparedMessage is compressed with.
+func (c *Conn) smallWindow() bool {
+	dp := c.deflateParams()
+	return dp != nil && dp.compressWindow(!c.eng.client) < maxWindow
 }
 
 // sendFrameLocked frames payload as one final frame and transmits it.

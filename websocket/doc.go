@@ -139,6 +139,18 @@
 // are never compressed. A PreparedMessage is compressed once for all the
 // connections it is sent to, which makes compressed broadcasts cheap.
 //
+// Every window-size parameter is honoured. A server grants any
+// server_max_window_bits (8-15) a client asks for; a client offers
+// client_max_window_bits and obeys the server's answer. compress/flate
+// always looks 32 KiB back, so for a smaller window our side compresses
+// each message in pieces of that size with a fresh writer state (no
+// back-reference crosses a piece) and without context takeover, and such a
+// connection compresses PreparedMessages itself. On JSON-like text the
+// ratio (compressed/original, TestDeflateWindowRatio) goes from 0.22 at 32
+// KiB to 0.24 at 4 KiB, 0.31 at 1 KiB and 0.53 at 256 bytes, where
+// Huffman-only coding (no back-references at all) gives 0.57. Any window
+// the peer's compressor uses is inflated.
+//
 // # Security
 //
 // Accept rejects a request whose Origin header names another host than the

@@ -143,6 +143,15 @@ func TestProtocolErrorWaitsForSlowHandler(t *testing.T) {
 // returns it, for tests that play the server by hand.
 func rawServerConn(t *testing.T, ln net.Listener) (net.Conn, *bufio.Reader) {
 	t.Helper()
+	conn, br, _ := rawServerConnExt(t, ln, "")
+	return conn, br
+}
+
+// rawServerConnExt is rawServerConn answering with the
+// Sec-WebSocket-Extensions value ext ("" for none); it also returns the
+// request.
+func rawServerConnExt(t *testing.T, ln net.Listener, ext string) (net.Conn, *bufio.Reader, *http.Request) {
+	t.Helper()
 	conn, err := ln.Accept()
 	if err != nil {
 		t.Fatalf("accept: %v", err)
@@ -156,11 +165,14 @@ func rawServerConn(t *testing.T, ln net.Listener) (net.Conn, *bufio.Reader) {
 	}
 	h := sha1.Sum([]byte(req.Header.Get("Sec-WebSocket-Key") + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
 	resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Accept: " + base64.StdEncoding.EncodeToString(h[:]) + "\r\n\r\n"
-	if _, err := io.WriteString(conn, resp); err != nil {
+		"Sec-WebSocket-Accept: " + base64.StdEncoding.EncodeToString(h[:]) + "\r\n"
+	if ext != "" {
+		resp += "Sec-WebSocket-Extensions: " + ext + "\r\n"
+	}
+	if _, err := io.WriteString(conn, resp+"\r\n"); err != nil {
 		t.Fatalf("write response: %v", err)
 	}
-	return conn, br
+	return conn, br, req
 }
 
 // readClientFrame reads one masked client frame and unmasks it.
