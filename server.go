@@ -114,6 +114,9 @@ func (s *Server) wsEngineConfig() websocket.Config {
 		IdleCloseCode:      websocket.StatusCode(wire.CloseIdleTimeout),
 		IdleCloseReason:    "idle timeout",
 		Logger:             s.cfg.Logger, // recovered callback panics, with their stack
+
+		Compression:                s.cfg.Compression,
+		CompressionContextTakeover: s.cfg.CompressionContextTakeover,
 	}
 }
 
