@@ -31,13 +31,20 @@ type blockingIO struct {
 	conn    net.Conn
 	wake    chan struct{}      // a token when a waiting reader must look again: the inbox drained, or the close deadline was armed
 	stop    chan struct{}      // closed when the connection is torn down
-	msgs    chan pulledMessage // pull mode: messages for Read, closed at the end
+	msgs    chan pulledMessage // pull mode: messages (or pieces of them) for Read and NextReader, closed at the end
 	writers sync.WaitGroup     // the running writer goroutine
+
+	// Pull mode, the consumer's side (see stream.go), guarded by rmu.
+	rmu   sync.Mutex
+	inMsg bool   // pieces of a message begun by NextReader (or a cancelled Read) are still to come
+	gen   uint64 // counts messages handed out, so a stale message reader can tell
 }
 
+// pulledMessage is a message for Read, or one piece of it.
 type pulledMessage struct {
 	typ  MessageType
 	data []byte
+	more bool        // more pieces of this message follow
 	fail *CloseError // a protocol error: Read sends its close frame, after the messages before it were read
 }
 

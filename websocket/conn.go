@@ -1,7 +1,6 @@
 package websocket
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -173,6 +172,7 @@ const (
 	wfCorked                                 // reactor: queue writes, the poller flushes them together
 	wfFlushPosted                            // reactor: a flush task is on its way to the poller
 	wfHeld                                   // server: the 101 waits for OnOpen, and so does all output (releaseResponse)
+	wfStreaming                              // a message writer (NextWriter) is open: other data writes fail
 )
 
 // Errors reported to OnClose and by writes.
@@ -205,7 +205,7 @@ func newConn(e *engine, res handshakeResult, value any) *Conn {
 	if ta, ok := res.conn.RemoteAddr().(*net.TCPAddr); ok {
 		c.remote = makePeerAddr(ta.AddrPort())
 	}
-	pc := parserConfig{server: !e.client, readLimit: e.cfg.ReadLimit, deflate: res.deflate}
+	pc := parserConfig{server: !e.client, readLimit: e.cfg.ReadLimit, deflate: res.deflate, stream: e.pull}
 	if d := res.deflate; d != nil {
 		var compress bool
 		compress, pc.contextTakeover = d.contextTakeover(!e.client)
@@ -260,35 +260,3 @@ func (c *Conn) Done() <-chan struct{} {
 	return x.done
 }
 
-// Read returns the next message of a pull-mode connection (package Dial).
-// After the connection ends it returns the reason: a *CloseError after a
-// closing handshake. On a connection with a Handler it returns
-// ErrReadNotSupported.
-//
-// The connection reads ahead only a few messages: while nobody calls Read
-// it reads nothing more, so pings go unanswered and a close frame from the
-// peer is not seen. When the peer breaks the protocol, the close frame
-// that fails the connection is sent by the Read that comes to it, after
-// the messages read before it, so that their replies can still be sent. Keep calling Read until it returns an error, or call
-// CloseNow. (After Close, the connection ends within Config.CloseTimeout
-// whether Read is called or not.)
-func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
-	if !c.eng.pull {
-		return 0, nil, ErrReadNotSupported
-	}
-	for {
-		select {
-		case m, ok := <-c.blk().msgs:
-			if !ok {
-				return 0, nil, c.endReason()
-			}
-			if m.fail != nil {
-				c.failClose(m.fail.Code, m.fail.Reason)
-				continue // the end follows: EOF or the close timeout
-			}
-			return m.typ, m.data, nil
-		case <-ctx.Done():
-			return 0, nil, fmt.Errorf("websocket: read: %w", ctx.Err())
-		}
-	}
-}

@@ -26,7 +26,7 @@ func (c *Conn) WriteMessage(typ MessageType, data []byte) error {
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if err := c.writableLocked(); err != nil {
+	if err := c.dataWritableLocked(); err != nil {
 		return err
 	}
 	return c.sendDataLocked(opcode(typ), data)
@@ -74,7 +74,7 @@ func (c *Conn) roomChan() chan struct{} {
 func (c *Conn) WritePrepared(pm *PreparedMessage) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if err := c.writableLocked(); err != nil {
+	if err := c.dataWritableLocked(); err != nil {
 		return err
 	}
 	if c.eng.client || c.ownDeflater() != nil || c.smallWindow() {
@@ -125,6 +125,15 @@ func (c *Conn) writableLocked() error {
 		return errCloseSent
 	}
 	return nil
+}
+
+// dataWritableLocked is writableLocked for a whole data message, which may
+// not go out in the middle of a streamed one.
+func (c *Conn) dataWritableLocked() error {
+	if c.wflags&wfStreaming != 0 {
+		return errWriterOpen
+	}
+	return c.writableLocked()
 }
 
 // queueFullLocked reports whether one more frame of size bytes would
@@ -198,6 +207,12 @@ func (c *Conn) smallWindow() bool {
 // Control frames are not held to the queue limit: they are small and a
 // pong or close must not be lost.
 func (c *Conn) sendFrameLocked(op opcode, rsv1 bool, payload []byte, control bool) error {
+	return c.sendFrameFinLocked(op, true, rsv1, payload, control)
+}
+
+// sendFrameFinLocked is sendFrameLocked for any frame of a message: fin
+// false for all but the last frame of a streamed one.
+func (c *Conn) sendFrameFinLocked(op opcode, fin, rsv1 bool, payload []byte, control bool) error {
 	mask := c.eng.client
 	size := headerSize(len(payload), mask) + len(payload)
 	if !control && c.queueFullLocked(size) {
@@ -205,11 +220,15 @@ func (c *Conn) sendFrameLocked(op opcode, rsv1 bool, payload []byte, control boo
 	}
 	if mask {
 		buf := getMsgBuf(size)
-		*buf = appendFrame((*buf)[:0], op, true, rsv1, payload, true, maskKey())
+		*buf = appendFrame((*buf)[:0], op, fin, rsv1, payload, true, maskKey())
 		return c.transmitLocked(nil, *buf, buf, false)
 	}
 	var hdr [maxHeaderSize]byte
-	return c.transmitLocked(putHeader(&hdr, op, rsv1, len(payload)), payload, nil, false)
+	h := putHeader(&hdr, op, rsv1, len(payload))
+	if !fin {
+		h[0] &^= finBit
+	}
+	return c.transmitLocked(h, payload, nil, false)
 }
 
 // transmitLocked sends hdr then body. In reactor mode with an empty queue

@@ -51,6 +51,13 @@ func (r *recordSink) add(e frameEvent) error {
 func (r *recordSink) onMessage(typ MessageType, data []byte) error {
 	return r.add(frameEvent{kind: "msg", typ: typ, data: string(data)})
 }
+func (r *recordSink) onChunk(typ MessageType, data []byte, last bool) error {
+	kind := "chunk"
+	if last {
+		kind = "last"
+	}
+	return r.add(frameEvent{kind: kind, typ: typ, data: string(data)})
+}
 func (r *recordSink) onPing(p []byte) error { return r.add(frameEvent{kind: "ping", data: string(p)}) }
 func (r *recordSink) onPong(p []byte) error { return r.add(frameEvent{kind: "pong", data: string(p)}) }
 func (r *recordSink) onClose(code StatusCode, reason string) error {
@@ -435,9 +442,10 @@ func (f *funcSink) onMessage(t MessageType, d []byte) error {
 	}
 	return nil
 }
-func (f *funcSink) onPing([]byte) error              { return nil }
-func (f *funcSink) onPong([]byte) error              { return nil }
-func (f *funcSink) onClose(StatusCode, string) error { return nil }
+func (f *funcSink) onChunk(MessageType, []byte, bool) error { return nil }
+func (f *funcSink) onPing([]byte) error                     { return nil }
+func (f *funcSink) onPong([]byte) error                     { return nil }
+func (f *funcSink) onClose(StatusCode, string) error        { return nil }
 
 // TestParserRandomMessages round-trips random messages of all sizes, mixed
 // with control frames, through every feedSplit.
@@ -528,6 +536,10 @@ func (s *checkedSink) control(kind string, p []byte) error {
 	return nil
 }
 
+func (s *checkedSink) onChunk(MessageType, []byte, bool) error {
+	s.t.Fatal("got a chunk from a parser not in stream mode")
+	return nil
+}
 func (s *checkedSink) onPing(p []byte) error { return s.control("ping", p) }
 func (s *checkedSink) onPong(p []byte) error { return s.control("pong", p) }
 func (s *checkedSink) onClose(code StatusCode, reason string) error {
