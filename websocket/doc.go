@@ -96,13 +96,36 @@
 // Config.WriteQueueLimit bytes or Config.WriteQueueMessages frames wait for
 // a slow reader, WriteMessage returns ErrWriteQueueFull and sends nothing:
 // the caller decides whether to drop the message or the connection.
-// Write(ctx) waits for room instead. Read is for pull-mode connections
-// only.
+// Write(ctx) waits for room instead. Read and NextReader are for
+// pull-mode connections only.
 //
 // A panic in a callback is recovered, as net/http recovers a handler's, and
 // closes that connection with 1011. It is not lost: Config.Logger gets it
 // with its value and stack, Config.OnPanic is called with them, and
 // Server.Panics (Dialer.Panics) counts it.
+//
+// # Streaming large messages
+//
+// Read and OnMessage deliver whole messages, bounded by Config.ReadLimit.
+// For messages of any size in constant memory, pull-mode connections
+// (package Dial, and servers made by NewPullServer, which run in blocking
+// mode) offer Conn.NextReader: an io.Reader per message that yields its
+// pieces as they are read from the socket (uncompressed messages; a
+// compressed one is inflated whole under ReadLimit first). Conn.NextWriter
+// gives an io.WriteCloser per outgoing message, on any connection: each
+// Write goes out as one frame, waiting for room in the write queue. 1 GiB
+// echoed through both costs the process under 50 MiB of RSS
+// (TestStreamEchoRSS, WSGATE_STREAM_GIB=1).
+//
+// Reactor-mode (and other Handler) servers do not stream what they read:
+// a connection's messages are parsed by a poller shared with thousands of
+// others, and a callback that blocked on the rest of a message would hold
+// a worker for as long as the peer takes to send it. They offer OnMessage
+// with whole messages up to Config.ReadLimit (raise it for large
+// uploads; the message is held once, in a pooled buffer, while OnMessage
+// runs) and NextWriter for large replies. A service whose clients upload
+// files larger than it wants to hold serves that endpoint with
+// NewPullServer.
 //
 // # Memory per connection
 //

@@ -620,3 +620,40 @@ func fuzzParserSeeds() []fuzzParserSeed {
 		{[]byte{0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4}, server | limit1M},
 	}
 }
+
+// In stream mode an uncompressed message arrives in pieces as it is read,
+// with no read limit, and invalid UTF-8 fails at the piece that has it.
+func TestParserStreamMode(t *testing.T) {
+	var p parser
+	p.init(parserConfig{server: true, readLimit: 4, stream: true})
+	in := append(clientFrame(opText, false, "héllo"), clientFrame(opContinuation, true, " wörld")...)
+	var r recordSink
+	for _, piece := range feedBytewise(in) {
+		if err := p.feed(piece, &r); err != nil {
+			t.Fatalf("feed: %v", err)
+		}
+	}
+	var got string
+	for i, e := range r.events {
+		if want := "chunk"; i == len(r.events)-1 {
+			want = "last"
+			if e.kind != want {
+				t.Fatalf("last event %+v, want kind %q", e, want)
+			}
+		} else if e.kind != want {
+			t.Fatalf("event %d: %+v, want kind %q", i, e, want)
+		}
+		got += e.data
+	}
+	if got != "héllo wörld" || len(r.events) < 10 {
+		t.Fatalf("got %q in %d pieces, want the message over the 4-byte limit, byte by byte", got, len(r.events))
+	}
+
+	p.init(parserConfig{server: true, stream: true})
+	r = recordSink{}
+	bad := append(clientFrame(opText, false, "ok"), clientFrame(opContinuation, false, "\xff")...)
+	err := p.feed(bad, &r)
+	if CloseStatus(err) != StatusInvalidFramePayloadData || len(r.events) != 1 {
+		t.Fatalf("got %v after %d pieces, want 1007 after the valid piece", err, len(r.events))
+	}
+}

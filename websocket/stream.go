@@ -60,6 +60,7 @@ func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
 	if err := c.skipRestLocked(ctx); err != nil {
 		return 0, nil, err
 	}
+	b.gen++ // a reader of the last message is stale now
 	var data []byte
 	for {
 		m, err := c.nextPulledLocked(ctx)
