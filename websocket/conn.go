@@ -259,4 +259,3 @@ func (c *Conn) Done() <-chan struct{} {
 	}
 	return x.done
 }
-
