@@ -19,6 +19,10 @@ const (
 	// blockingReadBuffer is the reader's buffer; the parser keeps partial
 	// frames itself, so a small one costs only more read calls.
 	blockingReadBuffer = 4 << 10
+	// bulkReadBuffer is the reader's buffer while a large frame arrives
+	// (pooled, and given back as soon as the frame is in): a 16 MiB
+	// message then takes 64 reads instead of 4096.
+	bulkReadBuffer = 256 << 10
 	// blockingWriteTimeout bounds one write to a peer that stopped reading;
 	// the connection is dropped when it expires.
 	blockingWriteTimeout = 30 * time.Second
@@ -71,15 +75,28 @@ func (c *Conn) readLoop(buffered []byte) {
 		c.consume(buffered)
 	}
 	buf := make([]byte, blockingReadBuffer)
+	var bulk *[]byte // while a large frame arrives
+	defer func() { putMsgBuf(bulk) }()
 	for c.io != ioDone {
 		if err := c.waitResume(); err != nil {
 			c.finish(c.endErr(err))
 			return
 		}
 		c.setReadDeadline()
-		n, err := c.blk().conn.Read(buf)
+		rb := buf
+		switch {
+		case c.io == ioOpen && c.p.bulk(len(buf)):
+			if bulk == nil {
+				bulk = getMsgBuf(bulkReadBuffer)
+			}
+			rb = (*bulk)[:cap(*bulk)]
+		case bulk != nil:
+			putMsgBuf(bulk)
+			bulk = nil
+		}
+		n, err := c.blk().conn.Read(rb)
 		if n > 0 {
-			c.consume(buf[:n])
+			c.consume(rb[:n])
 		}
 		if err != nil && c.io != ioDone {
 			c.readError(err)

@@ -265,6 +265,11 @@ func (c *Conn) transmitLocked(hdr, body []byte, pooled *[]byte, shared bool) err
 		c.enqueueLocked(outChunk{b: body, buf: pooled})
 	case shared && len(hdr) == 0:
 		c.enqueueLocked(outChunk{b: body})
+	case len(hdr) > 0 && len(body) > maxPooledBuf-maxHeaderSize:
+		// Header and body together would miss the largest pooled size
+		// class (a 16 MiB message): queue them apart, both pooled.
+		c.enqueueLocked(copyChunk(hdr))
+		c.enqueueLocked(copyChunk(body))
 	default:
 		buf := getMsgBuf(len(hdr) + len(body))
 		*buf = append(append((*buf)[:0], hdr...), body...)
@@ -272,6 +277,13 @@ func (c *Conn) transmitLocked(hdr, body []byte, pooled *[]byte, shared bool) err
 	}
 	c.kickLocked()
 	return nil
+}
+
+// copyChunk is queued output holding a pooled copy of b.
+func copyChunk(b []byte) outChunk {
+	buf := getMsgBuf(len(b))
+	*buf = append((*buf)[:0], b...)
+	return outChunk{b: *buf, buf: buf}
 }
 
 // releaseResponse sends a server's 101, held since the handshake so that

@@ -136,6 +136,10 @@ func (p *parser) feed(b []byte, s frameSink) error {
 	return nil
 }
 
+// bulk reports whether more than n bytes of the current frame's payload
+// are still to come: a reader may then read in larger pieces.
+func (p *parser) bulk(n int) bool { return p.inPayload && p.remaining > int64(n) }
+
 // frameHeaderLen returns the header length announced by its first two bytes.
 func frameHeaderLen(b0, b1 byte) int {
 	n := 2
@@ -467,10 +471,21 @@ func (p *parser) appendMsg(chunk []byte) {
 	p.msg = nb
 }
 
+// msgTaker is a frameSink that can take over the pooled buffer holding a
+// whole message (one that spanned frames or reads), instead of copying it.
+type msgTaker interface {
+	takeMessage(typ MessageType, buf *[]byte) error // buf is the taker's, to putMsgBuf when done
+}
+
 // finishMessage inflates the message if compressed, delivers it and makes
 // the parser idle again, returning every buffer.
 func (p *parser) finishMessage(data []byte, s frameSink) error {
 	typ := MessageType(p.msgOp)
+	if t, ok := s.(msgTaker); ok && !p.compressed && p.msg != nil {
+		buf := p.msg
+		p.msg, p.msgOp, p.msgLen, p.utf8 = nil, opContinuation, 0, utf8Accept
+		return t.takeMessage(typ, buf)
+	}
 	var out *[]byte
 	if p.compressed {
 		var err error
