@@ -218,6 +218,21 @@ type Config struct {
 	// cost. nil: plain TCP. Handler users configure TLS on their own
 	// http.Server instead.
 	TLSConfig *tls.Config
+
+	// Compression negotiates permessage-deflate (RFC 7692) on /ws and /echo
+	// with clients that offer it (browsers do), every window size included.
+	// Messages of 128 bytes or more are then compressed, each on its own:
+	// chatty JSON shrinks to a quarter or so, for some CPU per message (see
+	// docs/DEPLOYMENT.md) and no memory while a connection is idle. Default
+	// off.
+	Compression bool
+	// CompressionContextTakeover, with Compression, keeps each connection's
+	// compression window between messages: better ratios for streams of
+	// similar messages, but every connection that sent or received a
+	// compressed message then holds its compressor (about 1.2 MB once it
+	// has sent one) and a 32 KiB window per direction while idle; see
+	// docs/DEPLOYMENT.md. Default off.
+	CompressionContextTakeover bool
 }
 
 // Defaults applied by New for zero fields.

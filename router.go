@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -210,16 +211,25 @@ func (s *Server) runHandler(sess *session, to replyTo, h HandlerFunc, action wir
 	s.sendReply(sess, to, out)
 }
 
-// callHandler calls h. A panicking handler is turned into an internal error
-// so that one bad request cannot take the gateway down.
+// callHandler calls h. A panicking handler is turned into a
+// *handlerPanic error, with its stack, so that one bad request cannot take
+// the gateway down and the panic can still be found.
 func callHandler(ctx context.Context, h HandlerFunc, req *Request) (out []byte, err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			err = fmt.Errorf("wsgate: handler panic: %v", v)
+			err = &handlerPanic{value: v, stack: debug.Stack()}
 		}
 	}()
 	return h(ctx, req)
 }
+
+// handlerPanic is a recovered handler panic.
+type handlerPanic struct {
+	value any
+	stack []byte
+}
+
+func (p *handlerPanic) Error() string { return fmt.Sprintf("wsgate: handler panic: %v", p.value) }
 
 // handlerFailed answers a failed handler call: a ReplyError as it is, a
 // timeout as CodeTimeout, anything else as a generic internal error whose
@@ -231,8 +241,14 @@ func (s *Server) handlerFailed(sess *session, to replyTo, req *Request, err erro
 		return
 	}
 	s.ctr.handlerErrors.Add(1)
-	s.cfg.Logger.Warn("wsgate: handler failed",
-		"conn", req.Conn.ID, "action", uint32(req.Action), "err", err)
+	if hp := (*handlerPanic)(nil); errors.As(err, &hp) {
+		s.ctr.panics.Add(1)
+		s.cfg.Logger.Error("wsgate: handler panicked",
+			"conn", req.Conn.ID, "action", uint32(req.Action), "panic", hp.value, "stack", string(hp.stack))
+	} else {
+		s.cfg.Logger.Warn("wsgate: handler failed",
+			"conn", req.Conn.ID, "action", uint32(req.Action), "err", err)
+	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		s.sendError(sess, to, wire.CodeTimeout, "handler timed out")
 		return

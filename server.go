@@ -121,6 +121,10 @@ func (s *Server) wsEngineConfig() websocket.Config {
 		IdleTimeout:        s.cfg.IdleTimeout,
 		IdleCloseCode:      websocket.StatusCode(wire.CloseIdleTimeout),
 		IdleCloseReason:    "idle timeout",
+		Logger:             s.cfg.Logger, // recovered callback panics, with their stack
+
+		Compression:                s.cfg.Compression,
+		CompressionContextTakeover: s.cfg.CompressionContextTakeover,
 	}
 }
 

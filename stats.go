@@ -21,6 +21,7 @@ type Stats struct {
 	Replayed      uint64 `json:"replayed"`       // sequenced pushes sent again from the history
 	Lost          uint64 `json:"lost"`           // "pushes lost" notices sent: pushes a client lacks are not retained
 	Restarted     uint64 `json:"restarted"`      // connections closed with 1012 because their user's sequence moved to a new epoch
+	Panics        uint64 `json:"panics"`         // recovered panics, each logged with its stack: in handlers, and in the engine callbacks (connection open/message/close code, OnConnect, OnDisconnect)
 
 	Rejected HandshakeRejections `json:"rejected"` // refused /ws and /echo handshakes, by reason
 
@@ -61,9 +62,10 @@ type counters struct {
 	resumed, replayed, lost, epochRestarts   atomic.Uint64
 	rejRate, rejOverload, rejOrigin, rejAuth atomic.Uint64
 	rejInvalid                               atomic.Uint64
-	open                                     atomic.Int64 // /ws and /echo connections, including those mid-handshake (MaxConns)
-	echoConns                                atomic.Int64 // open /echo connections
-	echoHeld                                 atomic.Int64 // /echo connections charged to EchoMemory, including those mid-handshake
+	panics                                   atomic.Uint64 // handler panics; the engines count their own
+	open                                     atomic.Int64  // /ws and /echo connections, including those mid-handshake (MaxConns)
+	echoConns                                atomic.Int64  // open /echo connections
+	echoHeld                                 atomic.Int64  // /echo connections charged to EchoMemory, including those mid-handshake
 	hs                                       handshakeCounters
 }
 
@@ -89,6 +91,7 @@ func (s *Server) Stats() Stats {
 		Replayed:      c.replayed.Load(),
 		Lost:          c.lost.Load(),
 		Restarted:     c.epochRestarts.Load(),
+		Panics:        c.panics.Load() + s.enginePanics(),
 		Rejected: HandshakeRejections{
 			RateLimited:  c.rejRate.Load(),
 			Overloaded:   c.rejOverload.Load(),
@@ -100,4 +103,13 @@ func (s *Server) Stats() Stats {
 	}
 	s.obs.snapshotInto(&st)
 	return st
+}
+
+// enginePanics sums the panics the WebSocket engines recovered.
+func (s *Server) enginePanics() uint64 {
+	n := s.ws.Panics()
+	if s.echo != nil {
+		n += s.echo.Panics()
+	}
+	return n
 }

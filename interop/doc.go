@@ -13,6 +13,12 @@
 // scripts (they are built and run as separate processes): after changing the
 // engine, run with -count=1, as scripts/test.sh always does.
 //
+// deflatewindow_test.go checks every permessage-deflate window size (8-15)
+// both ways with the same two libraries: our Go client against their echo
+// servers (window_peer.mjs, window_peer.py: they set our compressor's
+// client_max_window_bits), and their clients asking our server for
+// server_max_window_bits.
+//
 // The clients' dependencies are installed by scripts/install-deps.sh (Debian
 // chromium and python3-websockets, `npm ci` here for ws and playwright-core).
 // When one is missing the test skips with a loud message, except under CI=true,

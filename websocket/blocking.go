@@ -19,6 +19,10 @@ const (
 	// blockingReadBuffer is the reader's buffer; the parser keeps partial
 	// frames itself, so a small one costs only more read calls.
 	blockingReadBuffer = 4 << 10
+	// bulkReadBuffer is the reader's buffer while a large frame arrives
+	// (pooled, and given back as soon as the frame is in): a 16 MiB
+	// message then takes 64 reads instead of 4096.
+	bulkReadBuffer = 256 << 10
 	// blockingWriteTimeout bounds one write to a peer that stopped reading;
 	// the connection is dropped when it expires.
 	blockingWriteTimeout = 30 * time.Second
@@ -31,13 +35,21 @@ type blockingIO struct {
 	conn    net.Conn
 	wake    chan struct{}      // a token when a waiting reader must look again: the inbox drained, or the close deadline was armed
 	stop    chan struct{}      // closed when the connection is torn down
-	msgs    chan pulledMessage // pull mode: messages for Read, closed at the end
+	msgs    chan pulledMessage // pull mode: messages (or pieces of them) for Read and NextReader, closed at the end
 	writers sync.WaitGroup     // the running writer goroutine
+
+	// Pull mode, the consumer's side (see stream.go), guarded by rmu.
+	rmu   sync.Mutex
+	inMsg bool   // pieces of a message begun by NextReader (or a cancelled Read) are still to come
+	gen   uint64 // counts messages handed out, so a stale message reader can tell
 }
 
+// pulledMessage is a message for Read, or one piece of it.
 type pulledMessage struct {
 	typ  MessageType
 	data []byte
+	more bool        // more pieces of this message follow
+	fail *CloseError // a protocol error: Read sends its close frame, after the messages before it were read
 }
 
 func newBlockingIO(conn net.Conn, pull bool) *blockingIO {
@@ -63,15 +75,28 @@ func (c *Conn) readLoop(buffered []byte) {
 		c.consume(buffered)
 	}
 	buf := make([]byte, blockingReadBuffer)
+	var bulk *[]byte // while a large frame arrives
+	defer func() { putMsgBuf(bulk) }()
 	for c.io != ioDone {
 		if err := c.waitResume(); err != nil {
 			c.finish(c.endErr(err))
 			return
 		}
 		c.setReadDeadline()
-		n, err := c.blk().conn.Read(buf)
+		rb := buf
+		switch {
+		case c.io == ioOpen && c.p.bulk(len(buf)):
+			if bulk == nil {
+				bulk = getMsgBuf(bulkReadBuffer)
+			}
+			rb = (*bulk)[:cap(*bulk)]
+		case bulk != nil:
+			putMsgBuf(bulk)
+			bulk = nil
+		}
+		n, err := c.blk().conn.Read(rb)
 		if n > 0 {
-			c.consume(buf[:n])
+			c.consume(rb[:n])
 		}
 		if err != nil && c.io != ioDone {
 			c.readError(err)
@@ -168,11 +193,24 @@ func (c *Conn) readError(err error) {
 // gives up when the close deadline passes: a program that stopped calling
 // Read after Close still gets its connection closed.
 func (c *Conn) deliverPull(typ MessageType, data []byte) error {
-	b := c.blk()
 	m := pulledMessage{typ: typ, data: bytes.Clone(data)}
 	if m.data == nil {
 		m.data = []byte{}
 	}
+	return c.sendPull(m)
+}
+
+// deliverPullFailure queues a protocol error behind the messages that
+// wait for Read: Read sends its close frame when it gets there, so that a
+// program answering each message it reads still answers the ones the peer
+// sent before the bad frame.
+func (c *Conn) deliverPullFailure(ce *CloseError) error {
+	return c.sendPull(pulledMessage{fail: ce})
+}
+
+// sendPull waits for room in Read's queue; see deliverPull.
+func (c *Conn) sendPull(m pulledMessage) error {
+	b := c.blk()
 	for {
 		expire, t := c.closeExpiry()
 		select {

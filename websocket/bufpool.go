@@ -20,6 +20,9 @@ const (
 	maxBufShift = 24
 )
 
+// maxPooledBuf is the largest pooled buffer.
+const maxPooledBuf = 1 << maxBufShift
+
 var msgBufPools [maxBufShift - minBufShift + 1]sync.Pool
 
 // msgBufClass returns the size class index for a buffer of at least n bytes,

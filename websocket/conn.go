@@ -1,7 +1,6 @@
 package websocket
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -174,6 +173,7 @@ const (
 	wfFlushPosted                            // reactor: a flush task is on its way to the poller
 	wfHeld                                   // server: the 101 waits for OnOpen, and so does all output (releaseResponse)
 	wfDeferred                               // reactor: this write only queues; the caller flushes (Enqueue)
+	wfStreaming                              // a message writer (NextWriter) is open: other data writes fail
 )
 
 // Errors reported to OnClose and by writes.
@@ -206,11 +206,11 @@ func newConn(e *engine, res handshakeResult, value any) *Conn {
 	if ta, ok := res.conn.RemoteAddr().(*net.TCPAddr); ok {
 		c.remote = makePeerAddr(ta.AddrPort())
 	}
-	pc := parserConfig{server: !e.client, readLimit: e.cfg.ReadLimit, deflate: res.deflate}
+	pc := parserConfig{server: !e.client, readLimit: e.cfg.ReadLimit, deflate: res.deflate, stream: e.pull}
 	if d := res.deflate; d != nil {
 		var compress bool
 		compress, pc.contextTakeover = d.contextTakeover(!e.client)
-		if compress && e.cfg.CompressionContextTakeover {
+		if compress && e.cfg.CompressionContextTakeover && d.compressWindow(!e.client) == maxWindow {
 			c.ext().defl = newDeflater(true)
 		}
 	}
@@ -259,29 +259,4 @@ func (c *Conn) Done() <-chan struct{} {
 		}
 	}
 	return x.done
-}
-
-// Read returns the next message of a pull-mode connection (package Dial).
-// After the connection ends it returns the reason: a *CloseError after a
-// closing handshake. On a connection with a Handler it returns
-// ErrReadNotSupported.
-//
-// The connection reads ahead only a few messages: while nobody calls Read
-// it reads nothing more, so pings go unanswered and a close frame from the
-// peer is not seen. Keep calling Read until it returns an error, or call
-// CloseNow. (After Close, the connection ends within Config.CloseTimeout
-// whether Read is called or not.)
-func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
-	if !c.eng.pull {
-		return 0, nil, ErrReadNotSupported
-	}
-	select {
-	case m, ok := <-c.blk().msgs:
-		if !ok {
-			return 0, nil, c.endReason()
-		}
-		return m.typ, m.data, nil
-	case <-ctx.Done():
-		return 0, nil, fmt.Errorf("websocket: read: %w", ctx.Err())
-	}
 }

@@ -32,7 +32,7 @@ func (c *Conn) writeMessage(typ MessageType, data []byte, flags writeFlags) erro
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if err := c.writableLocked(); err != nil {
+	if err := c.dataWritableLocked(); err != nil {
 		return err
 	}
 	c.wflags |= flags
@@ -87,10 +87,10 @@ func (c *Conn) WritePrepared(pm *PreparedMessage) error {
 }
 
 func (c *Conn) writePreparedLocked(pm *PreparedMessage) error {
-	if err := c.writableLocked(); err != nil {
+	if err := c.dataWritableLocked(); err != nil {
 		return err
 	}
-	if c.eng.client || c.ownDeflater() != nil {
+	if c.eng.client || c.ownDeflater() != nil || c.smallWindow() {
 		return c.sendDataLocked(opcode(pm.typ), pm.data)
 	}
 	compressed := c.deflateParams() != nil && len(pm.data) >= c.eng.cfg.CompressionThreshold
@@ -138,6 +138,15 @@ func (c *Conn) writableLocked() error {
 		return errCloseSent
 	}
 	return nil
+}
+
+// dataWritableLocked is writableLocked for a whole data message, which may
+// not go out in the middle of a streamed one.
+func (c *Conn) dataWritableLocked() error {
+	if c.wflags&wfStreaming != 0 {
+		return errWriterOpen
+	}
+	return c.writableLocked()
 }
 
 // queueFullLocked reports whether one more frame of size bytes would
@@ -191,19 +200,32 @@ func (c *Conn) sendCompressedLocked(op opcode, data []byte) error {
 }
 
 // compress deflates src with the connection's own compressor when it keeps
-// its window, else with a pooled one.
+// its window, else with a pooled one, within the window the peer allows.
 func (c *Conn) compress(dst, src []byte) ([]byte, error) {
 	if d := c.ownDeflater(); d != nil {
 		return d.compress(dst, src)
 	}
-	var d deflater // zero value: a pooled writer, no context kept
+	d := deflater{window: c.deflateParams().compressWindow(!c.eng.client)} // a pooled writer, no context kept
 	return d.compress(dst, src)
+}
+
+// smallWindow reports whether the peer allowed our compressor less than
+// the 32 KiB window a PreparedMessage is compressed with.
+func (c *Conn) smallWindow() bool {
+	dp := c.deflateParams()
+	return dp != nil && dp.compressWindow(!c.eng.client) < maxWindow
 }
 
 // sendFrameLocked frames payload as one final frame and transmits it.
 // Control frames are not held to the queue limit: they are small and a
 // pong or close must not be lost.
 func (c *Conn) sendFrameLocked(op opcode, rsv1 bool, payload []byte, control bool) error {
+	return c.sendFrameFinLocked(op, true, rsv1, payload, control)
+}
+
+// sendFrameFinLocked is sendFrameLocked for any frame of a message: fin
+// false for all but the last frame of a streamed one.
+func (c *Conn) sendFrameFinLocked(op opcode, fin, rsv1 bool, payload []byte, control bool) error {
 	mask := c.eng.client
 	size := headerSize(len(payload), mask) + len(payload)
 	if !control && c.queueFullLocked(size) {
@@ -211,11 +233,15 @@ func (c *Conn) sendFrameLocked(op opcode, rsv1 bool, payload []byte, control boo
 	}
 	if mask {
 		buf := getMsgBuf(size)
-		*buf = appendFrame((*buf)[:0], op, true, rsv1, payload, true, maskKey())
+		*buf = appendFrame((*buf)[:0], op, fin, rsv1, payload, true, maskKey())
 		return c.transmitLocked(nil, *buf, buf, false)
 	}
 	var hdr [maxHeaderSize]byte
-	return c.transmitLocked(putHeader(&hdr, op, rsv1, len(payload)), payload, nil, false)
+	h := putHeader(&hdr, op, rsv1, len(payload))
+	if !fin {
+		h[0] &^= finBit
+	}
+	return c.transmitLocked(h, payload, nil, false)
 }
 
 // transmitLocked sends hdr then body. In reactor mode with an empty queue
@@ -252,6 +278,11 @@ func (c *Conn) transmitLocked(hdr, body []byte, pooled *[]byte, shared bool) err
 		c.enqueueLocked(outChunk{b: body, buf: pooled})
 	case shared && len(hdr) == 0:
 		c.enqueueLocked(outChunk{b: body})
+	case len(hdr) > 0 && len(body) > maxPooledBuf-maxHeaderSize:
+		// Header and body together would miss the largest pooled size
+		// class (a 16 MiB message): queue them apart, both pooled.
+		c.enqueueLocked(copyChunk(hdr))
+		c.enqueueLocked(copyChunk(body))
 	default:
 		buf := getMsgBuf(len(hdr) + len(body))
 		*buf = append(append((*buf)[:0], hdr...), body...)
@@ -259,6 +290,13 @@ func (c *Conn) transmitLocked(hdr, body []byte, pooled *[]byte, shared bool) err
 	}
 	c.kickLocked()
 	return nil
+}
+
+// copyChunk is queued output holding a pooled copy of b.
+func copyChunk(b []byte) outChunk {
+	buf := getMsgBuf(len(b))
+	*buf = append((*buf)[:0], b...)
+	return outChunk{b: *buf, buf: buf}
 }
 
 // releaseResponse sends a server's 101, held since the handshake so that

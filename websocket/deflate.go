@@ -277,8 +277,19 @@ func (s *inflateSource) ReadByte() (byte, error) {
 // message on its own (no context takeover). With contextTakeover set it
 // keeps its writer, and so the LZ77 window, between messages: ~1.2 MB per
 // connection until release.
+//
+// window, when set below 32 KiB, honours a peer that negotiated a smaller
+// LZ77 window (server_max_window_bits or client_max_window_bits below 15):
+// compress/flate always looks back 32 KiB, so the message is compressed in
+// pieces of window bytes, the writer reset before each, and no
+// back-reference can reach farther back than the start of its own piece.
+// The pieces are sync-flushed DEFLATE blocks of one stream, which any
+// inflater reads as one message. This beats Huffman-only coding (no
+// back-references at all) at every window size on JSON-like text; see
+// TestDeflateWindowRatio. Context takeover is then off for our compressor.
 type deflater struct {
 	contextTakeover bool
+	window          int          // piece size when below maxWindow; 0 means maxWindow
 	w               *flateWriter // held between messages only with contextTakeover
 }
 
@@ -297,9 +308,14 @@ func (d *deflater) compress(dst, src []byte) ([]byte, error) {
 	}
 	start := len(dst)
 	w.out.b = dst
-	_, err := w.fw.Write(src)
-	if err == nil {
-		err = w.fw.Flush()
+	var err error
+	if d.window > 0 && d.window < maxWindow {
+		err = w.compressPieces(src, d.window)
+	} else {
+		_, err = w.fw.Write(src)
+		if err == nil {
+			err = w.fw.Flush()
+		}
 	}
 	out := w.out.b
 	w.out.b = nil
@@ -316,6 +332,26 @@ func (d *deflater) compress(dst, src []byte) ([]byte, error) {
 		return dst, errors.New("websocket: compress: flush did not end with a sync marker")
 	}
 	return out[:len(out)-len(syncTail)], nil
+}
+
+// compressPieces compresses src in pieces of at most window bytes, each
+// with a freshly reset writer and sync-flushed, so that no back-reference
+// spans more than window bytes. Reset costs little at deflateLevel
+// (BestSpeed keeps its tables and only moves its offset past every old
+// match).
+func (w *flateWriter) compressPieces(src []byte, window int) error {
+	for first := true; first || len(src) > 0; first = false {
+		piece := src[:min(window, len(src))]
+		src = src[len(piece):]
+		w.fw.Reset(&w.out)
+		if _, err := w.fw.Write(piece); err != nil {
+			return err
+		}
+		if err := w.fw.Flush(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // release returns a held writer to the pool; the connection is gone.

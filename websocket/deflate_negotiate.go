@@ -19,8 +19,12 @@ const (
 	paramServerMaxWindowBits = "server_max_window_bits"
 	paramClientMaxWindowBits = "client_max_window_bits"
 
-	// maxWindowBits is the only LZ77 window compress/flate compresses with.
+	// maxWindowBits is compress/flate's LZ77 window, the largest there is;
+	// a smaller one is honoured by compressing in independent pieces (see
+	// deflater.window).
 	maxWindowBits = 15
+	// minWindowBits is the smallest window RFC 7692 allows.
+	minWindowBits = 8
 )
 
 // deflateParams is the negotiated permessage-deflate configuration (RFC 7692 §7).
@@ -29,6 +33,15 @@ const (
 type deflateParams struct {
 	serverNoContextTakeover, clientNoContextTakeover bool
 	serverMaxWindowBits, clientMaxWindowBits         int
+}
+
+// compressWindow is the LZ77 window this endpoint's compressor may use:
+// the peer's inflater may hold no more.
+func (dp *deflateParams) compressWindow(server bool) int {
+	if server {
+		return 1 << dp.serverMaxWindowBits
+	}
+	return 1 << dp.clientMaxWindowBits
 }
 
 // contextTakeover reports whether this endpoint's compressor (compress) and
@@ -50,9 +63,8 @@ type compressionConfig struct {
 // the request's Sec-WebSocket-Extensions values (RFC 7692 §5, §7.1) and
 // returns its parameters and the response header value, or nil and "" when
 // no offer is acceptable (or compression is off). An offer is declined when
-// it has unknown or duplicate parameters, invalid values, or asks for
-// server_max_window_bits below 15, which compress/flate cannot honour. An
-// error means the header is malformed (RFC 6455 §9.1: fail the handshake).
+// it has unknown or duplicate parameters or invalid values. An error means
+// the header is malformed (RFC 6455 §9.1: fail the handshake).
 func negotiateDeflate(values []string, cfg compressionConfig) (*deflateParams, string, error) {
 	exts, err := parseExtensions(values)
 	if err != nil || !cfg.enabled {
@@ -124,7 +136,7 @@ func windowBits(pr extParam) (int, bool) {
 		return 0, false
 	}
 	n, err := strconv.Atoi(v)
-	if err != nil || n < 8 || n > 15 {
+	if err != nil || n < minWindowBits || n > maxWindowBits {
 		return 0, false
 	}
 	return n, true
@@ -135,10 +147,12 @@ func windowBits(pr extParam) (int, bool) {
 // RFC 7692 §7.1.1.1 and §7.1.1.2 let a server add them even when not offered
 // (gorilla/websocket servers have always answered so, and browsers, Node ws
 // and Python websockets honour it).
-// client_max_window_bits is never answered: we inflate any window.
+// server_max_window_bits (8-15) is granted as asked: our compressor then
+// keeps its back-references within that window. client_max_window_bits is
+// never answered: we inflate any window.
 func acceptOffer(params []extParam, cfg compressionConfig) (*deflateParams, string, bool) {
 	o, ok := parseDeflateParams(params, true)
-	if !ok || (o.serverBits != 0 && o.serverBits < maxWindowBits) {
+	if !ok {
 		return nil, "", false
 	}
 	dp := &deflateParams{
@@ -146,6 +160,9 @@ func acceptOffer(params []extParam, cfg compressionConfig) (*deflateParams, stri
 		clientNoContextTakeover: o.clientNoContext || !cfg.contextTakeover,
 		serverMaxWindowBits:     maxWindowBits,
 		clientMaxWindowBits:     maxWindowBits,
+	}
+	if o.serverBits != 0 {
+		dp.serverMaxWindowBits = o.serverBits
 	}
 	resp := extPermessageDeflate
 	if dp.serverNoContextTakeover {
@@ -155,30 +172,30 @@ func acceptOffer(params []extParam, cfg compressionConfig) (*deflateParams, stri
 		resp += "; " + paramClientNoContext
 	}
 	if o.serverBits != 0 {
-		resp += "; " + paramServerMaxWindowBits + "=" + strconv.Itoa(maxWindowBits)
+		resp += "; " + paramServerMaxWindowBits + "=" + strconv.Itoa(o.serverBits)
 	}
 	return dp, resp, true
 }
 
 // deflateOffer is the client's Sec-WebSocket-Extensions value; "" when
-// compression is off. It never offers client_max_window_bits, so a server
-// cannot ask our compressor for a window compress/flate does not have.
+// compression is off. It offers client_max_window_bits without a value: the
+// server may then ask our compressor for any window, which it honours.
 func deflateOffer(cfg compressionConfig) string {
 	switch {
 	case !cfg.enabled:
 		return ""
 	case cfg.contextTakeover:
-		return extPermessageDeflate
+		return extPermessageDeflate + "; " + paramClientMaxWindowBits
 	}
-	return extPermessageDeflate + "; " + paramServerNoContext + "; " + paramClientNoContext
+	return extPermessageDeflate + "; " + paramServerNoContext + "; " + paramClientNoContext + "; " + paramClientMaxWindowBits
 }
 
 // acceptDeflateResponse validates the server's Sec-WebSocket-Extensions
 // values against the offer made by deflateOffer(cfg) (RFC 7692 §7.1): no
-// extension means no compression; anything the client did not offer,
-// client_max_window_bits (never offered), or a missing
-// server_no_context_takeover that was asked for is an error, and the
-// client must fail the connection.
+// extension means no compression; anything the client did not offer, or a
+// missing server_no_context_takeover that was asked for is an error, and
+// the client must fail the connection. client_max_window_bits (which must
+// have a value in a response) sets our compressor's window.
 func acceptDeflateResponse(values []string, cfg compressionConfig) (*deflateParams, error) {
 	exts, err := parseExtensions(values)
 	if err != nil {
@@ -196,8 +213,6 @@ func acceptDeflateResponse(values []string, cfg compressionConfig) (*deflatePara
 	switch {
 	case !ok:
 		return nil, errors.New("websocket: invalid permessage-deflate response parameters")
-	case o.clientBitsGiven:
-		return nil, errors.New("websocket: server sent client_max_window_bits, which was not offered")
 	case !cfg.contextTakeover && !o.serverNoContext:
 		return nil, errors.New("websocket: server did not accept server_no_context_takeover")
 	}
@@ -209,6 +224,9 @@ func acceptDeflateResponse(values []string, cfg compressionConfig) (*deflatePara
 	}
 	if o.serverBits != 0 {
 		dp.serverMaxWindowBits = o.serverBits
+	}
+	if o.clientBits != 0 {
+		dp.clientMaxWindowBits = o.clientBits
 	}
 	return dp, nil
 }

@@ -47,6 +47,10 @@ func (d *Dialer) Shutdown(ctx context.Context, code StatusCode, reason string) e
 // yet, closing ones included.
 func (d *Dialer) Len() int { return d.eng.len() }
 
+// Panics returns how many Handler callbacks have panicked (and were
+// recovered) since the dialer was made.
+func (d *Dialer) Panics() uint64 { return d.eng.panics.Load() }
+
 // Dial opens a pull-mode client connection: one reader goroutine reads
 // ahead a few messages and Conn.Read returns them. cfg may be nil (its
 // Mode, Workers, InboxLimit and Pollers do not apply). ctx bounds the

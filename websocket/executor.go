@@ -2,6 +2,7 @@ package websocket
 
 import (
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"time"
 )
@@ -283,6 +284,7 @@ const (
 	itemOpen itemKind = iota
 	itemMessage
 	itemEcho // answer the peer's close frame
+	itemFail // send the close frame of a protocol error (code; reason in closeErr)
 	itemClose
 )
 
@@ -291,7 +293,7 @@ type inboxItem struct {
 	next *inboxItem
 	kind itemKind
 	typ  MessageType
-	code StatusCode // itemEcho: the peer's close code
+	code StatusCode // itemEcho: the peer's close code; itemFail: the code to send
 	buf  *[]byte    // message copy (pooled)
 }
 
@@ -407,6 +409,9 @@ func (c *Conn) runInbox() bool {
 		case itemEcho:
 			c.echoClose(it.code)
 			putItem(it)
+		case itemFail:
+			c.failClose(it.code, c.failReason())
+			putItem(it)
 		default:
 			c.deliver(it)
 		}
@@ -467,7 +472,7 @@ func (c *Conn) deliver(it *inboxItem) {
 		c.callOpen()
 		return
 	}
-	defer c.recoverCallback()
+	defer c.recoverCallback("OnMessage")
 	c.eng.h.OnMessage(c, it.typ, *it.buf)
 }
 
@@ -477,7 +482,7 @@ func (c *Conn) callOpen() {
 	if c.eng.h.OnOpen == nil {
 		return
 	}
-	defer c.recoverCallback()
+	defer c.recoverCallback("OnOpen")
 	c.eng.h.OnOpen(c)
 }
 
@@ -485,16 +490,31 @@ func (c *Conn) callClose() {
 	if c.eng.h.OnClose == nil {
 		return
 	}
-	defer c.recoverCallback()
+	defer c.recoverCallback("OnClose")
 	c.eng.h.OnClose(c, c.endReason())
 }
 
 // recoverCallback turns a panicking callback into a 1011 close, as net/http
 // turns a panicking handler into a dropped request: one bad connection
-// must not take the gateway down.
-func (c *Conn) recoverCallback() {
+// must not take the gateway down. The panic is counted, logged with its
+// stack and reported to Config.OnPanic first, so that it can be found.
+func (c *Conn) recoverCallback(callback string) {
 	if r := recover(); r != nil {
+		c.eng.panicked(c, callback, r, debug.Stack())
 		_ = c.Close(StatusInternalError, "internal error") // closing is all we can do
+	}
+}
+
+// panicked counts, logs and reports a recovered callback panic.
+func (e *engine) panicked(c *Conn, callback string, value any, stack []byte) {
+	e.panics.Add(1)
+	if l := e.cfg.Logger; l != nil {
+		l.Error("websocket: callback panicked", "callback", callback,
+			"remote", c.RemoteAddr().String(), "panic", value, "stack", string(stack))
+	}
+	if e.cfg.OnPanic != nil {
+		defer func() { _ = recover() }() // documented: a panicking OnPanic is ignored
+		e.cfg.OnPanic(c, value, stack)
 	}
 }
 

@@ -139,9 +139,10 @@ func (s *smallFrameSink) onMessage(typ MessageType, data []byte) error {
 	s.out = appendFrame(s.out[:0], opcode(typ), true, false, data, false, [4]byte{})
 	return nil
 }
-func (s *smallFrameSink) onPing([]byte) error              { return nil }
-func (s *smallFrameSink) onPong([]byte) error              { return nil }
-func (s *smallFrameSink) onClose(StatusCode, string) error { return nil }
+func (s *smallFrameSink) onChunk(MessageType, []byte, bool) error { return nil }
+func (s *smallFrameSink) onPing([]byte) error                     { return nil }
+func (s *smallFrameSink) onPong([]byte) error                     { return nil }
+func (s *smallFrameSink) onClose(StatusCode, string) error        { return nil }
 
 // smallFrameFixture returns a masked 64-byte binary frame, a buffer to copy
 // it into, a parser and a sink with a warm output buffer.

@@ -18,11 +18,16 @@ type parserConfig struct {
 	readLimit       int64          // max message size after decompression; ≤ 0 means 16 MiB
 	deflate         *deflateParams // nil: permessage-deflate not negotiated (RSV1 → 1002)
 	contextTakeover bool           // keep the inflate window across messages
+	stream          bool           // deliver uncompressed data as it arrives (onChunk), without the read limit
 }
 
 // frameSink receives what the parser decodes, in wire order.
 type frameSink interface {
 	onMessage(typ MessageType, data []byte) error // whole message, decompressed, UTF-8 checked; data valid only during the call
+	// onChunk receives an uncompressed message piece by piece in stream
+	// mode: UTF-8 checked so far, last on its final piece (which may be
+	// empty); data valid only during the call.
+	onChunk(typ MessageType, data []byte, last bool) error
 	onPing(payload []byte) error
 	onPong(payload []byte) error
 	onClose(code StatusCode, reason string) error // already validated; 1005 when the payload is empty
@@ -61,6 +66,7 @@ type parser struct {
 	server     bool
 	deflate    bool // permessage-deflate negotiated
 	takeover   bool // inflate context kept across messages
+	chunked    bool // parserConfig.stream
 	closed     bool // a close frame was delivered; input is ignored from now on
 }
 
@@ -76,6 +82,7 @@ func (p *parser) init(cfg parserConfig) {
 		server:   cfg.server,
 		deflate:  cfg.deflate != nil,
 		takeover: cfg.deflate != nil && cfg.contextTakeover,
+		chunked:  cfg.stream,
 	}
 }
 
@@ -128,6 +135,10 @@ func (p *parser) feed(b []byte, s frameSink) error {
 	}
 	return nil
 }
+
+// bulk reports whether more than n bytes of the current frame's payload
+// are still to come: a reader may then read in larger pieces.
+func (p *parser) bulk(n int) bool { return p.inPayload && p.remaining > int64(n) }
 
 // frameHeaderLen returns the header length announced by its first two bytes.
 func frameHeaderLen(b0, b1 byte) int {
@@ -250,6 +261,9 @@ func (p *parser) checkData(op opcode, rsv1 bool, n int64) error {
 	default:
 		return protocolError("reserved opcode " + strconv.Itoa(int(op)))
 	}
+	if p.streaming() {
+		return nil // nothing is buffered: the consumer bounds the message
+	}
 	limit := p.limit
 	if p.compressed {
 		limit = compressedLimit(limit)
@@ -317,10 +331,45 @@ func (p *parser) unmask(chunk []byte) {
 	}
 }
 
+// streaming reports whether the message in progress is delivered piece by
+// piece: stream mode, uncompressed (a compressed message is inflated whole,
+// under the read limit).
+func (p *parser) streaming() bool { return p.chunked && !p.compressed }
+
+// streamPayload delivers the payload in b as it comes (stream mode).
+func (p *parser) streamPayload(b []byte, s frameSink) (int, error) {
+	n := int(min(int64(len(b)), p.remaining))
+	chunk := b[:n]
+	p.unmask(chunk)
+	p.remaining -= int64(n)
+	p.msgLen += int64(n)
+	typ := MessageType(p.msgOp)
+	if typ == TextMessage && !p.utf8.write(chunk) {
+		return n, errInvalidUTF8()
+	}
+	if p.remaining == 0 {
+		p.inPayload = false
+	}
+	if p.remaining > 0 || !p.fin {
+		if n == 0 {
+			return n, nil
+		}
+		return n, s.onChunk(typ, chunk, false)
+	}
+	if typ == TextMessage && !p.utf8.complete() {
+		return n, errInvalidUTF8()
+	}
+	p.msgOp, p.msgLen, p.utf8 = opContinuation, 0, utf8Accept
+	return n, s.onChunk(typ, chunk, true)
+}
+
 // dataPayload consumes data frame payload from b. A single-frame message
 // wholly in b is unmasked in place and delivered as a sub-slice of b (the
 // hot path: no copy, no allocation). Anything else goes through collect.
 func (p *parser) dataPayload(b []byte, s frameSink) (int, error) {
+	if p.streaming() {
+		return p.streamPayload(b, s)
+	}
 	if p.fin && p.msgLen == 0 && p.msgOp == p.op && int64(len(b)) >= p.remaining {
 		n := int(p.remaining)
 		payload := b[:n]
@@ -422,10 +471,21 @@ func (p *parser) appendMsg(chunk []byte) {
 	p.msg = nb
 }
 
+// msgTaker is a frameSink that can take over the pooled buffer holding a
+// whole message (one that spanned frames or reads), instead of copying it.
+type msgTaker interface {
+	takeMessage(typ MessageType, buf *[]byte) error // buf is the taker's, to putMsgBuf when done
+}
+
 // finishMessage inflates the message if compressed, delivers it and makes
 // the parser idle again, returning every buffer.
 func (p *parser) finishMessage(data []byte, s frameSink) error {
 	typ := MessageType(p.msgOp)
+	if t, ok := s.(msgTaker); ok && !p.compressed && p.msg != nil {
+		buf := p.msg
+		p.msg, p.msgOp, p.msgLen, p.utf8 = nil, opContinuation, 0, utf8Accept
+		return t.takeMessage(typ, buf)
+	}
 	var out *[]byte
 	if p.compressed {
 		var err error

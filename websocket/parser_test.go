@@ -51,6 +51,13 @@ func (r *recordSink) add(e frameEvent) error {
 func (r *recordSink) onMessage(typ MessageType, data []byte) error {
 	return r.add(frameEvent{kind: "msg", typ: typ, data: string(data)})
 }
+func (r *recordSink) onChunk(typ MessageType, data []byte, last bool) error {
+	kind := "chunk"
+	if last {
+		kind = "last"
+	}
+	return r.add(frameEvent{kind: kind, typ: typ, data: string(data)})
+}
 func (r *recordSink) onPing(p []byte) error { return r.add(frameEvent{kind: "ping", data: string(p)}) }
 func (r *recordSink) onPong(p []byte) error { return r.add(frameEvent{kind: "pong", data: string(p)}) }
 func (r *recordSink) onClose(code StatusCode, reason string) error {
@@ -435,9 +442,10 @@ func (f *funcSink) onMessage(t MessageType, d []byte) error {
 	}
 	return nil
 }
-func (f *funcSink) onPing([]byte) error              { return nil }
-func (f *funcSink) onPong([]byte) error              { return nil }
-func (f *funcSink) onClose(StatusCode, string) error { return nil }
+func (f *funcSink) onChunk(MessageType, []byte, bool) error { return nil }
+func (f *funcSink) onPing([]byte) error                     { return nil }
+func (f *funcSink) onPong([]byte) error                     { return nil }
+func (f *funcSink) onClose(StatusCode, string) error        { return nil }
 
 // TestParserRandomMessages round-trips random messages of all sizes, mixed
 // with control frames, through every feedSplit.
@@ -528,6 +536,10 @@ func (s *checkedSink) control(kind string, p []byte) error {
 	return nil
 }
 
+func (s *checkedSink) onChunk(MessageType, []byte, bool) error {
+	s.t.Fatal("got a chunk from a parser not in stream mode")
+	return nil
+}
 func (s *checkedSink) onPing(p []byte) error { return s.control("ping", p) }
 func (s *checkedSink) onPong(p []byte) error { return s.control("pong", p) }
 func (s *checkedSink) onClose(code StatusCode, reason string) error {
@@ -606,5 +618,42 @@ func fuzzParserSeeds() []fuzzParserSeed {
 		{concatFrames(unmasked(opText, true, false, "Hello"), unmasked(opPong, true, false, ""), unmasked(opClose, true, false, "")), limit1M},
 		{[]byte{0x82, 0x7F, 0, 0, 0, 0, 0, 0, 0, 3, 'a', 'b', 'c'}, limit1M},
 		{[]byte{0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4}, server | limit1M},
+	}
+}
+
+// In stream mode an uncompressed message arrives in pieces as it is read,
+// with no read limit, and invalid UTF-8 fails at the piece that has it.
+func TestParserStreamMode(t *testing.T) {
+	var p parser
+	p.init(parserConfig{server: true, readLimit: 4, stream: true})
+	in := append(clientFrame(opText, false, "héllo"), clientFrame(opContinuation, true, " wörld")...)
+	var r recordSink
+	for _, piece := range feedBytewise(in) {
+		if err := p.feed(piece, &r); err != nil {
+			t.Fatalf("feed: %v", err)
+		}
+	}
+	var got string
+	for i, e := range r.events {
+		if want := "chunk"; i == len(r.events)-1 {
+			want = "last"
+			if e.kind != want {
+				t.Fatalf("last event %+v, want kind %q", e, want)
+			}
+		} else if e.kind != want {
+			t.Fatalf("event %d: %+v, want kind %q", i, e, want)
+		}
+		got += e.data
+	}
+	if got != "héllo wörld" || len(r.events) < 10 {
+		t.Fatalf("got %q in %d pieces, want the message over the 4-byte limit, byte by byte", got, len(r.events))
+	}
+
+	p.init(parserConfig{server: true, stream: true})
+	r = recordSink{}
+	bad := append(clientFrame(opText, false, "ok"), clientFrame(opContinuation, false, "\xff")...)
+	err := p.feed(bad, &r)
+	if CloseStatus(err) != StatusInvalidFramePayloadData || len(r.events) != 1 {
+		t.Fatalf("got %v after %d pieces, want 1007 after the valid piece", err, len(r.events))
 	}
 }

@@ -13,7 +13,8 @@ import (
 // A server connection without compression sends the plain frame as is; one
 // that negotiated permessage-deflate without server context takeover sends
 // the compressed frame, built on first use. A connection that must mask
-// (client) or keeps compression context frames typ and data itself.
+// (client), keeps compression context, or was allowed a smaller LZ77 window
+// than 32 KiB frames typ and data itself.
 type PreparedMessage struct {
 	typ   MessageType
 	data  []byte // the payload; aliases the tail of plain

@@ -73,6 +73,9 @@ func sysClientNoCleanup(t testing.TB, hs *httptest.Server) int {
 	buf := make([]byte, 512)
 	for !bytes.Contains(resp, []byte("\r\n\r\n")) {
 		n, err := unix.Read(fd, buf)
+		if err == unix.EINTR {
+			continue // the runtime's preemption signal interrupted the blocking read
+		}
 		if err != nil || n == 0 {
 			t.Fatalf("read handshake: n=%d err=%v", n, err)
 		}
@@ -202,7 +205,11 @@ func TestReactorWriteZeroAlloc(t *testing.T) {
 		defer close(done)
 		buf := make([]byte, 64<<10)
 		for {
-			if n, err := unix.Read(fd, buf); n <= 0 || err != nil {
+			n, err := unix.Read(fd, buf)
+			if err == unix.EINTR {
+				continue // preemption signal
+			}
+			if n <= 0 || err != nil {
 				return
 			}
 		}

@@ -48,8 +48,11 @@ type closeSink struct {
 }
 
 func (s *closeSink) onMessage(MessageType, []byte) error { return errors.New("unexpected message") }
-func (s *closeSink) onPing([]byte) error                 { return errors.New("unexpected ping") }
-func (s *closeSink) onPong([]byte) error                 { return errors.New("unexpected pong") }
+func (s *closeSink) onChunk(MessageType, []byte, bool) error {
+	return errors.New("unexpected chunk")
+}
+func (s *closeSink) onPing([]byte) error { return errors.New("unexpected ping") }
+func (s *closeSink) onPong([]byte) error { return errors.New("unexpected pong") }
 func (s *closeSink) onClose(code StatusCode, reason string) error {
 	s.code, s.reason, s.seen = code, reason, true
 	return nil

@@ -3,6 +3,7 @@ package websocket
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"runtime"
@@ -89,6 +90,17 @@ type Config struct {
 	// Pollers is the number of reactor epoll goroutines. Default
 	// GOMAXPROCS.
 	Pollers int
+	// Logger receives the engine's rare events worth a log line: a
+	// recovered callback panic, with its value and stack (level Error).
+	// nil discards them.
+	Logger *slog.Logger
+	// OnPanic, if set, is called after a Handler callback panicked, with
+	// the recovered value and the stack of the panic, on the goroutine that
+	// ran the callback, before the connection is closed with 1011 (for
+	// error reporting; a panic in OnPanic itself is recovered and
+	// ignored). Server.Panics and Dialer.Panics count these panics either
+	// way.
+	OnPanic func(c *Conn, value any, stack []byte)
 }
 
 // Defaults applied by withDefaults.
@@ -174,6 +186,7 @@ type engine struct {
 	pull   bool // messages go to Conn.Read instead of a Handler
 	exec   executor
 	gen    atomic.Uint32 // connection generations, see Conn.gen
+	panics atomic.Uint64 // recovered callback panics
 	wg     sync.WaitGroup
 
 	mu          sync.Mutex
@@ -433,6 +446,10 @@ func (s *Server) Shutdown(ctx context.Context, code StatusCode, reason string) e
 // yet, closing ones included: a gauge for metrics and for waiting on
 // Shutdown.
 func (s *Server) Len() int { return s.eng.len() }
+
+// Panics returns how many Handler callbacks have panicked (and were
+// recovered) since the server was made: a counter for metrics.
+func (s *Server) Panics() uint64 { return s.eng.panics.Load() }
 
 // connList is an intrusive doubly linked list of connections: registering
 // a connection costs no allocation and two pointers.

@@ -31,6 +31,7 @@ type clientConfig struct {
 	size    int           // load: payload bytes per message
 	window  int           // load: messages in flight per connection
 	timeout time.Duration // per connection setup or verification; whole load run
+	deflate string        // permessage-deflate offer: "", "on" or "takeover" (see wsconn.go)
 }
 
 func runClient(ctx context.Context, cfg clientConfig, stdin io.Reader, stdout io.Writer) error {
@@ -101,8 +102,17 @@ func forEach(ctx context.Context, n, conc int, fn func(ctx context.Context, i in
 }
 
 // probe is the small message each idle connection sends once; the index makes
-// every echo distinguishable.
-func probe(i int) []byte {
+// every echo distinguishable. With compression it is 256 bytes of JSON-like
+// text instead, above the servers' 128-byte threshold, so that both
+// directions compress it.
+func probe(i int, deflate bool) []byte {
+	if deflate {
+		var b []byte
+		for j := 0; len(b) < 256; j++ {
+			b = fmt.Appendf(b, `{"conn":%d,"seq":%d,"topic":"prices.eur"},`, i, j)
+		}
+		return b[:256]
+	}
 	return binary.BigEndian.AppendUint64([]byte("engineidle"), uint64(i))
 }
 
@@ -118,12 +128,12 @@ func openConns(ctx context.Context, cfg clientConfig) ([]net.Conn, latencies, er
 		defer cancel()
 		start := time.Now()
 		defer func() { lat[i] = time.Since(start) }()
-		conn, br, err := dialWS(ctx, cfg.addr, cfg.path)
+		conn, br, err := dialWS(ctx, cfg.addr, cfg.path, cfg.deflate)
 		if err != nil {
 			return err
 		}
 		conns[i] = conn
-		if err := echoOnce(conn, br, probe(i)); err != nil {
+		if err := echoOnce(conn, br, probe(i, cfg.deflate != ""), cfg.deflate != "", nil); err != nil {
 			return err
 		}
 		if br.Buffered() != 0 {
@@ -144,12 +154,17 @@ func (l latencies) String() string {
 	return fmt.Sprintf("p50 %v p99 %v max %v", q(0.5), q(0.99), q(1))
 }
 
-// echoOnce sends msg as a binary message and checks the next data frame.
-func echoOnce(conn net.Conn, br *bufio.Reader, msg []byte) error {
-	if _, err := conn.Write(clientFrame(opBinary, msg)); err != nil {
+// echoOnce sends msg as a binary message, compressed with deflate, and
+// checks the next data frame, inflated with dict if compressed.
+func echoOnce(conn net.Conn, br *bufio.Reader, msg []byte, deflate bool, dict []byte) error {
+	frame := clientFrame(opBinary, msg)
+	if deflate {
+		frame = compressedFrame(opBinary, msg)
+	}
+	if _, err := conn.Write(frame); err != nil {
 		return fmt.Errorf("engineidle: write: %w", err)
 	}
-	op, got, err := readData(br, nil)
+	op, got, err := readDataDict(br, nil, dict)
 	if err != nil {
 		return fmt.Errorf("engineidle: read echo: %w", err)
 	}
@@ -167,7 +182,12 @@ func verifyConns(ctx context.Context, cfg clientConfig, conns []net.Conn) error 
 		if err := conn.SetDeadline(time.Now().Add(cfg.timeout)); err != nil {
 			return err
 		}
-		if err := echoOnce(conn, bufio.NewReaderSize(conn, 64), probe(i)); err != nil {
+		msg := probe(i, cfg.deflate != "")
+		var dict []byte // the server's compression context: the first echo
+		if cfg.deflate == "takeover" {
+			dict = msg
+		}
+		if err := echoOnce(conn, bufio.NewReaderSize(conn, 64), msg, cfg.deflate != "", dict); err != nil {
 			return err
 		}
 		return conn.SetDeadline(time.Time{})

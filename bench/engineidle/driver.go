@@ -31,17 +31,28 @@ type driverConfig struct {
 
 // target is one server under test.
 type target struct {
-	key  string   // what -servers selects
-	name string   // what the table shows
-	pkg  string   // built with go build, relative to the module root
-	args []string // before -addr
+	key     string   // what -servers selects
+	name    string   // what the table shows
+	pkg     string   // built with go build, relative to the module root
+	args    []string // before -addr
+	deflate string   // the client's permessage-deflate offer: "", "on" (no context takeover) or "takeover"
 }
 
 func allTargets() []target {
+	echo := func(key, name, deflate string, args ...string) target {
+		return target{key: key, name: name, pkg: "./examples/echo", args: args, deflate: deflate}
+	}
 	return []target{
-		{key: "reactor", name: "wsgate echo, reactor", pkg: "./examples/echo", args: []string{"-mode", "reactor"}},
-		{key: "blocking", name: "wsgate echo, blocking", pkg: "./examples/echo", args: []string{"-mode", "blocking"}},
+		echo("reactor", "wsgate echo, reactor", "", "-mode", "reactor"),
+		echo("blocking", "wsgate echo, blocking", "", "-mode", "blocking"),
 		{key: "gorilla", name: "gorilla hub (baseline)", pkg: "./bench/baseline"},
+		// Compression negotiated and used once per connection (the idle
+		// probe is then a 256-byte text message, sent compressed, whose echo
+		// comes back compressed).
+		echo("reactor-deflate", "wsgate echo, reactor, deflate", "on", "-mode", "reactor", "-compress"),
+		echo("reactor-takeover", "wsgate echo, reactor, deflate + context takeover", "takeover", "-mode", "reactor", "-compress", "-compress-takeover"),
+		echo("blocking-deflate", "wsgate echo, blocking, deflate", "on", "-mode", "blocking", "-compress"),
+		echo("blocking-takeover", "wsgate echo, blocking, deflate + context takeover", "takeover", "-mode", "blocking", "-compress", "-compress-takeover"),
 	}
 }
 
@@ -55,7 +66,7 @@ func selectTargets(keys []string) ([]target, error) {
 			}
 		}
 		if i < 0 {
-			return nil, fmt.Errorf("engineidle: unknown server %q (have reactor, blocking, gorilla)", k)
+			return nil, fmt.Errorf("engineidle: unknown server %q (have reactor, blocking, gorilla and the -deflate/-takeover variants of reactor and blocking)", k)
 		}
 		out = append(out, allTargets()[i])
 	}
@@ -201,9 +212,9 @@ func freeAddr() (string, error) {
 }
 
 // startClient re-executes this program as a client holding conns connections.
-func (d *driver) startClient(s *server, logName string, conns int, timeout time.Duration) (*proc, error) {
+func (d *driver) startClient(s *server, t target, logName string, conns int, timeout time.Duration) (*proc, error) {
 	args := []string{
-		"-role", "client", "-addr", s.addr, "-path", d.cfg.path,
+		"-role", "client", "-addr", s.addr, "-path", d.cfg.path, "-deflate", t.deflate,
 		"-n", fmt.Sprint(conns), "-conc", fmt.Sprint(d.cfg.conc),
 		"-m", fmt.Sprint(d.cfg.msgs), "-size", fmt.Sprint(d.cfg.size), "-window", fmt.Sprint(d.cfg.window),
 		"-timeout", timeout.String(),

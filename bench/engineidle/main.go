@@ -48,11 +48,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	size := fs.Int("size", 64, "payload bytes per CPU-run message")
 	window := fs.Int("window", 16, "messages in flight per connection in the CPU run")
 	settle := fs.Duration("settle", 3*time.Second, "wait after the last connection before sampling")
-	servers := fs.String("servers", "reactor,blocking,gorilla", "servers to measure, comma-separated: reactor, blocking, gorilla")
+	servers := fs.String("servers", "reactor,blocking,gorilla", "servers to measure, comma-separated: reactor, blocking, gorilla, reactor-deflate, reactor-takeover, blocking-deflate, blocking-takeover")
 	path := fs.String("path", "/echo", "WebSocket path")
 	keep := fs.Bool("keep", false, "keep the temporary directory with binaries and server logs")
 	addr := fs.String("addr", "", "client: server host:port")
 	timeout := fs.Duration("timeout", connTimeout, "client: limit per connection step and for the whole CPU run")
+	deflate := fs.String("deflate", "", `client: offer permessage-deflate: "" (no), "on" (no context takeover) or "takeover"`)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -61,7 +62,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	switch *role {
 	case "client":
-		cfg := clientConfig{addr: *addr, path: *path, conns: *n, conc: *conc, msgs: *m, size: *size, window: *window, timeout: *timeout}
+		cfg := clientConfig{addr: *addr, path: *path, conns: *n, conc: *conc, msgs: *m, size: *size, window: *window, timeout: *timeout, deflate: *deflate}
 		if err := runClient(ctx, cfg, stdin, stdout); err != nil {
 			// The driver reads stdout; an error line ends its wait at once.
 			fmt.Fprintf(stdout, "error: %v\n", err)

@@ -42,7 +42,7 @@ func (d *driver) idle(ctx context.Context, t target, s *sample) (err error) {
 	}
 	n := d.cfg.conns
 	start := time.Now()
-	cl, err := d.startClient(srv, fmt.Sprintf("r%d-%s-idle-client", s.round, t.key), n, connTimeout)
+	cl, err := d.startClient(srv, t, fmt.Sprintf("r%d-%s-idle-client", s.round, t.key), n, connTimeout)
 	if err != nil {
 		return err
 	}
@@ -74,7 +74,7 @@ func (d *driver) cpu(ctx context.Context, t target, s *sample) (err error) {
 	}
 	defer func() { err = errors.Join(err, srv.stop()) }()
 	timeout := phaseTimeout(d.cfg.msgs, 200*time.Microsecond)
-	cl, err := d.startClient(srv, fmt.Sprintf("r%d-%s-cpu-client", s.round, t.key), d.cfg.loadConn, timeout)
+	cl, err := d.startClient(srv, t, fmt.Sprintf("r%d-%s-cpu-client", s.round, t.key), d.cfg.loadConn, timeout)
 	if err != nil {
 		return err
 	}

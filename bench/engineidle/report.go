@@ -73,7 +73,7 @@ func report(w io.Writer, cfg driverConfig, targets []target, res map[string][]sa
 	fmt.Fprintf(w, "### Engine cost per connection and per message\n\n")
 	fmt.Fprintf(w, "%s, %s/%s, %d CPUs, kernel %s. Idle: N=%d connections on %s, one %d-byte echo each, sampled %v after the last. "+
 		"CPU: K=%d connections, M=%d binary echoes of %d B, %d in flight per connection. Medians of %d interleaved rounds.\n\n",
-		runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), kernel(), cfg.conns, cfg.path, len(probe(0)),
+		runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), kernel(), cfg.conns, cfg.path, len(probe(0, false)),
 		cfg.settle, cfg.loadConn, cfg.msgs, cfg.size, cfg.window, cfg.rounds)
 	base := res["gorilla"]
 	baseRSS := median(base, func(s sample) float64 { return s.rssKiB })

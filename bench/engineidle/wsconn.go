@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"compress/flate"
 	"context"
 	"crypto/rand"
 	"crypto/sha1"
@@ -12,6 +14,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 )
 
 // The client side of the benchmark speaks just enough RFC 6455 by hand that an
@@ -32,13 +35,13 @@ const (
 
 // dialWS connects and performs the opening handshake. The returned reader
 // holds whatever the server sent after its 101 response.
-func dialWS(ctx context.Context, addr, path string) (net.Conn, *bufio.Reader, error) {
+func dialWS(ctx context.Context, addr, path, deflate string) (net.Conn, *bufio.Reader, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("engineidle: dial: %w", err)
 	}
-	br, err := handshake(ctx, conn, addr, path)
+	br, err := handshake(ctx, conn, addr, path, deflate)
 	if err != nil {
 		_ = conn.Close() // the handshake error is the one worth reporting
 		return nil, nil, err
@@ -46,7 +49,19 @@ func dialWS(ctx context.Context, addr, path string) (net.Conn, *bufio.Reader, er
 	return conn, br, nil
 }
 
-func handshake(ctx context.Context, conn net.Conn, addr, path string) (*bufio.Reader, error) {
+// deflateOffers are the Sec-WebSocket-Extensions lines of the -deflate
+// choices.
+var deflateOffers = map[string]string{
+	"":         "",
+	"on":       "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover\r\n",
+	"takeover": "Sec-WebSocket-Extensions: permessage-deflate\r\n",
+}
+
+func handshake(ctx context.Context, conn net.Conn, addr, path, deflate string) (*bufio.Reader, error) {
+	offer, ok := deflateOffers[deflate]
+	if !ok {
+		return nil, fmt.Errorf("engineidle: -deflate %q: want \"\", on or takeover", deflate)
+	}
 	if dl, ok := ctx.Deadline(); ok {
 		if err := conn.SetDeadline(dl); err != nil {
 			return nil, fmt.Errorf("engineidle: handshake: %w", err)
@@ -57,7 +72,7 @@ func handshake(ctx context.Context, conn net.Conn, addr, path string) (*bufio.Re
 	key := base64.StdEncoding.EncodeToString(nonce[:])
 	req := "GET " + path + " HTTP/1.1\r\nHost: " + addr +
 		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key +
-		"\r\nSec-WebSocket-Version: 13\r\n\r\n"
+		"\r\nSec-WebSocket-Version: 13\r\n" + offer + "\r\n"
 	if _, err := io.WriteString(conn, req); err != nil {
 		return nil, fmt.Errorf("engineidle: handshake: %w", err)
 	}
@@ -71,6 +86,13 @@ func handshake(ctx context.Context, conn net.Conn, addr, path string) (*bufio.Re
 	}
 	if got, want := resp.Header.Get("Sec-WebSocket-Accept"), acceptKey(key); got != want {
 		return nil, fmt.Errorf("engineidle: handshake: got Sec-WebSocket-Accept %q, want %q", got, want)
+	}
+	ext := resp.Header.Get("Sec-WebSocket-Extensions")
+	if deflate != "" && !strings.HasPrefix(ext, "permessage-deflate") {
+		return nil, fmt.Errorf("engineidle: handshake: got Sec-WebSocket-Extensions %q, want permessage-deflate", ext)
+	}
+	if deflate == "takeover" && strings.Contains(ext, "no_context_takeover") {
+		return nil, fmt.Errorf("engineidle: handshake: got %q, want context takeover both ways (start the server with -compress-takeover)", ext)
 	}
 	return br, nil
 }
@@ -102,15 +124,49 @@ func clientFrame(op byte, payload []byte) []byte {
 	return f
 }
 
+// compressedFrame is clientFrame of msg compressed (RFC 7692: RSV1 set, sync
+// tail removed), without context takeover, valid in every negotiation.
+func compressedFrame(op byte, msg []byte) []byte {
+	var b bytes.Buffer
+	w, _ := flate.NewWriter(&b, flate.BestSpeed) // the level is valid
+	_, _ = w.Write(msg)                          // a bytes.Buffer does not fail
+	_ = w.Flush()
+	f := clientFrame(op, bytes.TrimSuffix(b.Bytes(), []byte(syncTail)))
+	f[0] |= 0x40
+	return f
+}
+
+const syncTail = "\x00\x00\xff\xff"
+
+// inflate decompresses a compressed message payload. The server's
+// compressor may keep context between messages; the client sends and checks
+// one message per connection at a time and ignores context, which is fine
+// for the idle probe (the first compressed message of its connection); the
+// verify phase passes the first echo as dict. Comparing the echo checks it.
+func inflate(p, dict []byte) ([]byte, error) {
+	r := flate.NewReaderDict(io.MultiReader(bytes.NewReader(p), strings.NewReader(syncTail+"\x01\x00\x00\xff\xff")), dict)
+	out, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("engineidle: inflate: %w", err)
+	}
+	return out, nil
+}
+
 // readFrame reads one unmasked server frame into buf (grown as needed) and
-// returns its opcode and payload. Fragmented messages are not expected from
-// an echo of a small message and are reported as errors.
+// returns its opcode and payload, inflated if compressed. Fragmented
+// messages are not expected from an echo of a small message and are
+// reported as errors.
 func readFrame(br *bufio.Reader, buf []byte) (byte, []byte, error) {
+	return readFrameDict(br, buf, nil)
+}
+
+// readFrameDict is readFrame inflating with dict, the server's context.
+func readFrameDict(br *bufio.Reader, buf, dict []byte) (byte, []byte, error) {
 	var h [2]byte
 	if _, err := io.ReadFull(br, h[:]); err != nil {
 		return 0, nil, err
 	}
-	if h[0]&0x80 == 0 || h[0]&0x70 != 0 || h[1]&0x80 != 0 {
+	if h[0]&0x80 == 0 || h[0]&0x30 != 0 || h[1]&0x80 != 0 {
 		return 0, nil, fmt.Errorf("engineidle: unexpected frame header %#x %#x", h[0], h[1])
 	}
 	n, err := payloadLen(br, h[1]&0x7f)
@@ -123,6 +179,10 @@ func readFrame(br *bufio.Reader, buf []byte) (byte, []byte, error) {
 	buf = buf[:n]
 	if _, err := io.ReadFull(br, buf); err != nil {
 		return 0, nil, err
+	}
+	if h[0]&0x40 != 0 {
+		p, err := inflate(buf, dict)
+		return h[0] & 0x0f, p, err
 	}
 	return h[0] & 0x0f, buf, nil
 }
@@ -151,8 +211,13 @@ func payloadLen(br *bufio.Reader, l byte) (int, error) {
 // readData returns the next data frame, skipping pings and pongs; a close
 // frame is an error.
 func readData(br *bufio.Reader, buf []byte) (byte, []byte, error) {
+	return readDataDict(br, buf, nil)
+}
+
+// readDataDict is readData inflating with dict (see inflate).
+func readDataDict(br *bufio.Reader, buf, dict []byte) (byte, []byte, error) {
 	for {
-		op, p, err := readFrame(br, buf)
+		op, p, err := readFrameDict(br, buf, dict)
 		if err != nil {
 			return 0, nil, err
 		}

@@ -55,10 +55,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	addr := fs.String("addr", "127.0.0.1:9001", "listen address")
 	mode := fs.String("mode", "reactor", "I/O mode: reactor (epoll, Linux) or blocking (goroutines)")
 	compress := fs.Bool("compress", true, "accept permessage-deflate")
+	takeover := fs.Bool("compress-takeover", false, "with -compress, keep each connection's compression context between messages")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg := websocket.Config{ReadLimit: readLimit, Compression: *compress}
+	cfg := websocket.Config{ReadLimit: readLimit, Compression: *compress, CompressionContextTakeover: *takeover}
 	switch *mode {
 	case "reactor":
 		cfg.Mode = websocket.ModeReactor

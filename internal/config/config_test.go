@@ -45,6 +45,7 @@ func TestFlagsAndEnv(t *testing.T) {
 		"WSGATE_MAX_MESSAGE_SIZE": "64KiB",
 		"WSGATE_NO_ECHO":          "true",
 		"WSGATE_MODE":             "blocking",
+		"WSGATE_COMPRESSION":      "true",
 		"WSGATE_LOG_LEVEL":        "debug",
 	})
 	args := []string{"--addr", ":7000", "--send-queue-bytes", "2MiB", "--message-rate", "-1", "--ping-interval", "5s"}
@@ -64,6 +65,7 @@ func TestFlagsAndEnv(t *testing.T) {
 		{"MaxMessageSize", s.MaxMessageSize, int64(64 << 10)},
 		{"DisableEcho", s.DisableEcho, true},
 		{"Mode", s.Mode, websocket.ModeBlocking},
+		{"Compression", s.Compression, true},
 		{"LogLevel", c.LogLevel, slog.LevelDebug},
 		{"SendQueueBytes", s.SendQueueBytes, 2 << 20},
 		{"MessageRate", s.MessageRate, -1.0},
@@ -202,6 +204,7 @@ func TestEveryServerSettingHasAFlag(t *testing.T) {
 		"--count-actions", "110,111",
 		"--read-header-timeout", "1s", "--read-timeout", "1s", "--http-idle-timeout", "1s", "--max-header-bytes", "1",
 		"--max-pending-conns", "1", "--echo-memory", "1",
+		"--compression", "--compression-context-takeover",
 	}
 	c, err := Parse(args, env(nil), &bytes.Buffer{})
 	if err != nil {

@@ -63,6 +63,8 @@ var sample = []struct{ flag, arg, toml string }{
 	{"jwt-allow-no-exp", "true", `true`},
 	{"count-actions", "110,111", `["110", "111"]`},
 	{"metrics-addr", "127.0.0.1:2", `"127.0.0.1:2"`},
+	{"compression", "true", `true`},
+	{"compression-context-takeover", "true", `true`},
 }
 
 // notInFile are the flags a config file cannot set.

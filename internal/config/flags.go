@@ -53,6 +53,8 @@ func (c *Config) register(fs *flag.FlagSet) *optionalBool {
 	fs.DurationVar(&s.HistoryTTL, "history-ttl", 0, "how long a push is kept for resuming clients (0: 24h)")
 	fs.Var((*byteSize)(&s.HistoryMemory), "history-memory", "memory for the history of all users; the least recently pushed lose theirs first (0: 128MiB)")
 	fs.Var((*modeValue)(&s.Mode), "mode", "I/O `mode`: auto (epoll reactor on Linux), reactor or blocking (goroutine per connection)")
+	fs.BoolVar(&s.Compression, "compression", false, "negotiate permessage-deflate on /ws and /echo with clients that offer it: messages of 128 bytes or more are compressed, each on its own (CPU per message, no memory while idle)")
+	fs.BoolVar(&s.CompressionContextTakeover, "compression-context-takeover", false, "with --compression, keep each connection's compression window between messages: better ratios, but about 1.2MB per connection that sent a compressed message (see docs/DEPLOYMENT.md)")
 
 	fs.DurationVar(&s.ShutdownTimeout, "shutdown-timeout", 0, "on SIGINT/SIGTERM, how long to wait for connections to close, after --drain-period (0: 10s)")
 	fs.DurationVar(&s.DrainPeriod, "drain-period", 0, "on SIGINT/SIGTERM, close connections with 4003 (reconnect elsewhere) spread over this period; for nodes behind a load balancer (0: 1001 to all at once)")

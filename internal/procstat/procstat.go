@@ -15,13 +15,20 @@ import (
 
 // RSS returns the resident set size of pid in bytes (VmRSS in /proc/PID/status):
 // heap, stacks and runtime, whatever the process is written in.
-func RSS(pid int) (int64, error) {
+func RSS(pid int) (int64, error) { return statusBytes(pid, "VmRSS") }
+
+// PeakRSS returns the largest resident set size pid has had, in bytes (VmHWM
+// in /proc/PID/status).
+func PeakRSS(pid int) (int64, error) { return statusBytes(pid, "VmHWM") }
+
+// statusBytes reads a "kB" field of /proc/PID/status.
+func statusBytes(pid int, field string) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, fmt.Errorf("wsgate: rss: %w", err)
 	}
 	for line := range strings.Lines(string(b)) {
-		rest, ok := strings.CutPrefix(line, "VmRSS:")
+		rest, ok := strings.CutPrefix(line, field+":")
 		if !ok {
 			continue
 		}
@@ -35,7 +42,7 @@ func RSS(pid int) (int64, error) {
 		}
 		return kb << 10, nil
 	}
-	return 0, fmt.Errorf("wsgate: rss: no VmRSS in /proc/%d/status", pid)
+	return 0, fmt.Errorf("wsgate: rss: no %s in /proc/%d/status", field, pid)
 }
 
 // CPU returns the CPU time (user + system, every thread) pid has used. Its
