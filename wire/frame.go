@@ -25,6 +25,7 @@ const (
 	TypeAck     FrameType = 5 // client→server: sequence
 	TypeHello   FrameType = 6 // server→client, first frame: ids, last sequence, limits
 	TypeResume  FrameType = 7 // client→server, optional first frame: last sequence held
+	TypeRefresh FrameType = 8 // client→server: request id, a new token (UTF-8) for this connection
 )
 
 // Fixed sizes of each frame type, type byte included. Hello is helloMin
@@ -56,6 +57,8 @@ func (t FrameType) String() string {
 		return "hello"
 	case TypeResume:
 		return "resume"
+	case TypeRefresh:
+		return "refresh"
 	}
 	return "unknown"
 }
@@ -80,10 +83,10 @@ var (
 type Frame struct {
 	Type       FrameType
 	Action     Action    // request, push
-	ID         uint32    // request (0 = no reply wanted), reply, error (0 = not tied to a request)
+	ID         uint32    // request (0 = no reply wanted), reply, error (0 = not tied to a request), refresh
 	Seq        uint64    // push (0 = unsequenced), ack, hello (server's last), resume (client's last)
 	Code       ErrorCode // error
-	Payload    []byte    // request, reply, push; error: the UTF-8 message
+	Payload    []byte    // request, reply, push; error: the UTF-8 message; refresh: the token
 	ConnID     []byte    // hello: at most 65535 bytes
 	UserID     []byte    // hello: at most 65535 bytes
 	MaxMessage uint32    // hello: largest message the client may send, in bytes; 0 = unstated
@@ -101,8 +104,8 @@ func AppendFrame(dst []byte, f *Frame) ([]byte, error) {
 		dst = append(dst, byte(TypeRequest))
 		dst = be.AppendUint32(dst, uint32(f.Action))
 		dst = be.AppendUint32(dst, f.ID)
-	case TypeReply:
-		dst = append(dst, byte(TypeReply))
+	case TypeReply, TypeRefresh:
+		dst = append(dst, byte(f.Type))
 		dst = be.AppendUint32(dst, f.ID)
 	case TypeError:
 		dst = append(dst, byte(TypeError))
@@ -151,7 +154,7 @@ func DecodeFrame(b []byte, f *Frame) error {
 	switch t := FrameType(b[0]); t {
 	case TypeRequest:
 		err = decodeRequest(b, f)
-	case TypeReply:
+	case TypeReply, TypeRefresh:
 		err = decodeReply(b, f)
 	case TypeError:
 		err = decodeError(b, f)
