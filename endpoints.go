@@ -99,12 +99,17 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		var err error
 		if id, err = s.cfg.Authenticate(r.Context(), r); err != nil {
 			s.ctr.rejAuth.Add(1)
+			if s.refuseInBand(w, r, err) {
+				upgraded = true // onClose releases the slot
+				return
+			}
 			w.Header().Set("WWW-Authenticate", "Bearer")
 			http.Error(w, err.Error(), http.StatusUnauthorized)
 			return
 		}
 	}
 	sess := &session{id: s.ids.newID(), identity: id}
+	sess.expiry.set(id.Expires)
 	s.readCursor(r, sess)
 	_, err := s.ws.Accept(w, r, &websocket.AcceptOptions{
 		Subprotocols: wsSubprotocols, CheckOrigin: s.allowOrigin, Value: sess,

@@ -51,7 +51,7 @@ type replyTo struct {
 // handler right here (runHandler).
 func (s *Server) onMessage(c *websocket.Conn, typ websocket.MessageType, data []byte) {
 	sess, ok := sessionOf(c)
-	if !ok || !s.takeToken(sess) {
+	if !ok || sess.refused != "" || !s.takeToken(sess) {
 		return
 	}
 	switch {
@@ -110,7 +110,7 @@ func (s *Server) routeFrame(sess *session, enc encoding, data []byte) {
 			if first && sequenced(sess) {
 				s.onFirstFrame(sess, &f) // not a resume: no reason to hold its pushes
 			}
-			s.sendFrameError(sess, true, 0, wire.CodeBadRequest, err.Error())
+			s.sendFrameError(sess, true, 0, wire.CodeBadRequest, s.explainBadText(data, err))
 			return
 		}
 		if sess.form == formSimple && f.Type != wire.TypeRequest {
@@ -137,6 +137,8 @@ func (s *Server) routeFrame(sess *session, enc encoding, data []byte) {
 		}
 	case wire.TypeResume:
 		// Handled above, as the first frame.
+	case wire.TypeRefresh:
+		s.refresh(sess, enc == encJSON, f.ID, f.Payload)
 	default:
 		s.protocolError(sess, "unexpected "+f.Type.String()+" frame from client")
 	}
@@ -144,7 +146,7 @@ func (s *Server) routeFrame(sess *session, enc encoding, data []byte) {
 
 // fromClient reports whether a client may send frames of type t.
 func fromClient(t wire.FrameType) bool {
-	return t == wire.TypeRequest || t == wire.TypeAck || t == wire.TypeResume
+	return t == wire.TypeRequest || t == wire.TypeAck || t == wire.TypeResume || t == wire.TypeRefresh
 }
 
 // protocolError closes sess with 1002; the engine cuts reason to fit the

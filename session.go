@@ -81,9 +81,11 @@ type session struct {
 	seq      uint64      // sequenced delivery: highest sequence queued (guarded by the user's sync lock)
 	ready    atomic.Bool // the hello is queued: pushes may follow it
 	slow     atomic.Bool // closed as a slow consumer (counted once)
+	expiry   tokenExpiry // the token's deadline (token.go)
 	form     form
 	sync     syncState // sequenced delivery state (guarded by the user's sync lock)
 	limited  bool      // closed for exceeding MessageRate; later messages are dropped
+	refused  string    // authentication failed: closed with 4500 and this reason in onOpen, never registered
 	started  bool      // a full-form frame has arrived (resume must be the first)
 }
 
@@ -179,7 +181,7 @@ func sessionOf(c *websocket.Conn) (*session, bool) {
 // user's pushes meanwhile (greet).
 func (s *Server) onOpen(c *websocket.Conn) {
 	sess, ok := sessionOf(c)
-	if !ok {
+	if !ok || s.refuseOpen(sess, c) {
 		return
 	}
 	sess.conn = c
@@ -219,6 +221,10 @@ func (s *Server) onOpen(c *websocket.Conn) {
 func (s *Server) onClose(c *websocket.Conn, err error) {
 	sess, ok := sessionOf(c)
 	if !ok {
+		return
+	}
+	if sess.refused != "" {
+		s.ctr.open.Add(-1) // never registered, never announced
 		return
 	}
 	if sequenced(sess) {
