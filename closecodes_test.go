@@ -114,7 +114,7 @@ func closeTriggers() map[int]closeTrigger {
 		},
 		1002: func(t *testing.T) websocket.StatusCode {
 			c := dial(t, startServer(t, anon()).wsURL("/ws"), fullForm)
-			readFrame(t, c) // hello
+			readFrame(t, c)                                             // hello
 			write(t, c, websocket.BinaryMessage, []byte{2, 0, 0, 0, 1}) // a reply: server→client only
 			return readClose(t, c)
 		},
