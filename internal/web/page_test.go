@@ -90,7 +90,7 @@ func TestPageInChromium(t *testing.T) {
 	modules := nodeModules(t)
 	url, expired := startGateway(t)
 	args := []string{"page_test.mjs", url, expired}
-	wantSteps := 15 // load, 4 per form, client, expired token, no page errors
+	wantSteps := 16 // load, 4 per form, client, expired token, no page errors
 	if !epochHello() {
 		t.Log("SKIPPING the full-form and WsgateClient steps: the gateway does not send the epoch hello yet (protocol-epoch, issue 8)")
 		args, wantSteps = append(args, "simple-only"), 7
