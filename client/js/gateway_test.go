@@ -119,6 +119,7 @@ func startDriver(t *testing.T, name, pageURL string) *driver {
 		}
 		cancel()
 	})
+	d.nextWithin("ready", time.Minute) // a browser may take a while to start on a loaded machine
 	return d
 }
 
@@ -147,7 +148,12 @@ func (d *driver) do(cmd map[string]any) map[string]any {
 // after timeout. Other events are skipped, and logged.
 func (d *driver) next(name string) map[string]any {
 	d.t.Helper()
-	deadline := time.After(timeout)
+	return d.nextWithin(name, timeout)
+}
+
+func (d *driver) nextWithin(name string, within time.Duration) map[string]any {
+	d.t.Helper()
+	deadline := time.After(within)
 	for {
 		select {
 		case e, ok := <-d.events:
@@ -162,7 +168,7 @@ func (d *driver) next(name string) map[string]any {
 			}
 			d.t.Logf("event %v", e)
 		case <-deadline:
-			d.t.Fatalf("no %q event within %v", name, timeout)
+			d.t.Fatalf("no %q event within %v", name, within)
 			return nil
 		}
 	}

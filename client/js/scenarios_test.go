@@ -4,8 +4,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wsgate/wsgate"
 	"github.com/wsgate/wsgate/internal/gatewaytest"
 	"github.com/wsgate/wsgate/internal/redistest"
+	"github.com/wsgate/wsgate/internal/web"
 	"github.com/wsgate/wsgate/redisbroker"
 	"github.com/wsgate/wsgate/wire"
 )
@@ -143,6 +145,35 @@ func TestJSResumeAfterRestart(t *testing.T) {
 				if num(e, "seq") != first+i-1 || e["payload"] != name+"-"+itoa(i) || e["gap"] != false {
 					t.Fatalf("got %v, want push %d (%s-%d) without a gap", e, first+i-1, name, i)
 				}
+			}
+		})
+	}
+}
+
+// TestJSSimpleForm: SimpleClient speaks the simple form to a real gateway:
+// a request gets its reply by action, an error reply rejects with the
+// gateway's message, and a push arrives as a message.
+func TestJSSimpleForm(t *testing.T) {
+	for _, name := range drivers {
+		t.Run(name, func(t *testing.T) {
+			gw := gatewaytest.Start(t, wsgate.Config{Page: web.Handler()}, nil)
+			d := startDriver(t, name, gw.URL+"/")
+			if r := d.do(map[string]any{"cmd": "startSimple", "url": gw.WS + "/ws?user=sam"}); r["opened"] != true {
+				t.Fatalf("startSimple: %v", r)
+			}
+			if r := d.do(map[string]any{"cmd": "request", "action": int(wire.ActionPing), "payload": "echo me"}); r["reply"] != "echo me" {
+				t.Fatalf("ping: got %v", r)
+			}
+			if r := d.do(map[string]any{"cmd": "request", "action": 999, "payload": ""}); r["failed"] != "wsgate: unknown action 999 (code 0)" {
+				t.Fatalf("unknown action: got %v, want the gateway's error reply", r)
+			}
+			gatewaytest.WaitFor(t, "sam registered", func() bool { return gw.Presence("sam") == 1 })
+			publish(t, gw.Server, "sam", "pushed")
+			if e := d.next("message"); num(e, "action") != 120 || e["payload"] != "pushed" {
+				t.Fatalf("push: got %v", e)
+			}
+			if s := d.do(map[string]any{"cmd": "stats"}); num(s, "attempts") != 1 || s["state"] != "open" {
+				t.Errorf("got %v, want one attempt, open", s)
 			}
 		})
 	}

@@ -117,3 +117,39 @@ export declare class WsgateClient {
   subscribe(topic: string): Promise<void>;
   unsubscribe(topic: string): Promise<void>;
 }
+
+export interface SimpleMessage { action: number; payload: Uint8Array }
+
+export interface SimpleClientEvents {
+  state: ClientState;
+  /** A message that answers no waiting request: a push. */
+  message: SimpleMessage;
+  close: CloseInfo;
+  error: Error;
+}
+
+export interface SimpleClientOptions {
+  requestTimeout?: number;
+  backoffBase?: number;
+  backoffMax?: number;
+  getToken?: () => string | Promise<string>;
+  tokenParam?: string;
+  WebSocket?: WebSocketConstructor;
+  random?: () => number;
+}
+
+/**
+ * A client of the simple form (no subprotocol): u32 action + payload, no
+ * ids, no hello, no resume. request() resolves with the next message of the
+ * same action.
+ */
+export declare class SimpleClient {
+  constructor(url: string | (() => string), options?: SimpleClientOptions);
+  readonly state: ClientState;
+  readonly attempts: number;
+  on<E extends keyof SimpleClientEvents>(event: E, fn: (arg: SimpleClientEvents[E]) => void): () => void;
+  connect(): Promise<void>;
+  close(code?: number, reason?: string): void;
+  send(action: number, payload?: PayloadInput): void;
+  request(action: number, payload?: PayloadInput, options?: { timeout?: number }): Promise<Uint8Array>;
+}

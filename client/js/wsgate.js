@@ -10,8 +10,9 @@
 // the codec.
 
 import {
-  SUBPROTOCOL, SUBPROTOCOL_JSON, Action, ErrorCode, CloseCode, encodeFrame, decodeFrame,
-  frameToJSON, frameFromJSON, closeCodeReconnect, closeCodeBackoff, reconnectDelay, resumeParam,
+  SUBPROTOCOL, SUBPROTOCOL_JSON, SIMPLE_ERROR_BIT, Action, ErrorCode, CloseCode, encodeFrame, decodeFrame,
+  encodeSimple, decodeSimple, frameToJSON, frameFromJSON, closeCodeReconnect, closeCodeBackoff,
+  reconnectDelay, resumeParam,
 } from "./wire.js";
 
 export * from "./wire.js";
@@ -475,6 +476,191 @@ export class WsgateClient {
       } catch (err) {
         if (event !== "error") this.#report(err);
       }
+    }
+  }
+}
+
+/**
+ * SimpleClient speaks the simple form (no subprotocol): every message is a
+ * u32 action and a payload, with no request ids, hello or sequences. The
+ * gateway answers a connection's requests in order, so request() resolves
+ * with the next message carrying the request's action (an error reply, the
+ * action with the high bit set, rejects with WsgateError code 0). Other
+ * messages are pushes, handed to the "message" event: give pushes actions
+ * that requests do not use. It reconnects like WsgateClient (backoff,
+ * terminal codes, getToken) but has no resume: use WsgateClient for that.
+ *
+ * Events: "state", "message" ({action, payload}), "close", "error".
+ */
+export class SimpleClient {
+  #url;
+  #opts;
+  #ws = null;
+  #gen = 0;
+  #state = "idle";
+  #waiting = new Map(); // action → queue of {resolve, reject, timer}
+  #attempt = 0;
+  #attempts = 0;
+  #timer = null;
+  #token;
+  #refused = null;
+  #listeners = new Map();
+
+  constructor(url, options = {}) {
+    this.#url = url;
+    this.#opts = {
+      requestTimeout: 10000, backoffBase: 500, backoffMax: 30000, tokenParam: "token",
+      WebSocket: globalThis.WebSocket, random: Math.random, ...options,
+    };
+  }
+
+  get state() { return this.#state; }
+  get attempts() { return this.#attempts; }
+
+  on(event, fn) {
+    if (!["state", "message", "close", "error"].includes(event)) throw new TypeError(`wsgate: unknown event ${event}`);
+    if (!this.#listeners.has(event)) this.#listeners.set(event, new Set());
+    this.#listeners.get(event).add(fn);
+    return () => this.#listeners.get(event)?.delete(fn);
+  }
+
+  /** Starts connecting; resolves once open. */
+  connect() {
+    return new Promise((resolve, reject) => {
+      const off = this.on("state", (s) => {
+        if (s === "open") { off(); resolve(); }
+        if (s === "closed") { off(); reject(new ConnectionError("closed", "wsgate: client closed")); }
+      });
+      if (this.#state === "idle") this.#open();
+      else if (this.#state === "open") { off(); resolve(); }
+      else if (this.#state === "closed") { off(); reject(new ConnectionError("closed", "wsgate: client closed")); }
+    });
+  }
+
+  close(code = CloseCode.NORMAL, reason = "") {
+    if (this.#state === "closed") return;
+    const ws = this.#ws;
+    this.#drop();
+    try { ws?.close(code, reason); } catch { /* already closing */ }
+    this.#setState("closed");
+  }
+
+  /** Sends action + payload without waiting for anything. Throws if not open. */
+  send(action, payload) {
+    if (this.#state !== "open") throw new ConnectionError("not-connected", `wsgate: not connected (${this.#state})`);
+    this.#ws.send(encodeSimple(action, payload));
+  }
+
+  /** Sends a request; resolves with the payload of the next message with the same action. */
+  request(action, payload, { timeout = this.#opts.requestTimeout } = {}) {
+    return new Promise((resolve, reject) => {
+      this.send(action, payload);
+      const q = this.#waiting.get(action) ?? [];
+      this.#waiting.set(action, q);
+      const w = { resolve, reject, timer: null };
+      if (Number.isFinite(timeout)) {
+        w.timer = setTimeout(() => {
+          q.splice(q.indexOf(w), 1);
+          reject(new ConnectionError("timeout", `wsgate: request for action ${action} timed out`));
+        }, timeout);
+      }
+      q.push(w);
+    });
+  }
+
+  async #open() {
+    const gen = ++this.#gen;
+    this.#setState("connecting");
+    let token = this.#token;
+    if (this.#opts.getToken) {
+      try {
+        token = await this.#opts.getToken();
+      } catch (err) {
+        if (gen !== this.#gen) return;
+        this.#emit("error", err);
+        this.#retry(CloseCode.ABNORMAL);
+        return;
+      }
+      if (gen !== this.#gen) return;
+    }
+    if (this.#refused !== null && token === this.#refused) {
+      this.#setState("closed");
+      return;
+    }
+    this.#refused = null;
+    this.#token = token;
+    let url = typeof this.#url === "function" ? this.#url() : this.#url;
+    if (token !== undefined) {
+      const u = new URL(url);
+      u.searchParams.set(this.#opts.tokenParam, token);
+      url = u.toString();
+    }
+    const ws = new this.#opts.WebSocket(url);
+    this.#attempts++;
+    this.#ws = ws;
+    ws.binaryType = "arraybuffer";
+    ws.onopen = () => { if (gen === this.#gen) { this.#attempt = 0; this.#setState("open"); } };
+    ws.onmessage = (ev) => gen === this.#gen && this.#onMessage(ev.data);
+    ws.onclose = (ev) => gen === this.#gen && this.#onClose(ev.code, ev.reason);
+    ws.onerror = () => {};
+  }
+
+  #onMessage(data) {
+    if (typeof data === "string") { // a JSON error frame: the gateway's answer to text it could not read
+      this.#emit("error", new WsgateError(ErrorCode.BAD_REQUEST, data));
+      return;
+    }
+    let m;
+    try { m = decodeSimple(data); } catch (err) { this.#emit("error", err); return; }
+    const action = m.error ? (m.action & ~SIMPLE_ERROR_BIT) >>> 0 : m.action;
+    const w = this.#waiting.get(action)?.shift();
+    if (!w) {
+      this.#emit("message", { action: m.action, payload: m.payload });
+      return;
+    }
+    clearTimeout(w.timer);
+    if (m.error) w.reject(new WsgateError(0, new TextDecoder().decode(m.payload)));
+    else w.resolve(m.payload);
+  }
+
+  #onClose(code, reason) {
+    this.#drop();
+    const retryAuth = code === CloseCode.UNAUTHORIZED && !!this.#opts.getToken;
+    const reconnect = closeCodeReconnect(code) || retryAuth;
+    this.#emit("close", { code, reason, reconnect });
+    if (this.#state === "closed") return;
+    if (!reconnect) { this.#setState("closed"); return; }
+    if (retryAuth) this.#refused = this.#token;
+    this.#retry(code);
+  }
+
+  #retry(code) {
+    const { backoffBase, backoffMax, random } = this.#opts;
+    const attempt = closeCodeBackoff(code) || code === CloseCode.UNAUTHORIZED ? this.#attempt++ : 0;
+    this.#setState("connecting");
+    this.#timer = setTimeout(() => this.#open(), reconnectDelay(attempt, random(), backoffBase, backoffMax));
+  }
+
+  // #drop forgets the socket and fails every waiting request.
+  #drop() {
+    this.#gen++;
+    clearTimeout(this.#timer);
+    if (this.#ws) this.#ws.onopen = this.#ws.onmessage = this.#ws.onclose = this.#ws.onerror = null;
+    this.#ws = null;
+    const err = new ConnectionError("closed", "wsgate: connection closed");
+    for (const q of this.#waiting.values()) for (const w of q) { clearTimeout(w.timer); w.reject(err); }
+    this.#waiting.clear();
+  }
+
+  #setState(s) {
+    if (this.#state === s) return;
+    this.#state = s;
+    this.#emit("state", s);
+  }
+
+  #emit(event, arg) {
+    for (const fn of this.#listeners.get(event) ?? []) {
+      try { fn(arg); } catch (err) { if (event !== "error") this.#emit("error", err); }
     }
   }
 }

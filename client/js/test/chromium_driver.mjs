@@ -30,6 +30,7 @@ await page.evaluate(async (src) => {
   window.wsgateRun = (0, eval)(`(${src})`)(mod, (e) => window.wsgateEmit(e));
 }, harness.toString());
 
+emit({ event: "ready" });
 const lines = createInterface({ input: process.stdin });
 lines.on("line", (line) => {
   page.evaluate((cmd) => window.wsgateRun(cmd), JSON.parse(line))

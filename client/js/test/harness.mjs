@@ -30,6 +30,14 @@ export function harness(mod, emit) {
       client.connect().catch((e) => emit({ event: "connectFailed", message: String(e?.message ?? e) }));
       return {};
     },
+    startSimple({ url }) {
+      client = new mod.SimpleClient(url, { backoffBase: 100, backoffMax: 2000 });
+      client.on("state", (s) => emit({ event: "state", state: s }));
+      client.on("message", (m) => emit({ event: "message", action: m.action, payload: dec.decode(m.payload) }));
+      client.on("close", (c) => emit({ event: "close", code: c.code, reason: c.reason, reconnect: c.reconnect }));
+      client.on("error", (e) => emit({ event: "error", message: String(e?.message ?? e) }));
+      return client.connect().then(() => ({ opened: true }), (e) => ({ failed: String(e?.message ?? e) }));
+    },
     async request({ action, payload }) {
       try {
         return { reply: dec.decode(await client.request(action, payload)) };

@@ -11,6 +11,7 @@ if (typeof WebSocket !== "function") {
 }
 const emit = (e) => process.stdout.write(JSON.stringify(e) + "\n");
 const run = harness(mod, emit);
+emit({ event: "ready" });
 const lines = createInterface({ input: process.stdin });
 lines.on("line", (line) => run(JSON.parse(line)).catch((e) => emit({ event: "fatal", message: String(e?.stack ?? e) })));
 lines.on("close", () => process.exit(0));

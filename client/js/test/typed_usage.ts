@@ -2,7 +2,7 @@
 // to check wsgate.d.ts and wire.d.ts: what an application writes compiles,
 // and the @ts-expect-error lines prove the types reject misuse.
 import {
-  WsgateClient, WsgateError, ConnectionError, CloseCode, ErrorCode, Action,
+  WsgateClient, SimpleClient, WsgateError, ConnectionError, CloseCode, ErrorCode, Action,
   type Push, type CloseInfo, type Position, type HelloFrame,
 } from "@wsgate/client";
 import { decodeFrame, encodeFrame, frameToJSON, resumeParam, type Frame } from "@wsgate/client/wire";
@@ -39,6 +39,14 @@ async function app(): Promise<void> {
   const f: Frame = decodeFrame(encodeFrame({ type: "refresh", id: 1, token: "t" }));
   if (f.type === "hello") console.log(f.epoch.toString());
   console.log(frameToJSON({ type: "ack", seq: 3n }), resumeParam(1n, 2n));
+
+  const simple = new SimpleClient("ws://x/ws", { getToken: () => "t" });
+  await simple.connect();
+  const echoed: Uint8Array = await simple.request(Action.PING, "hi");
+  simple.on("message", (m) => console.log(m.action, m.payload.byteLength, echoed));
+  // @ts-expect-error: a simple client has no pushesLost
+  simple.on("pushesLost", () => {});
+  simple.close();
 
   // @ts-expect-error: no such event
   client.on("message", () => {});
