@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 
 import {
-  SUBPROTOCOL, Action, CloseCode, ErrorCode, WireError, WsgateError, ConnectionError, WsgateClient,
+  SUBPROTOCOL, Action, CloseCode, ErrorCode, WireError, WsgateError, ConnectionError, WsgateClient, SimpleClient,
   encodeFrame, decodeFrame, encodeSimple, encodeSimpleError, decodeSimple, frameToJSON, frameFromJSON,
   closeCodeReconnect, closeCodeBackoff, reconnectDelay, resumeParam, SUBPROTOCOL_JSON,
 } from "../wsgate.js";
@@ -470,4 +470,32 @@ test("client callbacks that throw are reported, not fatal", { timeout: 5000 }, a
   await until(() => sock.sent.length === 1, "the ack");
   assert.deepStrictEqual(sock.sent.at(-1), { type: "ack", seq: 1n });
   client.close();
+});
+
+test("SimpleClient matches replies by action, reports pushes, stops on terminal codes", { timeout: 5000 }, async () => {
+  const Fake = fakeSocketClass();
+  Fake.prototype.send = function (data) { this.sent.push(decodeSimple(data)); };
+  const client = new SimpleClient("ws://x/ws", { WebSocket: Fake, backoffBase: 10, random: () => 0, getToken: () => "t1" });
+  const messages = [];
+  client.on("message", (m) => messages.push([m.action, dec.decode(m.payload)]));
+  const ready = client.connect();
+  await until(() => Fake.instances.length === 1, "a socket");
+  const sock = Fake.instances[0];
+  assert.deepStrictEqual(sock.protocols, undefined, "the simple form offers no subprotocol");
+  assert.equal(new URL(sock.url).searchParams.get("token"), "t1");
+  sock.onopen({});
+  await ready;
+  const a = client.request(4, "ping");
+  const b = client.request(999, "");
+  const deliver = (bytes) => sock.onmessage({ data: bytes.buffer });
+  deliver(encodeSimple(120, "a push"));
+  deliver(encodeSimpleError(999, "unknown action 999"));
+  deliver(encodeSimple(4, "ping"));
+  assert.equal(dec.decode(await a), "ping");
+  await assert.rejects(b, (e) => e instanceof WsgateError && e.serverMessage === "unknown action 999");
+  assert.deepStrictEqual(messages, [[120, "a push"]]);
+  assert.deepStrictEqual(sock.sent.map((m) => m.action), [4, 999]);
+  sock.onclose({ code: CloseCode.UNAUTHORIZED, reason: "wsgate: token expired" });
+  await until(() => client.state === "closed", "closed: getToken gave the same token");
+  assert.equal(Fake.instances.length, 1);
 });
