@@ -16,8 +16,10 @@ import (
 // visits every connection once per PingInterval, warns a full-form client
 // with an id-0 error CodeTokenExpiring once less than two intervals are
 // left, and closes the connection with CloseTokenExpired at the first
-// visit after the deadline: no timer per connection, at most one
-// PingInterval late. A refresh frame carrying a newer token of the same
+// visit after the deadline that follows the warning: no timer per
+// connection, about one PingInterval late, and a client always has at
+// least one interval between warning and close to refresh, even when a
+// loaded machine delays the visits. A refresh frame carrying a newer token of the same
 // user moves the deadline.
 
 const closeTokenExpired = websocket.StatusCode(wire.CloseTokenExpired)
@@ -47,14 +49,14 @@ func (s *Server) checkExpiry(sess *session, now int64) {
 		return
 	}
 	left := time.Duration(at - now)
-	if left <= 0 {
+	if left <= 0 && (sess.form == formSimple || sess.expiry.warned.Load()) {
 		_ = sess.conn.Close(closeTokenExpired, "wsgate: token expired: reconnect with a fresh token") // already closing is fine
 		return
 	}
 	if sess.form == formSimple || left > 2*s.cfg.PingInterval || sess.expiry.warned.Swap(true) {
 		return
 	}
-	msg := "wsgate: token expires in " + strconv.FormatInt(int64(left.Round(time.Second)/time.Second), 10) +
+	msg := "wsgate: token expires in " + strconv.FormatInt(int64(max(left, 0).Round(time.Second)/time.Second), 10) +
 		"s: send a refresh frame with a new token"
 	s.sendFrameError(sess, sess.form == formJSON, 0, wire.CodeTokenExpiring, msg)
 }

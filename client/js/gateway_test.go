@@ -297,17 +297,6 @@ func publish(t *testing.T, srv *wsgate.Server, user, payload string) {
 	}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func num(e map[string]any, k string) int {
 	f, _ := e[k].(float64)
 	return int(f)
