@@ -27,6 +27,11 @@ type Identity struct {
 	// an empty non-nil slice allows none. Each pattern is either an exact topic
 	// or a prefix ending in "*" ("news.*" allows "news.sport").
 	Topics []string
+	// Expires is when the credentials behind this identity run out; zero
+	// means never. A connection past it that has not sent a refresh frame
+	// with a newer token is closed with wire.CloseTokenExpired (see
+	// docs/PROTOCOL.md, token refresh).
+	Expires time.Time
 }
 
 // Config configures a Server. The zero value is usable except that it must say

@@ -204,7 +204,8 @@
 // full table and the reconnect rule every client SDK obeys: 4000–4499
 // reconnect with backoff, 4500–4999 stop):
 //
-//	1001  going away: Shutdown, or the engine's IdleTimeout
+//	1000  the answer to a client's own 1000
+//	1001  going away: Shutdown without a drain period
 //	1002  protocol error: malformed full-form binary frame, a frame only a
 //	      server sends, a resume that is not the first frame
 //	1009  message larger than MaxMessageSize
@@ -212,7 +213,12 @@
 //	      connections are closed so that their clients resume
 //	4000  slow consumer: the send queue overflowed, or a replay could not
 //	      keep up with the pushes arriving meanwhile
+//	4001  idle timeout: nothing (not even a pong) within IdleTimeout
 //	4002  rate limited: more than MessageRate messages per second
+//	4003  draining: Shutdown with a DrainPeriod
+//	4004  token expired: Identity.Expires passed without a refresh frame
+//	4500  unauthorized: a browser's upgrade (Origin header) failed
+//	      Authenticate; the reason says why (others get HTTP 401)
 //	any   the code given to Disconnect (e.g. 4503 replaced)
 //
 // OnDisconnect receives the code of the close handshake, or 1006 when the

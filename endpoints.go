@@ -117,6 +117,10 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		var err error
 		if id, err = s.cfg.Authenticate(r.Context(), r); err != nil {
 			s.ctr.rejAuth.Add(1)
+			if s.refuseInBand(w, r, err) {
+				upgraded = true // onClose releases the slot
+				return
+			}
 			w.Header().Set("WWW-Authenticate", "Bearer")
 			s.reject(w, r, http.StatusUnauthorized, limitReason(err.Error()), err.Error())
 			return
@@ -130,6 +134,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	sess := &session{id: s.ids.newID(), identity: id}
+	sess.expiry.set(id.Expires)
 	if v := r.URL.Query().Get(wire.ResumeParam); v != "" {
 		epoch, seq, err := wire.ParseResume(v)
 		if err != nil {

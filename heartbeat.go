@@ -86,9 +86,11 @@ func (s *Server) heartbeat(stop <-chan struct{}, done chan<- struct{}) {
 			return
 		case <-tick.C:
 		}
+		now := time.Now().UnixNano() // token expiry is wall-clock time
 		*snap = s.reg.appendShard((*snap)[:0], shard)
 		for _, sess := range *snap {
 			_ = sess.conn.Ping(nil) // fails only when closing; onClose unregisters it
+			s.checkExpiry(sess, now)
 		}
 		clear(*snap)
 	}

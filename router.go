@@ -54,7 +54,7 @@ type replyTo struct {
 // handler right here (runHandler).
 func (s *Server) onMessage(c *websocket.Conn, typ websocket.MessageType, data []byte) {
 	sess, ok := sessionOf(c)
-	if !ok || s.freeAck(sess, typ, data) || !s.takeToken(sess) {
+	if !ok || sess.refused != "" || s.freeAck(sess, typ, data) || !s.takeToken(sess) {
 		return
 	}
 	switch {
@@ -140,7 +140,7 @@ func (s *Server) routeFrame(sess *session, enc encoding, data []byte) {
 	var f wire.Frame
 	if enc == encJSON {
 		if err := wire.DecodeJSON(data, &f); err != nil {
-			s.sendFrameError(sess, true, 0, wire.CodeBadRequest, err.Error())
+			s.sendFrameError(sess, true, 0, wire.CodeBadRequest, s.explainBadText(data, err))
 			return
 		}
 		if sess.form == formSimple && f.Type != wire.TypeRequest {
@@ -158,6 +158,8 @@ func (s *Server) routeFrame(sess *session, enc encoding, data []byte) {
 		if sequenced(sess) {
 			s.ack(sess, f.Seq)
 		}
+	case wire.TypeRefresh:
+		s.refresh(sess, enc == encJSON, f.ID, f.Payload)
 	default:
 		s.protocolError(sess, "unexpected "+f.Type.String()+" frame from client")
 	}

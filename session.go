@@ -87,10 +87,12 @@ type session struct {
 	acked    uint64      // highest sequence the client acknowledged (executor only)
 	ready    atomic.Bool // the hello is queued: pushes may follow it
 	slow     atomic.Bool // closed as a slow consumer (counted once)
+	expiry   tokenExpiry // the token's deadline (token.go)
 	restart  atomic.Bool // to be closed with 1012: the user's sequence moved to another epoch
 	form     form
-	limited  bool // closed for exceeding MessageRate; later messages are dropped
-	resuming bool // the handshake named a position (epoch, seq) to resume from
+	limited  bool   // closed for exceeding MessageRate; later messages are dropped
+	resuming bool   // the handshake named a position (epoch, seq) to resume from
+	refused  string // authentication failed: closed with 4500 and this reason in onOpen, never registered
 }
 
 // info returns the session's public description.
@@ -185,7 +187,7 @@ func sessionOf(c *websocket.Conn) (*session, bool) {
 // user's pushes meanwhile (greet).
 func (s *Server) onOpen(c *websocket.Conn) {
 	sess, ok := sessionOf(c)
-	if !ok {
+	if !ok || s.refuseOpen(sess, c) {
 		return
 	}
 	sess.conn = c
@@ -229,6 +231,10 @@ func (s *Server) onOpen(c *websocket.Conn) {
 func (s *Server) onClose(c *websocket.Conn, err error) {
 	sess, ok := sessionOf(c)
 	if !ok {
+		return
+	}
+	if sess.refused != "" {
+		s.ctr.open.Add(-1) // never registered, never announced
 		return
 	}
 	if sequenced(sess) {

@@ -63,6 +63,11 @@ type Push struct {
 type Options struct {
 	// Token is sent as "Authorization: Bearer <Token>" on every connect.
 	Token string
+	// GetToken, when set, replaces Token: it is called before every
+	// connection attempt and when the server warns that the token expires
+	// soon (the new token then goes in a refresh frame; see token.go). After
+	// a refused token the client stops unless GetToken returns another.
+	GetToken func(ctx context.Context) (string, error)
 	// Header holds extra handshake headers (Origin, Cookie, ...).
 	Header http.Header
 	// TLSConfig is used for wss:// URLs; nil = the system defaults.
@@ -190,6 +195,8 @@ type Client struct {
 	lastSeq uint64              // highest push sequence received (or the first hello's); sent on reconnect
 	synced  bool                // epoch and lastSeq are known: a hello has set them
 	closed  bool
+
+	tok tokenState // GetToken bookkeeping (token.go)
 }
 
 // Dial connects to the wsgate endpoint at url (ws:// or wss://, usually

@@ -50,8 +50,12 @@ func (c *Client) connect(ctx context.Context, from position) (*websocket.Conn, H
 	if h == nil {
 		h = http.Header{}
 	}
-	if c.opts.Token != "" {
-		h.Set("Authorization", "Bearer "+c.opts.Token)
+	tok, err := c.dialToken(ctx)
+	if err != nil {
+		return nil, Hello{}, err
+	}
+	if tok != "" {
+		h.Set("Authorization", "Bearer "+tok)
 	}
 	target, err := resumeURL(c.url, from)
 	if err != nil {

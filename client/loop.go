@@ -41,7 +41,7 @@ func (c *Client) loop(conn *websocket.Conn, gen uint64, heartbeat time.Duration)
 		case !c.detach(gen, err):
 			c.report(StateClosed, nil) // Close was called: not a failure
 			return
-		case c.opts.DisableReconnect || !closeCode(err).Reconnect():
+		case c.opts.DisableReconnect || !closeCode(err).Reconnect() && !c.tokenMayHelp(err):
 			c.report(StateClosed, err)
 			return
 		}
@@ -98,7 +98,7 @@ func (c *Client) reconnect(attempt *int, code wire.CloseCode) (*websocket.Conn, 
 			c.resubscribe(gen)
 			return conn, gen, hello, nil
 		}
-		if terminalError(err) || c.life.Err() != nil {
+		if terminalError(err) && !c.tokenMayHelp(err) || c.life.Err() != nil {
 			return nil, 0, Hello{}, err
 		}
 		c.opts.Logger.Info("wsgate client: reconnect failed", "url", c.url, "attempt", *attempt, "err", err)
@@ -239,6 +239,9 @@ func (c *Client) handleFrame(gen uint64, f *wire.Frame) {
 			return
 		}
 		if f.ID == 0 {
+			if c.notice(f) {
+				return
+			}
 			c.opts.Logger.Warn("wsgate client: server notice", "code", f.Code, "message", string(f.Payload))
 			return
 		}

@@ -5,8 +5,9 @@
 #           nginx (broker and proxy tests start their own on loopback ports),
 #           util-linux (prlimit: the hostile suite runs a gateway under a small
 #           open-files limit), nodejs/npm when node is absent.
-#   npm:    interop/package.json (ws, playwright-core), pinned by the committed
-#           interop/package-lock.json; `npm ci` runs only when node_modules is
+#   npm:    interop/package.json (ws, playwright-core) and client/js/package.json
+#           (typescript, to type-check the JS client's .d.ts), each pinned by its
+#           committed package-lock.json; `npm ci` runs only when node_modules is
 #           missing or older than the lock file.
 # Safe to run again: when everything is present it changes nothing and does not
 # touch the network. Needs root (or sudo) only when a Debian package is missing.
@@ -87,18 +88,21 @@ debian_deps() {
 	install_debs "${missing[@]}" || die "apt-get install ${missing[*]} failed"
 }
 
-# npm_deps runs `npm ci` in interop/ when node_modules is absent, lacks a
-# package, or was installed from a different lock file (a stamp holding the
-# lock file's hash is written after every successful install).
+# npm_deps DIR PACKAGE...: runs `npm ci` in DIR when node_modules is absent,
+# lacks one of the packages, or was installed from a different lock file (a
+# stamp holding the lock file's hash is written after every successful install).
 npm_deps() {
-	local dir=interop stamp=interop/node_modules/.wsgate-lock.sha256 want
+	local dir=$1 stamp=$1/node_modules/.wsgate-lock.sha256 want pkg ok=1
+	shift
 	want=$(cat "$dir/package.json" "$dir/package-lock.json" | sha256sum | cut -d' ' -f1)
-	if [[ -f $stamp && $(cat "$stamp") == "$want" &&
-		-f $dir/node_modules/ws/package.json && -f $dir/node_modules/playwright-core/package.json ]]; then
-		log "npm packages (interop/): up to date"
+	for pkg in "$@"; do
+		[[ -f $dir/node_modules/$pkg/package.json ]] || ok=0
+	done
+	if ((ok)) && [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then
+		log "npm packages ($dir/): up to date"
 		return
 	fi
-	log "npm packages (interop/): npm ci"
+	log "npm packages ($dir/): npm ci"
 	(cd "$dir" && retry 3 npm ci --no-audit --no-fund --ignore-scripts --loglevel=error) || die "npm ci in $dir failed"
 	printf '%s\n' "$want" >"$stamp"
 }
@@ -118,7 +122,8 @@ check() {
 main() {
 	command -v go >/dev/null || die "go is not on PATH (the one thing this script expects)"
 	debian_deps
-	npm_deps
+	npm_deps interop ws playwright-core
+	npm_deps client/js typescript
 	check
 	log "done"
 }

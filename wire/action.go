@@ -69,6 +69,7 @@ const (
 	CodeNotSubscribed ErrorCode = 9  // unsubscribe from a topic the connection is not in
 	CodeLimitExceeded ErrorCode = 10 // a per-connection limit (subscriptions, in-flight requests)
 	CodePushesLost    ErrorCode = 11 // sequenced pushes the client asked for are gone; sent with id 0 after a resume
+	CodeTokenExpiring ErrorCode = 12 // id 0: the connection's token expires soon; answer with a refresh frame
 
 	// MinAppCode is the lowest error code available to applications.
 	MinAppCode ErrorCode = 1000
@@ -99,6 +100,8 @@ func (c ErrorCode) String() string {
 		return "limit exceeded"
 	case CodePushesLost:
 		return "pushes lost"
+	case CodeTokenExpiring:
+		return "token expiring"
 	}
 	if c >= MinAppCode {
 		return "application error " + strconv.Itoa(int(c))

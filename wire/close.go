@@ -34,7 +34,8 @@ const (
 	CloseIdleTimeout        CloseCode = 4001 // no pong or message within the heartbeat deadline
 	CloseRateLimited        CloseCode = 4002 // the client kept sending above its inbound rate
 	CloseDraining           CloseCode = 4003 // this server is draining; reconnect elsewhere at once
-	CloseUnauthorized       CloseCode = 4500 // token missing, invalid or expired
+	CloseTokenExpired       CloseCode = 4004 // the token expired and no refresh frame renewed it; reconnect with a fresh token
+	CloseUnauthorized       CloseCode = 4500 // token missing, invalid or expired (sent to browsers instead of HTTP 401)
 	CloseForbidden          CloseCode = 4501 // authenticated but not allowed to connect
 	CloseUnsupportedVersion CloseCode = 4502 // the client speaks a protocol this server does not
 	CloseReplaced           CloseCode = 4503 // kicked or replaced by the application
@@ -96,6 +97,8 @@ func (c CloseCode) appString() string {
 		return "rate limited"
 	case CloseDraining:
 		return "server draining"
+	case CloseTokenExpired:
+		return "token expired"
 	case CloseUnauthorized:
 		return "unauthorized"
 	case CloseForbidden:

@@ -29,6 +29,7 @@ const (
 	TypeHello   FrameType = 6 // server→client, first frame: ids, last sequence and epoch, limits
 	// Type 7 was resume, a client's first frame; a client now passes its
 	// position in the handshake (ResumeParam). The code stays reserved.
+	TypeRefresh FrameType = 8 // client→server: request id, a new token (UTF-8) for this connection
 )
 
 // typeResumeGone is the code resume frames had.
@@ -70,6 +71,8 @@ func (t FrameType) String() string {
 		return "ack"
 	case TypeHello:
 		return "hello"
+	case TypeRefresh:
+		return "refresh"
 	}
 	return "unknown"
 }
@@ -94,11 +97,11 @@ var (
 type Frame struct {
 	Type       FrameType
 	Action     Action    // request, push
-	ID         uint32    // request (0 = no reply wanted), reply, error (0 = not tied to a request)
+	ID         uint32    // request (0 = no reply wanted), reply, error (0 = not tied to a request), refresh
 	Seq        uint64    // push (0 = unsequenced), ack, hello (the user's last)
 	Epoch      uint64    // hello: the epoch of the user's sequence; 0 = not sequenced
 	Code       ErrorCode // error
-	Payload    []byte    // request, reply, push; error: the UTF-8 message
+	Payload    []byte    // request, reply, push; error: the UTF-8 message; refresh: the token
 	ConnID     []byte    // hello: at most 65535 bytes
 	UserID     []byte    // hello: at most 65535 bytes
 	MaxMessage uint32    // hello: largest message the client may send, in bytes; 0 = unstated
@@ -116,8 +119,8 @@ func AppendFrame(dst []byte, f *Frame) ([]byte, error) {
 		dst = append(dst, byte(TypeRequest))
 		dst = be.AppendUint32(dst, uint32(f.Action))
 		dst = be.AppendUint32(dst, f.ID)
-	case TypeReply:
-		dst = append(dst, byte(TypeReply))
+	case TypeReply, TypeRefresh:
+		dst = append(dst, byte(f.Type))
 		dst = be.AppendUint32(dst, f.ID)
 	case TypeError:
 		dst = append(dst, byte(TypeError))
@@ -167,7 +170,7 @@ func DecodeFrame(b []byte, f *Frame) error {
 	switch t := FrameType(b[0]); t {
 	case TypeRequest:
 		err = decodeRequest(b, f)
-	case TypeReply:
+	case TypeReply, TypeRefresh:
 		err = decodeReply(b, f)
 	case TypeError:
 		err = decodeError(b, f)

@@ -16,7 +16,7 @@ func headerLen(t wire.FrameType) (n int, hasPayload bool) {
 	switch t {
 	case wire.TypeRequest:
 		return 9, true
-	case wire.TypeReply:
+	case wire.TypeReply, wire.TypeRefresh:
 		return 5, true
 	case wire.TypeError:
 		return 7, true
@@ -98,7 +98,7 @@ func TestLargePayloadRoundTrip(t *testing.T) {
 }
 
 func TestAppendUnknownType(t *testing.T) {
-	for _, typ := range []wire.FrameType{0, 8, 255} {
+	for _, typ := range []wire.FrameType{0, 9, 255} {
 		f := wire.Frame{Type: typ}
 		if b, err := wire.AppendFrame([]byte("x"), &f); !errors.Is(err, wire.ErrUnknownType) || string(b) != "x" {
 			t.Errorf("AppendFrame(type %d) = %q, %v; want ErrUnknownType", typ, b, err)

@@ -43,6 +43,9 @@ func AppendJSON(dst []byte, f *Frame) ([]byte, error) {
 	case TypeReply:
 		dst = appendUintField(dst, "id", uint64(f.ID))
 		dst = appendPayload(dst, f.Payload)
+	case TypeRefresh:
+		dst = appendUintField(dst, "id", uint64(f.ID))
+		dst = appendJSONString(append(dst, `,"token":`...), f.Payload)
 	case TypeError:
 		dst = appendUintField(dst, "id", uint64(f.ID))
 		dst = appendUintField(dst, "code", uint64(f.Code))
@@ -189,7 +192,7 @@ func jsonType(fields map[string]json.RawMessage) (FrameType, error) {
 	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &name) != nil {
 		return 0, fmt.Errorf("%w: \"type\" is not a string", ErrBadJSON)
 	}
-	for t := TypeRequest; t <= TypeHello; t++ {
+	for t := TypeRequest; t <= TypeRefresh; t++ {
 		if t.String() == name {
 			return t, nil
 		}
@@ -202,7 +205,9 @@ func jsonFieldAllowed(t FrameType, name string) bool {
 	case "type":
 		return true
 	case "id":
-		return t == TypeRequest || t == TypeReply || t == TypeError
+		return t == TypeRequest || t == TypeReply || t == TypeError || t == TypeRefresh
+	case "token":
+		return t == TypeRefresh
 	case "action":
 		return t == TypeRequest || t == TypePush
 	case "seq":
@@ -233,6 +238,9 @@ func (d *jsonDecoder) frame(t FrameType, f *Frame) {
 	f.Heartbeat = uint16(d.uint("heartbeat", 16))
 	if t == TypeError {
 		f.Payload = d.bytes("message")
+	}
+	if t == TypeRefresh {
+		f.Payload = d.bytes("token")
 	}
 	if t == TypeHello {
 		f.ConnID = d.bytes("conn")

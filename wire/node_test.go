@@ -21,11 +21,11 @@ func TestJSClient(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "--test", "internal/web/static/wsgate_test.mjs")
+	cmd := exec.CommandContext(ctx, node, "--test", "client/js/test/unit_test.mjs")
 	cmd.Dir = ".." // the module root, as the test's relative paths expect
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("node --test internal/web/static/wsgate_test.mjs: %v\n%s", err, out)
+		t.Fatalf("node --test client/js/test/unit_test.mjs: %v\n%s", err, out)
 	}
 	t.Logf("node --test passed:\n%s", tail(out, 9))
 }

@@ -73,8 +73,9 @@ type Config struct {
 
 // Claims is what a verified token says about its holder.
 type Claims struct {
-	UserID string
-	Topics []string // nil: no restriction
+	UserID  string
+	Topics  []string  // nil: no restriction
+	Expires time.Time // zero: the token has no exp claim
 }
 
 // Verifier checks tokens. It is safe for concurrent use.
@@ -161,7 +162,11 @@ func (v *Verifier) Verify(token string) (Claims, error) {
 	if err := checkSizes(&tc); err != nil {
 		return Claims{}, err
 	}
-	return Claims{UserID: tc.Subject, Topics: tc.Topics}, nil
+	c := Claims{UserID: tc.Subject, Topics: tc.Topics}
+	if tc.ExpiresAt != nil {
+		c.Expires = tc.ExpiresAt.Time
+	}
+	return c, nil
 }
 
 // checkSizes applies the bounds on claims that the gateway keeps for the
@@ -217,7 +222,7 @@ func (v *Verifier) Authenticate(_ context.Context, r *http.Request) (wsgate.Iden
 	if err != nil {
 		return wsgate.Identity{}, err
 	}
-	return wsgate.Identity{UserID: c.UserID, Topics: c.Topics}, nil
+	return wsgate.Identity{UserID: c.UserID, Topics: c.Topics, Expires: c.Expires}, nil
 }
 
 // TokenFromRequest returns the token carried by r, or "" if there is none.

@@ -1,13 +1,17 @@
 // Drives the test page (static/index.html) in headless Chromium.
 //
-// Usage: NODE_PATH=interop/node_modules node page_test.mjs 'http://127.0.0.1:PORT/?token=T'
+// Usage: NODE_PATH=interop/node_modules node page_test.mjs 'http://127.0.0.1:PORT/?token=T' EXPIRED_TOKEN [simple-only]
 //
 // Run by page_test.go against a real gateway, whose action 110 replies
-// "added <payload>". The script loads the page, checks the URL field it
-// derives from the page's ?token=, and for each protocol form connects,
-// sends an action frame and a text message, waits for the replies in #log,
-// disconnects and checks the close code. It prints one JSON line per step
-// {"step","ok"[,"error"]} and exits non-zero when a step failed.
+// "added <payload>". The script loads the page, checks the URL field and
+// the hidden token field it derives from the page's ?token=, and for each
+// protocol form (and the WsgateClient mode) connects, sends an action frame
+// and a text message, waits for the replies in #log, disconnects and checks
+// the close code. Then it connects with EXPIRED_TOKEN and checks that the
+// page shows the gateway's close reason; with SCREENSHOT=path it saves a
+// screenshot of that. "simple-only" skips the forms that need the gateway's
+// epoch hello. It prints one JSON line per step {"step","ok"[,"error"]} and
+// exits non-zero when a step failed.
 //
 // playwright-core comes from interop/node_modules through NODE_PATH, which
 // only CommonJS resolution honours, hence createRequire.
@@ -27,6 +31,8 @@ const STEP_TIMEOUT_MS = 10000;
 const WATCHDOG_MS = 90000;
 
 const pageURL = process.argv[2];
+const expiredToken = process.argv[3];
+const simpleOnly = process.argv[4] === 'simple-only';
 if (!pageURL) {
   console.error("usage: node page_test.mjs 'http://host:port/?token=T'");
   process.exit(2);
@@ -83,12 +89,14 @@ try {
   await step('load', async () => {
     await page.goto(pageURL, { timeout: STEP_TIMEOUT_MS });
     const token = new URL(pageURL).searchParams.get('token');
-    const want = `ws://${new URL(pageURL).host}/ws?token=${encodeURIComponent(token)}`;
+    const want = `ws://${new URL(pageURL).host}/ws`;
     const got = await page.inputValue('#url');
     if (got !== want) throw new Error(`#url: got ${got}, want ${want}`);
+    if (await page.inputValue('#token') !== token) throw new Error('#token does not hold the page\'s token');
+    if (await page.getAttribute('#token', 'type') !== 'password') throw new Error('the token is shown by default');
   });
 
-  for (const form of FORMS) {
+  for (const form of FORMS.filter((f) => !simpleOnly || !f.value)) {
     const name = form.value || 'simple';
     await step(`${name}: connect`, async () => {
       await page.selectOption('#protocol', form.value);
@@ -115,6 +123,34 @@ try {
       await page.click('#clear');
     });
   }
+
+  if (!simpleOnly) {
+    await step('client: connect, request, disconnect', async () => {
+      await page.selectOption('#protocol', 'client');
+      await page.click('#connect');
+      await waitForStatus(page, 'open');
+      await waitForLog(page, 'hello conn=');
+      await page.fill('#action', '110');
+      await page.fill('#payload', 'dora');
+      await page.click('#send-action');
+      await waitForLog(page, 'reply to request 1 payload "added dora"');
+      await page.click('#disconnect');
+      await waitForStatus(page, 'closed');
+      await page.click('#clear');
+    });
+  }
+
+  await step('expired token: the close reason is shown', async () => {
+    await page.selectOption('#protocol', 'client');
+    await page.fill('#token', expiredToken);
+    await page.click('#connect');
+    await waitForStatus(page, 'closed 4500');
+    await page.waitForFunction(
+      () => document.getElementById('reason').textContent === '4500: wsgate: token expired', null, { timeout: STEP_TIMEOUT_MS },
+    ).catch(async () => { throw new Error(`#reason: ${JSON.stringify(await page.textContent('#reason'))}`); });
+    await waitForLog(page, 'state closed');
+    if (process.env.SCREENSHOT) await page.screenshot({ path: process.env.SCREENSHOT, fullPage: true });
+  });
 
   await step('no page errors', async () => {
     if (pageErrors.length) throw new Error(pageErrors.join('\n'));

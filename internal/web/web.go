@@ -8,13 +8,16 @@ package web
 
 import (
 	"embed"
+	"io/fs"
 	"net/http"
 	"strings"
+
+	wsgatejs "github.com/wsgate/wsgate/client/js"
 )
 
-// The protocol modules wire.js (codec) and wsgate.js (client) are shared
-// with other clients; the page's own script is page.js. Tests (*.mjs) are
-// not embedded.
+// The page's own files are index.html and page.js; the client modules
+// wire.js and wsgate.js (and their .d.ts) come from the npm package in
+// client/js, so the page runs exactly the code people install.
 //
 //go:embed static/*.html static/*.js static/admin/*.html static/admin/*.js
 var files embed.FS
@@ -22,7 +25,9 @@ var files embed.FS
 // Handler serves the page at "/" and its scripts beside it. Anything else
 // (the admin view's files too: see Admin) is 404; methods other than GET and HEAD get 405.
 func Handler() http.Handler {
-	static := http.FileServerFS(files)
+	page, _ := fs.Sub(files, "static") // "static" is a valid path: cannot fail
+	pageFS := http.FileServerFS(page)
+	clientFS := http.FileServerFS(wsgatejs.Files)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
@@ -40,9 +45,20 @@ func Handler() http.Handler {
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer") // the URL may carry a token
 		h.Set("Cache-Control", "no-cache")
-		r2, u := *r, *r.URL
-		u.Path, u.RawPath = "/static"+u.Path, ""
-		r2.URL = &u
-		static.ServeHTTP(w, &r2)
+		if isClientFile(r.URL.Path) {
+			clientFS.ServeHTTP(w, r)
+			return
+		}
+		pageFS.ServeHTTP(w, r)
 	})
+}
+
+// isClientFile reports whether path names a file of the client package.
+func isClientFile(path string) bool {
+	name, ok := strings.CutPrefix(path, "/")
+	if !ok || strings.Contains(name, "/") {
+		return false
+	}
+	_, err := fs.Stat(wsgatejs.Files, name)
+	return err == nil
 }

@@ -25,7 +25,8 @@ func TestHandler(t *testing.T) {
 		{"GET", "/page.js", 200, `from "./wsgate.js"`, "text/javascript"},
 		{"GET", "/wsgate.js", 200, `from "./wire.js"`, "text/javascript"},
 		{"GET", "/wire.js", 200, "export", "text/javascript"},
-		{"GET", "/wsgate_test.mjs", 404, "", ""},
+		{"GET", "/unit_test.mjs", 404, "", ""},
+		{"GET", "/embed.go", 404, "", ""},
 		{"GET", "/nope", 404, "", ""},
 		{"POST", "/", 405, "", ""},
 	}

@@ -1,10 +1,12 @@
-// The test page's behaviour: a raw WebSocket (like wscat) whose traffic is
-// decoded with wsgate.js for display. It deliberately does not use
-// WsgateClient, so that people see every frame, close code and reason as
-// the server sent them.
+// The test page's behaviour. In the three raw modes it is a plain WebSocket
+// (like wscat) whose traffic is decoded with wsgate.js for display, so that
+// people see every frame, close code and reason as the server sent them. In
+// the "client" mode it runs WsgateClient from the same package, and logs
+// its events. The token lives in a password field and goes into the URL
+// only when connecting.
 import {
   SUBPROTOCOL, SUBPROTOCOL_JSON, decodeFrame, decodeSimple, encodeFrame, encodeSimple,
-  frameFromJSON, frameToJSON, SIMPLE_ERROR_BIT,
+  frameFromJSON, frameToJSON, SIMPLE_ERROR_BIT, WsgateClient, CloseCode,
 } from "./wsgate.js";
 
 const $ = (id) => document.getElementById(id);
@@ -12,13 +14,35 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
 const MAX_LOG_LINES = 2000;
 
 let ws = null;
+let client = null; // the WsgateClient in "client" mode
 let nextID = 1;
 
-// defaultURL points at this server's /ws, carrying the page's ?token= on.
+// defaultURL points at this server's /ws; the page's ?token= goes to the
+// token field instead, hidden.
 function defaultURL() {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  const token = new URLSearchParams(location.search).get("token");
-  return `${scheme}//${location.host}/ws` + (token ? `?token=${encodeURIComponent(token)}` : "");
+  return `${scheme}//${location.host}/ws`;
+}
+
+// withToken returns url with the token field's value as ?token=.
+function withToken(url) {
+  const token = $("token").value.trim();
+  if (!token) return url;
+  const u = new URL(url);
+  u.searchParams.set("token", token);
+  return u.toString();
+}
+
+// redact hides a token in a URL shown in the log.
+function redact(url) {
+  const token = $("token").value.trim();
+  return token && !$("show-token").checked ? url.replace(encodeURIComponent(token), "…").replace(token, "…") : url;
+}
+
+// showClose puts a close code and its reason next to the status.
+function showClose(code, reason) {
+  setStatus(`closed ${code}`, "closed");
+  $("reason").textContent = reason ? `${code}: ${reason}` : code === 1000 ? "" : `${code}: (no reason given)`;
 }
 
 function timestamp() {
@@ -98,8 +122,13 @@ function setStatus(text, cls) {
 }
 
 function connect() {
-  const url = $("url").value.trim();
   const protocol = $("protocol").value;
+  $("reason").textContent = "";
+  if (protocol === "client") {
+    connectClient();
+    return;
+  }
+  const url = withToken($("url").value.trim());
   try {
     ws = protocol ? new WebSocket(url, protocol) : new WebSocket(url);
   } catch (e) {
@@ -110,7 +139,7 @@ function connect() {
   nextID = 1; // request ids are per connection
   setConnected(true);
   setStatus("connecting", "");
-  log("info", `connecting to ${url}` + (protocol ? ` offering ${protocol}` : ""));
+  log("info", `connecting to ${redact(url)}` + (protocol ? ` offering ${protocol}` : ""));
   const sock = ws;
   sock.onopen = () => {
     setStatus("open", "open");
@@ -127,13 +156,49 @@ function connect() {
   sock.onerror = () => log("bad", "error (the browser gives no detail; see the close code)");
   sock.onclose = (ev) => {
     log(ev.code === 1000 ? "info" : "bad", `closed code=${ev.code} reason=${JSON.stringify(ev.reason)} clean=${ev.wasClean}`);
-    setStatus(`closed ${ev.code}`, "closed");
+    showClose(ev.code, ev.reason);
     if (ws === sock) ws = null;
     setConnected(false);
   };
 }
 
+// connectClient runs WsgateClient: it reconnects with backoff, resumes,
+// answers the gateway's token-expiry warning with the token field's value,
+// and stops on terminal close codes.
+function connectClient() {
+  const url = $("url").value.trim();
+  const c = new WsgateClient(url, { getToken: () => $("token").value.trim() });
+  client = c;
+  nextID = 1;
+  setConnected(true);
+  log("info", `WsgateClient connecting to ${url}`);
+  c.on("state", (s) => {
+    if (s === "open") setStatus("open", "open");
+    else if (s === "connecting") setStatus("connecting", "");
+    if (s === "closed") {
+      if ($("status").textContent === "open") setStatus("closed", "closed");
+      if (client === c) client = null;
+      setConnected(false);
+    }
+    log("info", `state ${s}`);
+  });
+  c.on("hello", (f) => log("in", `← ${describeFrame(f)}`));
+  c.on("push", (p) => log("in", `← push action=${p.action} seq=${p.seq}${p.gap ? " (gap)" : ""} payload ${showBytes(p.payload)}`));
+  c.on("close", (e) => {
+    log(e.code === CloseCode.NORMAL ? "info" : "bad", `closed code=${e.code} reason=${JSON.stringify(e.reason)} ${!e.reconnect ? "(final)" : e.code === CloseCode.UNAUTHORIZED ? "(final unless the token field changes)" : "(reconnecting)"}`);
+    showClose(e.code, e.reason);
+  });
+  c.on("pushesLost", (reason) => log("bad", `pushes lost: ${reason}`));
+  c.on("tokenRefreshed", () => log("info", "token refreshed"));
+  c.on("error", (e) => log("bad", `error: ${e.message}`));
+  c.connect().catch((e) => log("bad", e.message));
+}
+
 function send(data, description) {
+  if (client) {
+    log("bad", "WsgateClient mode: use Send action (text frames are for the raw modes)");
+    return;
+  }
   if (!ws || ws.readyState !== WebSocket.OPEN) {
     log("bad", "not connected");
     return;
@@ -157,6 +222,14 @@ function sendAction() {
   }
   const payload = $("payload").value;
   const shown = `action=${action} payload ${JSON.stringify(payload)}`;
+  if (client) {
+    const id = nextID++;
+    log("out", `→ request ${shown}`);
+    client.request(action, payload).then(
+      (reply) => log("in", `← reply to request ${id} payload ${showBytes(reply)}`),
+      (err) => log("bad", `← request ${id} failed: ${err.message}`));
+    return;
+  }
   switch (ws && ws.protocol) {
     case SUBPROTOCOL: {
       const b = encodeFrame({ type: "request", action, id: nextID++, payload });
@@ -176,8 +249,13 @@ function sendAction() {
 }
 
 $("url").value = defaultURL();
+$("token").value = new URLSearchParams(location.search).get("token") ?? "";
+$("show-token").addEventListener("change", () => { $("token").type = $("show-token").checked ? "text" : "password"; });
 $("connect").addEventListener("click", connect);
-$("disconnect").addEventListener("click", () => ws && ws.close(1000, "bye from the test page"));
+$("disconnect").addEventListener("click", () => {
+  if (client) client.close(1000, "bye from the test page");
+  else if (ws) ws.close(1000, "bye from the test page");
+});
 $("send-text").addEventListener("click", sendText);
 $("text").addEventListener("keydown", (e) => { if (e.key === "Enter") sendText(); });
 $("send-action").addEventListener("click", sendAction);

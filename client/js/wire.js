@@ -1,12 +1,12 @@
 // wire.js — the wsgate wire protocol (docs/PROTOCOL.md) as one
-// dependency-free ES module for browsers and Node ≥ 18: its constants, the
+// dependency-free ES module for browsers and Node ≥ 20: its constants, the
 // codecs of its three forms (binary full, simple, JSON) and the close-code
 // table with the reconnect backoff every client obeys. It is the JavaScript
 // twin of the Go package github.com/wsgate/wsgate/wire; the client in
 // wsgate.js builds on it and re-exports all of it.
 //
 // The codec is checked against the Go package's golden vectors
-// (wire/testdata) by wsgate_test.mjs. Frames are plain objects named by
+// (wire/testdata) by test/unit_test.mjs. Frames are plain objects named by
 // their JSON form:
 //
 //   {type: "request", action, id, payload}
@@ -14,20 +14,22 @@
 //   {type: "error",   id, code, message}
 //   {type: "push",    action, seq, payload}
 //   {type: "ack",     seq}
-//   {type: "hello",   conn, user, seq, maxMessage, heartbeat}
-//   {type: "resume",  seq}
+//   {type: "hello",   conn, user, seq, epoch, maxMessage, heartbeat}
+//   {type: "refresh", id, token}
 //
 // payload is a Uint8Array (a view into the received message); when encoding
 // it may also be a string (sent as UTF-8), an ArrayBuffer or any typed
-// array. seq is a BigInt, because sequences are 64-bit.
+// array. seq and epoch are BigInts, because they are 64-bit. Type 7 (the
+// old resume frame) is reserved: a position to resume from now goes in the
+// handshake, as the query parameter resume=<epoch>.<seq> (resumeParam).
 
 export const SUBPROTOCOL = "wsgate.v1";
 export const SUBPROTOCOL_JSON = "wsgate.v1.json";
 
 export const FrameType = Object.freeze({
-  REQUEST: 1, REPLY: 2, ERROR: 3, PUSH: 4, ACK: 5, HELLO: 6, RESUME: 7,
+  REQUEST: 1, REPLY: 2, ERROR: 3, PUSH: 4, ACK: 5, HELLO: 6, REFRESH: 8,
 });
-const TYPE_NAMES = ["request", "reply", "error", "push", "ack", "hello", "resume"];
+const TYPE_NAMES = ["request", "reply", "error", "push", "ack", "hello", null, "refresh"];
 
 export const Action = Object.freeze({
   SUBSCRIBE: 1, // payload: topic (UTF-8, 1–255 bytes); reply: empty
@@ -43,6 +45,7 @@ export const ErrorCode = Object.freeze({
   UNKNOWN_ACTION: 1, BAD_REQUEST: 2, FORBIDDEN: 3, INTERNAL: 4, UNAVAILABLE: 5,
   TIMEOUT: 6, RATE_LIMITED: 7, TOO_LARGE: 8, NOT_SUBSCRIBED: 9, LIMIT_EXCEEDED: 10,
   PUSHES_LOST: 11, // id-0 error after a resume: sequenced pushes are no longer retained
+  TOKEN_EXPIRING: 12, // id-0 notice: the token expires soon; send a refresh frame
   MIN_APP: 1000,
 });
 
@@ -50,7 +53,7 @@ export const CloseCode = Object.freeze({
   NORMAL: 1000, GOING_AWAY: 1001, PROTOCOL_ERROR: 1002, UNSUPPORTED_DATA: 1003,
   NO_STATUS: 1005, ABNORMAL: 1006, INVALID_PAYLOAD: 1007, POLICY_VIOLATION: 1008,
   MESSAGE_TOO_BIG: 1009, INTERNAL_ERROR: 1011, SERVICE_RESTART: 1012, TRY_AGAIN_LATER: 1013,
-  SLOW_CONSUMER: 4000, IDLE_TIMEOUT: 4001, RATE_LIMITED: 4002, DRAINING: 4003,
+  SLOW_CONSUMER: 4000, IDLE_TIMEOUT: 4001, RATE_LIMITED: 4002, DRAINING: 4003, TOKEN_EXPIRED: 4004,
   UNAUTHORIZED: 4500, FORBIDDEN: 4501, UNSUPPORTED_VERSION: 4502, REPLACED: 4503,
 });
 
@@ -69,7 +72,7 @@ const strictDecoder = new TextDecoder("utf-8", { fatal: true });
 
 // ---- binary full form ----
 
-const HEADER = { request: 9, reply: 5, error: 7, push: 13 };
+const HEADER = { request: 9, reply: 5, error: 7, push: 13, refresh: 5 };
 
 /** Encodes a frame object to its binary form. Throws RangeError/TypeError on bad fields. */
 export function encodeFrame(f) {
@@ -87,12 +90,13 @@ export function encodeFrame(f) {
       v.setUint32(1, u32(f.action, "action"));
       v.setBigUint64(5, u64(f.seq ?? 0));
     });
-    case "ack": case "resume": {
+    case "ack": {
       const b = new Uint8Array(9);
-      b[0] = f.type === "ack" ? 5 : 7;
+      b[0] = 5;
       view(b).setBigUint64(1, u64(f.seq ?? 0));
       return b;
     }
+    case "refresh": return withHeader(8, f.token ?? "", (v) => v.setUint32(1, u32(f.id ?? 0, "id")));
     case "hello": return encodeHello(f);
   }
   throw new WireError("unknown-type", "wsgate: unknown frame type");
@@ -108,20 +112,25 @@ function withHeader(type, payload, fill) {
   return b;
 }
 
+// hello: type, seq u64, epoch u64, maxMessage u32, heartbeat u16,
+// conn length u16, conn, user length u16, user.
+const HELLO_MIN = 27;
+
 function encodeHello(f) {
   const conn = encoder.encode(f.conn ?? "");
   const user = encoder.encode(f.user ?? "");
   if (conn.length > 0xffff || user.length > 0xffff) throw new WireError("too-long", "wsgate: field too long");
-  const b = new Uint8Array(19 + conn.length + user.length);
+  const b = new Uint8Array(HELLO_MIN + conn.length + user.length);
   const v = view(b);
   b[0] = 6;
   v.setBigUint64(1, u64(f.seq ?? 0));
-  v.setUint32(9, u32(f.maxMessage ?? 0, "maxMessage"));
-  v.setUint16(13, u16(f.heartbeat ?? 0, "heartbeat"));
-  v.setUint16(15, conn.length);
-  b.set(conn, 17);
-  v.setUint16(17 + conn.length, user.length);
-  b.set(user, 19 + conn.length);
+  v.setBigUint64(9, u64(f.epoch ?? 0, "epoch"));
+  v.setUint32(17, u32(f.maxMessage ?? 0, "maxMessage"));
+  v.setUint16(21, u16(f.heartbeat ?? 0, "heartbeat"));
+  v.setUint16(23, conn.length);
+  b.set(conn, 25);
+  v.setUint16(25 + conn.length, user.length);
+  b.set(user, HELLO_MIN + conn.length);
   return b;
 }
 
@@ -142,30 +151,34 @@ export function decodeFrame(data) {
     case 4:
       need(b, 13);
       return { type: "push", action: v.getUint32(1), seq: v.getBigUint64(5), payload: b.subarray(13) };
-    case 5: case 7:
+    case 5:
       need(b, 9);
       noTrailing(b, 9);
-      return { type: TYPE_NAMES[b[0] - 1], seq: v.getBigUint64(1) };
+      return { type: "ack", seq: v.getBigUint64(1) };
     case 6: return decodeHello(b, v);
+    case 8:
+      need(b, 5);
+      return { type: "refresh", id: v.getUint32(1), token: decoder.decode(b.subarray(5)) };
     case undefined: throw short();
   }
   throw new WireError("unknown-type", "wsgate: unknown frame type");
 }
 
 function decodeHello(b, v) {
-  need(b, 19);
-  const c = v.getUint16(15);
-  need(b, 19 + c);
-  const u = v.getUint16(17 + c);
-  need(b, 19 + c + u);
-  noTrailing(b, 19 + c + u);
+  need(b, HELLO_MIN);
+  const c = v.getUint16(23);
+  need(b, HELLO_MIN + c);
+  const u = v.getUint16(25 + c);
+  need(b, HELLO_MIN + c + u);
+  noTrailing(b, HELLO_MIN + c + u);
   return {
     type: "hello",
-    conn: decoder.decode(b.subarray(17, 17 + c)),
-    user: decoder.decode(b.subarray(19 + c, 19 + c + u)),
+    conn: decoder.decode(b.subarray(25, 25 + c)),
+    user: decoder.decode(b.subarray(HELLO_MIN + c, HELLO_MIN + c + u)),
     seq: v.getBigUint64(1),
-    maxMessage: v.getUint32(9),
-    heartbeat: v.getUint16(13),
+    epoch: v.getBigUint64(9),
+    maxMessage: v.getUint32(17),
+    heartbeat: v.getUint16(21),
   };
 }
 
@@ -216,9 +229,10 @@ export function frameToJSON(f) {
     case "reply": s += id() + jsonPayload(f.payload); break;
     case "error": s += id() + `,"code":${u16(f.code ?? 0, "code")}` + str("message"); break;
     case "push": s += action() + seq() + jsonPayload(f.payload); break;
-    case "ack": case "resume": s += seq(); break;
+    case "ack": s += seq(); break;
+    case "refresh": s += id() + str("token"); break;
     case "hello":
-      s += str("conn") + str("user") + seq() +
+      s += str("conn") + str("user") + seq() + `,"epoch":${u64(f.epoch ?? 0, "epoch")}` +
         `,"maxMessage":${u32(f.maxMessage ?? 0, "maxMessage")},"heartbeat":${u16(f.heartbeat ?? 0, "heartbeat")}`;
       break;
     default: throw new WireError("unknown-type", "wsgate: unknown frame type");
@@ -258,8 +272,8 @@ const JSON_FIELDS = {
   error: ["id", "code", "message"],
   push: ["action", "seq", "data", "json", "text"],
   ack: ["seq"],
-  hello: ["conn", "user", "seq", "maxMessage", "heartbeat"],
-  resume: ["seq"],
+  hello: ["conn", "user", "seq", "epoch", "maxMessage", "heartbeat"],
+  refresh: ["id", "token"],
 };
 
 /**
@@ -281,10 +295,10 @@ export function frameFromJSON(text) {
   }
   const f = { type };
   for (const k of allowed) {
-    if (k === "seq") f.seq = rawUint(fields, k, 0xffffffffffffffffn);
+    if (k === "seq" || k === "epoch") f[k] = rawUint(fields, k, 0xffffffffffffffffn);
     else if (k === "id" || k === "action" || k === "maxMessage") f[k] = Number(rawUint(fields, k, 0xffffffffn));
     else if (k === "code" || k === "heartbeat") f[k] = Number(rawUint(fields, k, 0xffffn));
-    else if (k === "message" || k === "conn" || k === "user") f[k] = rawString(fields, k);
+    else if (k === "message" || k === "conn" || k === "user" || k === "token") f[k] = rawString(fields, k);
   }
   if (allowed.includes("data")) f.payload = rawPayload(fields);
   return f;
@@ -400,15 +414,26 @@ function checkUint(v, max, name) {
   if (!Number.isInteger(v) || v < 0 || v > max) throw new RangeError(`wsgate: ${name} ${v} out of range`);
   return v;
 }
-function u64(v) {
+function u64(v, name = "seq") {
   const n = BigInt(v); // throws for fractions and non-numbers
-  if (n < 0n || n > 0xffffffffffffffffn) throw new RangeError(`wsgate: seq ${v} out of range`);
+  if (n < 0n || n > 0xffffffffffffffffn) throw new RangeError(`wsgate: ${name} ${v} out of range`);
   return n;
+}
+
+// ---- resume position (PROTOCOL.md, resume) ----
+
+/**
+ * Returns the value of the handshake's resume query parameter for a client
+ * holding position {epoch, seq}: "<epoch>.<seq>" in decimal. Throws
+ * RangeError for values outside u64.
+ */
+export function resumeParam(epoch, seq) {
+  return `${u64(epoch, "epoch")}.${u64(seq)}`;
 }
 
 // ---- close codes and backoff (PROTOCOL.md §6) ----
 
-/** Reports whether to reconnect after the server closed with code. */
+/** Reports whether to reconnect after the server closed with code (4004 included: with a fresh token). */
 export function closeCodeReconnect(code) {
   return code !== CloseCode.POLICY_VIOLATION && (code < 4500 || code > 4999);
 }
