@@ -18,6 +18,7 @@ import (
 
 	"github.com/wsgate/wsgate/internal/testbin"
 	"github.com/wsgate/wsgate/websocket"
+	"github.com/wsgate/wsgate/wire"
 )
 
 // readmeTimeout bounds each command of the README tests.
@@ -304,6 +305,14 @@ func (s *readmeServer) watch(t *testing.T) *syncBuffer {
 		&websocket.DialOptions{Header: http.Header{"Authorization": {"Bearer " + tok[1]}}})
 	if err != nil {
 		t.Fatalf("watcher: %v", err)
+	}
+	// The README pushes to the topic news too: be there, so that the push
+	// reaches someone (push exits 4 when nobody had it queued).
+	if err := conn.WriteMessage(websocket.BinaryMessage, wire.AppendSimple(nil, wire.ActionSubscribe, []byte("news"))); err != nil {
+		t.Fatalf("watcher: subscribe: %v", err)
+	}
+	if _, reply, err := conn.Read(ctx); err != nil || !bytes.Equal(reply, wire.AppendSimple(nil, wire.ActionSubscribe, nil)) {
+		t.Fatalf("watcher: subscribe reply %x, %v", reply, err)
 	}
 	out := &syncBuffer{}
 	done := make(chan struct{})
