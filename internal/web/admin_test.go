@@ -95,7 +95,12 @@ func TestAdminAccess(t *testing.T) {
 	}
 
 	c := gw.DialSimple(t, "alice")
-	gatewaytest.WaitFor(t, "alice registered", func() bool { return gw.Stats().Conns == 1 })
+	// The handshake is counted once Accept has returned on the server,
+	// which may be a moment after the client has its 101.
+	gatewaytest.WaitFor(t, "alice registered and counted", func() bool {
+		st := gw.Stats()
+		return st.Conns == 1 && st.Handshakes.Accepted == 1
+	})
 	if _, err := gw.Publish(context.Background(), wsgate.Target{User: "alice"}, 200, []byte("x")); err != nil {
 		t.Fatal(err)
 	}
