@@ -93,10 +93,15 @@ type Broker struct {
 	known atomic.Uint64 // the highest write mark this node has seen
 	gen   atomic.Value  // string: the store generation last seen
 
-	mu      sync.Mutex        // guards the three maps
-	present map[string]int    // this node's users and their connection counts
-	dirty   map[string]bool   // users whose count changed since the last flush
-	acks    map[ackKey]uint64 // highest ack per user and epoch not yet written
+	mu      sync.Mutex     // guards the three maps
+	present map[string]int // this node's users and their connection counts
+	// seen holds, for each user connected here, the newest position this
+	// node delivered or read: after its subscription was down, the node
+	// fetches what came after it (resync), and channel messages at or
+	// below it are duplicates of that.
+	seen  map[string]broker.Position
+	dirty map[string]bool   // users whose count changed since the last flush
+	acks  map[ackKey]uint64 // highest ack per user and epoch not yet written
 }
 
 var _ broker.Broker = (*Broker)(nil)
@@ -119,6 +124,7 @@ func New(opts Options) (*Broker, error) {
 		node:    hex.EncodeToString(id[:]),
 		channel: opts.Prefix + ":push",
 		present: make(map[string]int),
+		seen:    make(map[string]broker.Position),
 		dirty:   make(map[string]bool),
 		acks:    make(map[ackKey]uint64),
 	}
@@ -238,11 +244,33 @@ func (b *Broker) Cursor(ctx context.Context, user string) (broker.Position, erro
 	if err != nil {
 		return p, fmt.Errorf("wsgate: redis broker: cursor of %q: %w", user, err)
 	}
+	b.greeted(user, p)
 	return p, nil
+}
+
+// greeted records where the first connection of user here starts: the
+// position a resync after a lost subscription fetches from. Later reads
+// change nothing: messages the channel brings are what moves it (fresh),
+// so that one connection's replay never hides a message from another
+// connection of the same user.
+func (b *Broker) greeted(user string, p broker.Position) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.seen[user]; !ok && b.present[user] > 0 {
+		b.seen[user] = p
+	}
 }
 
 // History reads what a client at from must be sent.
 func (b *Broker) History(ctx context.Context, user string, from broker.Position) (broker.History, error) {
+	h, err := b.history(ctx, user, from)
+	if err == nil {
+		b.greeted(user, broker.Position{Epoch: h.Epoch, Seq: h.Last})
+	}
+	return h, err
+}
+
+func (b *Broker) history(ctx context.Context, user string, from broker.Position) (broker.History, error) {
 	res, err := history.Run(ctx, b.rdb, b.userKeys(user), b.preludeArgs(
 		from.Epoch, from.Seq, uint64(broker.MaxSeq), b.opts.HistoryTTL.Milliseconds(), b.nowMS())...).Slice()
 	if err != nil {
@@ -336,6 +364,7 @@ func (b *Broker) Present(user string, conns int) {
 		b.present[user] = conns
 	} else {
 		delete(b.present, user)
+		delete(b.seen, user)
 	}
 	b.dirty[user] = true
 	b.mu.Unlock()

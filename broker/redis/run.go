@@ -104,6 +104,9 @@ func (s *subscriber) run(ctx context.Context) (bool, error) {
 	if err := s.b.check(ctx); err != nil {
 		return false, err
 	}
+	if err := s.resync(ctx); err != nil {
+		return false, err
+	}
 	s.b.opts.Logger.Info("wsgate: redis broker: subscribed", "channel", s.b.channel)
 	silent := false
 	for {
@@ -158,9 +161,58 @@ func (s *subscriber) handle(ctx context.Context, payload string) {
 		return
 	}
 	s.b.learn(wm, "")
+	if m.Target.User != "" && !s.b.fresh(m) {
+		return // resync delivered it already
+	}
+	s.deliver(ctx, m)
+}
+
+func (s *subscriber) deliver(ctx context.Context, m *broker.Message) {
 	if _, err := s.b.deliver(ctx, m); err != nil && !errors.Is(err, broker.ErrNotConnected) {
 		s.b.opts.Logger.Warn("wsgate: redis broker: delivering a push", "err", err)
 	}
+}
+
+// fresh records a user message about to be delivered and reports whether
+// it is new to this node: not at or below what resync delivered.
+func (b *Broker) fresh(m *broker.Message) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.present[m.Target.User] == 0 {
+		return true // nobody here to have seen it: the Server drops it
+	}
+	cur, ok := b.seen[m.Target.User]
+	if ok && cur.Epoch == m.Epoch && m.Seq <= cur.Seq {
+		return false
+	}
+	b.seen[m.Target.User] = broker.Position{Epoch: m.Epoch, Seq: m.Seq}
+	return true
+}
+
+// resync runs once the subscription is confirmed, before any channel
+// message is handled: pushes published while this node was not
+// subscribed (Redis down, the subscriber backing off) are fetched from
+// the history, for every user connected here, and delivered in order, so
+// that no connection waits for its user's next push to notice them.
+func (s *subscriber) resync(ctx context.Context) error {
+	s.b.mu.Lock()
+	users := make(map[string]broker.Position, len(s.b.seen))
+	for u, p := range s.b.seen {
+		users[u] = p
+	}
+	s.b.mu.Unlock()
+	for u, p := range users {
+		h, err := s.b.history(ctx, u, p)
+		if err != nil {
+			return err
+		}
+		for i := range h.Messages {
+			if m := &h.Messages[i]; s.b.fresh(m) {
+				s.deliver(ctx, m)
+			}
+		}
+	}
+	return nil
 }
 
 // flushLoop writes acks and presence every FlushInterval until ctx ends.
