@@ -238,15 +238,3 @@ func (s *Server) allowOrigin(r *http.Request) bool {
 	return strings.EqualFold(u.Host, r.Host)
 }
 
-// offersFullForm reports whether the handshake offers a subprotocol of the
-// full form, which Accept will then choose.
-func offersFullForm(r *http.Request) bool {
-	for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
-		for _, p := range strings.Split(v, ",") {
-			if p = strings.TrimSpace(p); p == wire.Subprotocol || p == wire.SubprotocolJSON {
-				return true
-			}
-		}
-	}
-	return false
-}
