@@ -237,4 +237,3 @@ func (s *Server) allowOrigin(r *http.Request) bool {
 	}
 	return strings.EqualFold(u.Host, r.Host)
 }
-
