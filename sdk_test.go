@@ -106,3 +106,35 @@ func TestSDKErrorsAndSubscriptions(t *testing.T) {
 		t.Errorf("hello user %q, presence %d; want alice, 1", c.Hello().UserID, ts.Presence("alice"))
 	}
 }
+
+// TestSDKResumeAcrossRestart: a program that keeps its client's position
+// across a restart (Close, then a new Dial with Options.Resume) gets every
+// push made while it was gone, in order, and nothing twice.
+func TestSDKResumeAcrossRestart(t *testing.T) {
+	leakcheck.Check(t)
+	ts := startServer(t, userAuth())
+	got := make(chan client.Push, 16)
+	opts := client.Options{Header: http.Header{"X-User": {"lea"}}, OnPush: func(p client.Push) { got <- p }}
+	first := sdkDial(t, ts, opts)
+	pushSeq(t, ts, "lea", "1")
+	if p := recvPush(t, got); string(p.Payload) != "1" {
+		t.Fatalf("got %q, want 1", p.Payload)
+	}
+	pos := first.Position()
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"2", "3"} {
+		pushSeq(t, ts, "lea", p)
+	}
+	opts.Resume = &pos
+	second := sdkDial(t, ts, opts)
+	for _, want := range []string{"2", "3"} {
+		if p := recvPush(t, got); string(p.Payload) != want {
+			t.Fatalf("after the restart: got %q, want %q", p.Payload, want)
+		}
+	}
+	if p := second.Position(); p.Epoch != pos.Epoch || p.Seq != pos.Seq+2 {
+		t.Errorf("Position: got %+v, want %d.%d", p, pos.Epoch, pos.Seq+2)
+	}
+}

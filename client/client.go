@@ -92,6 +92,12 @@ type Options struct {
 	// resynchronise its state by other means (a request to the backend).
 	OnPushesLost func(reason string)
 
+	// Resume, when set, is the position an earlier client of the same
+	// user reached (Client.Position): the first connection resumes from
+	// it, so that pushes made meanwhile arrive (or OnPushesLost says they
+	// are gone). nil starts from the server's current position.
+	Resume *Position
+
 	// DisableReconnect makes the first lost connection final (state Closed).
 	DisableReconnect bool
 	// Backoff spaces reconnect attempts; the zero value is the protocol's
@@ -220,7 +226,12 @@ func Dial(ctx context.Context, url string, opts Options) (*Client, error) {
 			Compression:  opts.Compression,
 		},
 	}
-	conn, hello, err := c.connect(ctx, position{})
+	from := position{}
+	if p := opts.Resume; p != nil {
+		from = position{epoch: p.Epoch, seq: p.Seq, known: true}
+		c.epoch, c.lastSeq, c.synced = p.Epoch, p.Seq, true
+	}
+	conn, hello, err := c.connect(ctx, from)
 	if err != nil {
 		return nil, err
 	}
@@ -238,6 +249,26 @@ func (c *Client) State() State {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.state
+}
+
+// Position is where a client stands in its user's sequenced pushes: the
+// last sequence it received in the user's epoch. A program that restarts
+// keeps it (Client.Position before Close) and passes it back in
+// Options.Resume, so that the new client gets every push it missed.
+type Position struct {
+	Epoch uint64
+	Seq   uint64
+}
+
+// Position returns the client's current position; the zero Position
+// until the first hello.
+func (c *Client) Position() Position {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.synced {
+		return Position{}
+	}
+	return Position{Epoch: c.epoch, Seq: c.lastSeq}
 }
 
 // Hello returns what the server said in the hello of the current (or the
