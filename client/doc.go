@@ -15,7 +15,9 @@
 // in the new connection's URL, so that the server replays the user's
 // sequenced pushes it missed before anything newer, and subscribes again to
 // the topics of Subscribe. Close ends it for good. When pushes it should
-// have had are gone, Options.OnPushesLost is told.
+// have had are gone, Options.OnPushesLost is told. A program that restarts
+// keeps Client.Position and passes it back in Options.Resume to get what
+// it missed meanwhile.
 //
 // States move Connecting → Connected ⇄ Reconnecting → Closed and are
 // reported to Options.OnStateChange. Reconnecting stops, and the state
