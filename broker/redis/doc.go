@@ -68,10 +68,12 @@
 // HTTP 503 from the push API), open WebSocket connections stay up and keep
 // serving requests, acknowledgements and presence changes wait in memory
 // (one entry per user), and the subscriber reconnects with jittered
-// exponential backoff. Pushes published by other nodes while this node's
-// subscription was down are not delivered live; sequenced ones are found by
-// the next push to the same user (the connection sees the gap and fetches
-// the history) or by the client's next resume. A Redis that comes back
+// exponential backoff. Once subscribed again, and before it handles the
+// channel, a node fetches from the history the sequenced pushes its
+// connected users missed meanwhile (from the newest position it delivered
+// to each) and delivers them in order; channel copies of them are then
+// dropped. Unsequenced pushes (topics, broadcasts) made meanwhile are not
+// recovered: they are at most once by design. A Redis that comes back
 // empty or older is handled as above. A new connection whose user's
 // position cannot be read is closed with 1013 (try again later).
 //
