@@ -93,7 +93,9 @@ type Broker struct {
 	known atomic.Uint64 // the highest write mark this node has seen
 	gen   atomic.Value  // string: the store generation last seen
 
-	mu      sync.Mutex     // guards the three maps
+	info atomic.Pointer[func() []byte] // this node's description for the other nodes (SetNodeInfo)
+
+	mu      sync.Mutex     // guards the maps below
 	present map[string]int // this node's users and their connection counts
 	// seen holds, for each user connected here, the newest position this
 	// node delivered or read: after its subscription was down, the node
@@ -161,6 +163,7 @@ func (b *Broker) stateKey(user string) string { return b.opts.Prefix + ":u:{" + 
 func (b *Broker) logKey(user string) string   { return b.opts.Prefix + ":u:{" + user + "}:log" }
 func (b *Broker) nodeKey(node string) string  { return b.opts.Prefix + ":node:" + node }
 func (b *Broker) nodesKey() string            { return b.opts.Prefix + ":nodes" }
+func (b *Broker) infoKey(node string) string  { return b.opts.Prefix + ":nodeinfo:" + node }
 
 func seconds(d time.Duration) int64 { return max(int64(d/time.Second), 1) }
 
@@ -421,4 +424,42 @@ func parseUint(v any) uint64 {
 	s, _ := v.(string)
 	n, _ := strconv.ParseUint(s, 10, 64)
 	return n
+}
+
+// SetNodeInfo sets how this node describes itself to the other nodes (the
+// admin view's numbers, as JSON): info is called every FlushInterval, on
+// the flusher's goroutine, and what it returns is written with the
+// presence and expires with it.
+func (b *Broker) SetNodeInfo(info func() []byte) {
+	b.info.Store(&info)
+}
+
+// NodeInfos returns what the other live nodes last set with SetNodeInfo,
+// by node id.
+func (b *Broker) NodeInfos(ctx context.Context) (map[string][]byte, error) {
+	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	nodes, err := b.rdb.ZRangeByScore(ctx, b.nodesKey(), &goredis.ZRangeBy{Min: now, Max: "+inf"}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("wsgate: redis broker: nodes: %w", err)
+	}
+	var keys, ids []string
+	for _, n := range nodes {
+		if n != b.node {
+			keys, ids = append(keys, b.infoKey(n)), append(ids, n)
+		}
+	}
+	out := make(map[string][]byte, len(keys))
+	if len(keys) == 0 {
+		return out, nil
+	}
+	vals, err := b.rdb.MGet(ctx, keys...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("wsgate: redis broker: node info: %w", err)
+	}
+	for i, v := range vals {
+		if s, ok := v.(string); ok {
+			out[ids[i]] = []byte(s)
+		}
+	}
+	return out, nil
 }

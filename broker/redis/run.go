@@ -314,6 +314,11 @@ func (b *Broker) writePresence(ctx context.Context, dirty map[string]int) error 
 		exists = p.Exists(ctx, key)
 		writeCounts(ctx, p, key, dirty)
 		p.PExpire(ctx, key, ttl)
+		if f := b.info.Load(); f != nil {
+			if info := (*f)(); info != nil {
+				p.Set(ctx, b.infoKey(b.node), info, ttl)
+			}
+		}
 		p.ZAdd(ctx, b.nodesKey(), goredis.Z{Score: float64(now.Add(ttl).UnixMilli()), Member: b.node})
 		p.ZRemRangeByScore(ctx, b.nodesKey(), "-inf", "("+strconv.FormatInt(now.UnixMilli(), 10))
 		return nil
@@ -353,7 +358,7 @@ func writeCounts(ctx context.Context, p goredis.Pipeliner, key string, counts ma
 // counting at once instead of after the expiry.
 func (b *Broker) leave(ctx context.Context) {
 	_, err := b.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		p.Del(ctx, b.nodeKey(b.node))
+		p.Del(ctx, b.nodeKey(b.node), b.infoKey(b.node))
 		p.ZRem(ctx, b.nodesKey(), b.node)
 		return nil
 	})

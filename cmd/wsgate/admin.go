@@ -15,8 +15,8 @@ import (
 // mountAdmin serves the live admin view at /admin on the gateway's port,
 // behind the API key; with no API key there is no admin view, as there is
 // no API.
-func mountAdmin(page *http.ServeMux, srv *wsgate.Server, cfg *config.Config) {
-	h := web.Admin(srv, web.AdminConfig{APIKey: cfg.APIKey, Node: nodeName(cfg.Server.Addr), Shared: cfg.Redis != ""})
+func mountAdmin(page *http.ServeMux, srv *wsgate.Server, cfg *config.Config, peers web.Peers) {
+	h := web.Admin(srv, web.AdminConfig{APIKey: cfg.APIKey, Node: nodeName(cfg.Server.Addr), Peers: peers})
 	page.Handle("/admin", h)
 	page.Handle("/admin/", h)
 }

@@ -129,6 +129,7 @@ func newGateway(cfg *config.Config, logger *slog.Logger, lv *live) (*wsgate.Serv
 		sc.Authenticate = authn
 	}
 	cleanup := func() {}
+	var peers web.Peers // the other nodes, for the admin view
 	if cfg.Backend != "" {
 		fw, err := backend.New(backend.Config{URL: cfg.Backend, Timeout: cfg.BackendTimeout, MaxConcurrent: cfg.BackendConcurrency, Logger: logger})
 		if err != nil {
@@ -143,7 +144,7 @@ func newGateway(cfg *config.Config, logger *slog.Logger, lv *live) (*wsgate.Serv
 			cleanup()
 			return nil, nil, err
 		}
-		sc.Broker = b
+		sc.Broker, peers = b, b
 		cleanup = chain(cleanup, func() { _ = b.Close() }) // at exit; nothing to do about a failure
 	}
 	page := http.NewServeMux()
@@ -161,7 +162,7 @@ func newGateway(cfg *config.Config, logger *slog.Logger, lv *live) (*wsgate.Serv
 	}
 	page.Handle("/api/", &lv.api)
 	if cfg.APIKey != "" {
-		mountAdmin(page, srv, cfg) // with the key of the start: a reload of --api-key needs a restart for /admin
+		mountAdmin(page, srv, cfg, peers) // with the key of the start: a reload of --api-key needs a restart for /admin
 	}
 	if cfg.Demo {
 		if err := new(demo).register(srv); err != nil {

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,10 +26,17 @@ type Gateway interface {
 type AdminConfig struct {
 	APIKey string // required: the password of the view (any user name) or a Bearer token
 	Node   string // this node's name in the view, e.g. host:port
-	// Shared says that the gateway shares a broker with other nodes. The
-	// view then says that it shows this node only: the broker does not yet
-	// publish per-node numbers.
-	Shared bool
+	// Peers reaches the other nodes of a cluster (the Redis broker does):
+	// the view then shows every live node. nil: this node alone.
+	Peers Peers
+}
+
+// Peers is how the admin view of one node learns the numbers of the
+// others: each node publishes its own (SetNodeInfo is given NodeInfo) and
+// reads theirs.
+type Peers interface {
+	SetNodeInfo(info func() []byte)
+	NodeInfos(ctx context.Context) (map[string][]byte, error)
 }
 
 // Admin serves the live admin view under /admin:
@@ -43,6 +52,12 @@ type AdminConfig struct {
 // requests are refused before they reach it.
 func Admin(gw Gateway, cfg AdminConfig) http.Handler {
 	a := &admin{gw: gw, cfg: cfg, key: []byte(cfg.APIKey)}
+	if cfg.Peers != nil {
+		cfg.Peers.SetNodeInfo(func() []byte {
+			b, _ := json.Marshal(a.self()) // plain data: cannot fail
+			return b
+		})
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /admin", a.page("static/admin/index.html"))
 	mux.HandleFunc("GET /admin/admin.js", a.page("static/admin/admin.js"))
@@ -153,21 +168,41 @@ type adminStats struct {
 	Cluster string `json:"cluster"`
 }
 
-func (a *admin) stats(w http.ResponseWriter, _ *http.Request) {
+// self returns this node's numbers.
+func (a *admin) self() NodeStats {
 	st := a.gw.Stats()
 	hs := map[string]uint64{}
 	for _, o := range metrics.Handshakes(&st) {
 		hs[o.Name] = o.Count
 	}
-	self := NodeStats{
-		Node: a.cfg.Node, Self: true, Conns: st.Conns, EchoConns: st.EchoConns, Users: st.Users, Topics: st.Topics,
+	return NodeStats{
+		Node: a.cfg.Node, Conns: st.Conns, EchoConns: st.EchoConns, Users: st.Users, Topics: st.Topics,
 		Handshakes: hs, Requests: st.Requests, Pushes: st.Pushes, Delivered: st.Delivered, SlowConsumers: st.SlowConsumers,
 	}
+}
+
+func (a *admin) stats(w http.ResponseWriter, r *http.Request) {
+	self := a.self()
+	self.Self = true
+	nodes := []NodeStats{self}
 	cluster := "a single node"
-	if a.cfg.Shared {
-		cluster = "this node only: the other nodes sharing the broker do not publish their numbers to it yet; open /admin on each, or use the Prometheus metrics"
+	if a.cfg.Peers != nil {
+		cluster = "every live node sharing the broker (the others' numbers are at most a second or two old)"
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		infos, err := a.cfg.Peers.NodeInfos(ctx)
+		if err != nil {
+			cluster = "this node only: the broker did not answer"
+		}
+		ids := slices.Sorted(maps.Keys(infos))
+		for _, id := range ids {
+			var n NodeStats
+			if json.Unmarshal(infos[id], &n) == nil {
+				nodes = append(nodes, n)
+			}
+		}
 	}
-	writeJSON(w, http.StatusOK, adminStats{Time: time.Now().UnixMilli(), Nodes: []NodeStats{self}, Cluster: cluster})
+	writeJSON(w, http.StatusOK, adminStats{Time: time.Now().UnixMilli(), Nodes: nodes, Cluster: cluster})
 }
 
 func (a *admin) user(w http.ResponseWriter, r *http.Request) {
