@@ -98,10 +98,13 @@ type Broker struct {
 	mu      sync.Mutex     // guards the maps below
 	present map[string]int // this node's users and their connection counts
 	// seen holds, for each user connected here, the newest position this
-	// node delivered or read: after its subscription was down, the node
-	// fetches what came after it (resync), and channel messages at or
-	// below it are duplicates of that.
+	// node delivered (from the channel or a resync): after its
+	// subscription was down, the node fetches what came after it, and
+	// channel messages at or below it are duplicates. floor is the newest
+	// position a connection of the user was greeted at here, where a
+	// resync starts for a user nothing was delivered to yet.
 	seen  map[string]broker.Position
+	floor map[string]broker.Position
 	dirty map[string]bool   // users whose count changed since the last flush
 	acks  map[ackKey]uint64 // highest ack per user and epoch not yet written
 }
@@ -127,6 +130,7 @@ func New(opts Options) (*Broker, error) {
 		channel: opts.Prefix + ":push",
 		present: make(map[string]int),
 		seen:    make(map[string]broker.Position),
+		floor:   make(map[string]broker.Position),
 		dirty:   make(map[string]bool),
 		acks:    make(map[ackKey]uint64),
 	}
@@ -251,16 +255,19 @@ func (b *Broker) Cursor(ctx context.Context, user string) (broker.Position, erro
 	return p, nil
 }
 
-// greeted records where the first connection of user here starts: the
-// position a resync after a lost subscription fetches from. Later reads
-// change nothing: messages the channel brings are what moves it (fresh),
-// so that one connection's replay never hides a message from another
-// connection of the same user.
+// greeted records that a connection of user here starts at p, for a
+// resync of a user nothing was delivered to yet. It never filters channel
+// messages (only deliveries do, in fresh): two connections greeted at
+// once may hold different positions. A connection greeted lower than the
+// floor sees a gap at the resync and fills it from the history.
 func (b *Broker) greeted(user string, p broker.Position) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if _, ok := b.seen[user]; !ok && b.present[user] > 0 {
-		b.seen[user] = p
+	if b.present[user] == 0 {
+		return
+	}
+	if cur, ok := b.floor[user]; !ok || cur.Epoch != p.Epoch || p.Seq > cur.Seq {
+		b.floor[user] = p
 	}
 }
 
@@ -368,6 +375,7 @@ func (b *Broker) Present(user string, conns int) {
 	} else {
 		delete(b.present, user)
 		delete(b.seen, user)
+		delete(b.floor, user)
 	}
 	b.dirty[user] = true
 	b.mu.Unlock()

@@ -196,9 +196,13 @@ func (b *Broker) fresh(m *broker.Message) bool {
 // that no connection waits for its user's next push to notice them.
 func (s *subscriber) resync(ctx context.Context) error {
 	s.b.mu.Lock()
-	users := make(map[string]broker.Position, len(s.b.seen))
-	for u, p := range s.b.seen {
-		users[u] = p
+	users := make(map[string]broker.Position, len(s.b.present))
+	for u := range s.b.present {
+		if p, ok := s.b.seen[u]; ok {
+			users[u] = p
+		} else if p, ok := s.b.floor[u]; ok {
+			users[u] = p
+		}
 	}
 	s.b.mu.Unlock()
 	for u, p := range users {
