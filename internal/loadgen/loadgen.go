@@ -73,6 +73,8 @@ type Config struct {
 	// Spawn starts worker processes for Procs > 1; nil runs every
 	// connection in this process.
 	Spawn Spawner
+
+	peer PeerConfig // set by the peer scenarios for their connections
 }
 
 func (c Config) withDefaults() (Config, error) {
