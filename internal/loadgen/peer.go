@@ -27,7 +27,7 @@ import (
 //     command with the JWT, subscribe commands, publications in push
 //     envelopes, pings answered), pushes through POST /api/publish and
 //     /api/broadcast with an X-API-Key header. Each user's personal channel
-//     is a server-side subscription, "personal:<user>".
+//     is a server-side subscription, "personal:#<user>".
 //
 // Both get the same HS256 token for a user and the same JSON payload,
 // {"r":ROUND,"p":"xxx…"}, so both servers carry the same bytes and the
@@ -252,7 +252,7 @@ func (p *peerPusher) users(ctx context.Context, users []string, payload []byte) 
 	if p.peer == PeerCentrifugo {
 		chans := make([]string, len(users))
 		for i, u := range users {
-			chans[i] = "personal:" + u
+			chans[i] = "personal:#" + u // namespace, ":", user boundary "#", user
 		}
 		if len(chans) == 1 {
 			return p.post(ctx, "/api/publish", map[string]any{"channel": chans[0], "data": json.RawMessage(payload)})
