@@ -213,7 +213,9 @@ ELAPSED=$(($(date +%s) - START))
 	echo "| scenario | load (\`wsgate bench peer …\`) |"
 	echo "|---|---|"
 	for scenario in $SCENARIOS; do
-		echo "| peer-$scenario | \`$(scenario_args "$scenario")\` |"
+		note=""
+		[[ $scenario == personal-nohist ]] && note=" (servers without history: wsgate \`--history-size -1\`, Centrifugo's personal namespace without history_size)"
+		echo "| peer-$scenario | \`$(scenario_args "$scenario")\`$note |"
 	done
 	echo
 	"$TMP/wsgate" bench report --servers wsgate,centrifugo --base centrifugo --spread "$RESULTS"
