@@ -17,6 +17,7 @@
 #   CENTRIFUGO  a centrifugo binary to use instead of installing v6.9.1
 #   OUT         markdown report (default: $TMP/report.md, printed at the end)
 #   KEEP=1      keep the temporary directory (binaries, configs, logs, JSON lines)
+#   NO_FLOOR=1  skip the floor measurement at the end (bench/peer/floor)
 #
 # Centrifugo is installed with "go install github.com/centrifugal/centrifugo/v6@v6.9.1"
 # (through the Go module proxy) into a temporary GOBIN. Both servers run
@@ -199,6 +200,12 @@ for ((round = 1; round <= ROUNDS; round++)); do
 	done
 done
 ELAPSED=$(($(date +%s) - START))
+FLOOR=""
+if [[ -z "${NO_FLOOR:-}" ]]; then
+	log "floor: write(2) of 79 bytes to 9,000 loopback peers (bench/peer/floor)"
+	go build -o "$TMP/floor" ./bench/peer/floor
+	FLOOR=$(timeout 300 "$TMP/floor" -n 9000 -rounds 30) || FLOOR="floor: failed"
+fi
 
 {
 	echo "Written by \`bench/peer/run.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC') ($ROUNDS rounds${QUICK:+, QUICK loads}, ${ELAPSED}s);"
@@ -208,6 +215,11 @@ ELAPSED=$(($(date +%s) - START))
 	echo
 	if ((${#FAILED[@]})); then
 		echo "**Failed runs (missing from the medians):** ${FAILED[*]}"
+		echo
+	fi
+	if [[ -n "$FLOOR" ]]; then
+		echo "Floor under a fanout's server cost (\`bench/peer/floor -n 9000 -rounds 30\`, after the rounds):"
+		echo "$FLOOR"
 		echo
 	fi
 	echo "| scenario | load (\`wsgate bench peer …\`) |"
