@@ -92,7 +92,8 @@
 // many connections it reaches, and none per recipient. Nearly all of a
 // broadcast's time is the write(2) to each connection, so with 1,024 or
 // more connections open it is spread over up to GOMAXPROCS goroutines, each
-// walking its share of the registry. A push to a user is queued on the user's
+// walking its share of the registry; a push to a topic with 1,024 or more
+// subscribers is split the same way over its subscribers. A push to a user is queued on the user's
 // connections while the user's delivery lock is held, which is what keeps
 // concurrent pushes to one user in sequence order; queueing never blocks.
 //

@@ -62,3 +62,67 @@ func TestParallelBroadcast(t *testing.T) {
 		t.Errorf("Stats.Pushes: got %d more, want 2", got)
 	}
 }
+
+// TestParallelTopicPush makes the server split topic pushes over several
+// goroutines (as it does for a topic with thousands of subscribers) and
+// checks that every subscriber, in both forms, gets each push exactly once
+// and in order, that non-subscribers get nothing, and that Publish counts
+// each delivery once.
+func TestParallelTopicPush(t *testing.T) {
+	leakcheck.Check(t)
+	if runtime.GOMAXPROCS(0) < 4 {
+		prev := runtime.GOMAXPROCS(4)
+		t.Cleanup(func() { runtime.GOMAXPROCS(prev) })
+	}
+	cfg := anon()
+	cfg.HandshakeRate = -1
+	ts := startServer(t, cfg)
+	wsgate.SetTopicSplitMin(ts.Server, 2)
+	const each = 21 // not a multiple of the parts: the last part is shorter
+	var simpleConns, fullConns []*websocket.Conn
+	for range each {
+		c := dial(t, ts.wsURL("/ws"), nil)
+		write(t, c, websocket.BinaryMessage, simple(wire.ActionSubscribe, "news"))
+		if _, got := read(t, c); !bytes.Equal(got, simple(wire.ActionSubscribe, "")) {
+			t.Fatalf("subscribe: got %q", got)
+		}
+		simpleConns = append(simpleConns, c)
+		c = dial(t, ts.wsURL("/ws"), fullForm)
+		readFrame(t, c) // hello
+		write(t, c, websocket.BinaryMessage, request(wire.ActionSubscribe, 1, "news"))
+		if f := readFrame(t, c); f.Type != wire.TypeReply {
+			t.Fatalf("subscribe: got %+v, want a reply", f)
+		}
+		fullConns = append(fullConns, c)
+	}
+	outsider := dial(t, ts.wsURL("/ws"), nil)
+	pushesBefore := ts.Stats().Pushes
+	for _, payload := range []string{"one", "two", "three"} {
+		n, err := ts.Push(context.Background(), wsgate.Target{Topic: "news"}, 140, []byte(payload))
+		if n != 2*each || err != nil {
+			t.Fatalf("Push %s: got %d, %v; want %d, nil", payload, n, err, 2*each)
+		}
+	}
+	// The outsider's first message must be this echo's reply, not a push.
+	write(t, outsider, websocket.BinaryMessage, simple(wire.ActionPing, "x"))
+	if _, got := read(t, outsider); !bytes.Equal(got, simple(wire.ActionPing, "x")) {
+		t.Errorf("a connection not on the topic: got %q, want only its ping reply", got)
+	}
+	for i, c := range simpleConns {
+		for _, want := range []string{"one", "two", "three"} {
+			if _, got := read(t, c); !bytes.Equal(got, simple(140, want)) {
+				t.Errorf("simple conn %d: got %q, want %q", i, got, simple(140, want))
+			}
+		}
+	}
+	for i, c := range fullConns {
+		for _, want := range []string{"one", "two", "three"} {
+			if f := readFrame(t, c); f.Type != wire.TypePush || f.Action != 140 || string(f.Payload) != want {
+				t.Errorf("full-form conn %d: got %+v, want push 140 %q", i, f, want)
+			}
+		}
+	}
+	if got := ts.Stats().Pushes - pushesBefore; got != 3 {
+		t.Errorf("Stats.Pushes: got %d more, want 3", got)
+	}
+}

@@ -178,12 +178,48 @@ func (p *pusher) push(ctx context.Context, to Target) (int, error) {
 	snap := reg.getSnapshot()
 	defer reg.putSnapshot(snap)
 	*snap = reg.appendTopic(*snap, to.Topic)
-	return p.deliverAll(*snap), p.err
+	return p.deliverSplit(*snap)
 }
 
-// parallelFanoutMin is the number of open connections from which a
-// broadcast is split over several goroutines; below it, starting them
-// costs more than it saves.
+// deliverSplit delivers to list, split like a broadcast over up to
+// GOMAXPROCS goroutines when it is long enough (a big topic). On one
+// goroutine, a push to 10,000 subscribers is 10,000 write(2)s in a row on
+// one core: the last subscriber waits for all of them, and every receiver
+// sees the messages arrive as a slow trickle, one wake-up each. The caller
+// takes the first part and waits for the others, so the push is complete,
+// in order with the next one, when deliverSplit returns.
+func (p *pusher) deliverSplit(list []*session) (int, error) {
+	parts := 1
+	if len(list) >= p.s.splitMin {
+		parts = min(runtime.GOMAXPROCS(0), len(list))
+	}
+	if parts == 1 {
+		return p.deliverAll(list), p.err
+	}
+	size := (len(list) + parts - 1) / parts
+	helpers := make([]fanoutPart, parts-1)
+	var wg sync.WaitGroup
+	for i := range helpers {
+		h := &helpers[i]
+		h.p = pusher{s: p.s, action: p.action, payload: p.payload, seq: p.seq}
+		part := list[min((i+1)*size, len(list)):min((i+2)*size, len(list))]
+		wg.Go(func() { h.n = h.p.deliverAll(part); h.err = h.p.err })
+	}
+	n := p.deliverAll(list[:size])
+	wg.Wait()
+	err := p.err
+	for i := range helpers {
+		h := &helpers[i]
+		n += h.n
+		err = cmp.Or(err, h.err)
+		p.framed = p.framed || h.p.framed
+	}
+	return n, err
+}
+
+// parallelFanoutMin is the number of recipients (open connections for a
+// broadcast, subscribers for a topic) from which a push is split over
+// several goroutines; below it, starting them costs more than it saves.
 const parallelFanoutMin = 1024
 
 // broadcast delivers to every connection. Nearly all of its time is the

@@ -35,6 +35,7 @@ type Server struct {
 	ctr      counters
 	obs      *observer // breakdowns of ctr for metrics (observe.go)
 	scratch  sync.Pool // *[]byte encode buffers for outgoing messages
+	splitMin int       // subscribers from which a topic push is split (parallelFanoutMin; tests lower it)
 
 	// broker numbers, keeps and carries pushes (package broker).
 	broker broker.Broker
@@ -83,6 +84,7 @@ func New(cfg Config) (*Server, error) {
 		ipLimit:     newIPLimiter(cfg.HandshakeRate),
 		epoch:       time.Now(),
 		obs:         newObserver(cfg.CountActions),
+		splitMin:    parallelFanoutMin,
 		httpServers: make(map[*http.Server]struct{}),
 	}
 	s.rejectLog = newLogLimiter(cfg.Logger, slog.LevelInfo, rejectLogRate, rejectLogBurst)

@@ -28,6 +28,9 @@ Scenarios:
               p50/p99/p99.9 latency, msgs per server CPU-second (--server-pid)
   connect     --n handshakes, --conc at a time, each connection dropped once open
   pushallocs  allocations of wsgate's push path per recipient (in-process library)
+  peer        --scenario idle|connect|personal|multi|fanout|busy against wsgate
+              or Centrifugo (--peer), each over its own protocol with JWTs
+              (--secret); see bench/peer/run.sh
   report      read --json result files and print the markdown tables of RESULTS.md
 
 The gateway must answer action 100 with the same action and payload
@@ -44,7 +47,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
-	case "idle", "fanout", "rpc", "connect", "pushallocs":
+	case "idle", "fanout", "rpc", "connect", "pushallocs", "peer":
 		return runScenario(ctx, cmd, rest, stdout, stderr)
 	case "report":
 		return runBenchReport(rest, stdout, stderr)
@@ -74,6 +77,9 @@ type benchFlags struct {
 	rpc      loadgen.RPCOptions
 	connect  loadgen.ConnectOptions
 	pushAllo loadgen.PushAllocsOptions
+	name     string // peer: the result's scenario name
+	peerCfg  loadgen.PeerConfig
+	peer     loadgen.PeerOptions
 }
 
 func (b *benchFlags) register(fs *flag.FlagSet, scenario string) {
@@ -112,11 +118,35 @@ func (b *benchFlags) register(fs *flag.FlagSet, scenario string) {
 	case "connect":
 		fs.IntVar(&b.connect.N, "n", 5000, "handshakes")
 		fs.IntVar(&b.connect.Conc, "conc", 32, "handshakes in flight")
+	case "peer":
+		b.registerPeer(fs)
 	case "pushallocs":
 		fs.IntVar(&b.pushAllo.Small, "small", 100, "recipients of the first measurement")
 		fs.IntVar(&b.pushAllo.Large, "large", 2000, "recipients of the second")
 		fs.IntVar(&b.pushAllo.Pushes, "pushes", 50, "broadcasts per measurement")
 	}
+}
+
+func (b *benchFlags) registerPeer(fs *flag.FlagSet) {
+	fs.StringVar((*string)(&b.peerCfg.Peer), "peer", "wsgate", "protocol of the server: wsgate (full form on /ws) or centrifugo (JSON on /connection/websocket)")
+	fs.StringVar(&b.peerCfg.Secret, "secret", "", "HS256 `secret` the server verifies tokens with (default $WSGATE_JWT_SECRET)")
+	fs.StringVar(&b.cfg.API, "api", "", "base `URL` of the push API (default: http://host:port of --url)")
+	fs.StringVar(&b.cfg.APIKey, "api-key", "", "API `key` (default $WSGATE_API_KEY)")
+	o := &b.peer
+	fs.StringVar(&o.Scenario, "scenario", "fanout", "idle, connect, personal, multi, fanout or busy")
+	fs.IntVar(&o.N, "n", 0, "connections, or handshakes for connect (0: 18000 idle, 5000 connect, else 10000)")
+	fs.IntVar(&o.Conc, "conc", 100, "handshakes in flight")
+	fs.IntVar(&o.Procs, "procs", 1, "processes holding the connections")
+	fs.IntVar(&o.Users, "users", 1000, "personal, multi: users pushed to per round")
+	fs.IntVar(&o.PushConc, "push-conc", 16, "personal: push calls in flight")
+	fs.IntVar(&o.Topics, "topics", 1000, "busy: busy topics")
+	fs.IntVar(&o.BusyRate, "busy-rate", 1000, "busy: pushes per second to the busy topics")
+	fs.IntVar(&o.Repeats, "repeats", 0, "measured rounds (0: 10 personal and multi, else 30)")
+	fs.IntVar(&o.Warmup, "warmup", 3, "unmeasured rounds first")
+	fs.IntVar(&o.Size, "size", 64, "payload bytes (a JSON object, at least 24)")
+	fs.DurationVar(&o.Gap, "gap", 100*time.Millisecond, "pause after each round")
+	fs.DurationVar(&o.Settle, "settle", 5*time.Second, "idle: idle time before the sample")
+	fs.StringVar(&b.name, "name", "", "scenario name in the results (default peer-SCENARIO), to tell server set-ups apart")
 }
 
 // runScenario parses the flags of one scenario, runs it and prints its
@@ -135,6 +165,9 @@ func runScenario(ctx context.Context, scenario string, args []string, stdout, st
 	}
 	if b.cfg.APIKey == "" {
 		b.cfg.APIKey = os.Getenv("WSGATE_API_KEY")
+	}
+	if b.peerCfg.Secret == "" {
+		b.peerCfg.Secret = os.Getenv("WSGATE_JWT_SECRET")
 	}
 	if b.progress > 0 {
 		b.cfg.Progress, b.cfg.ProgressEvery, b.cfg.ProgressTTY = stderr, b.progress, isTerminal(stderr)
@@ -162,6 +195,12 @@ func (b *benchFlags) run(ctx context.Context, scenario string) (loadgen.Result, 
 		return loadgen.RPC(ctx, b.cfg, b.rpc)
 	case "connect":
 		return loadgen.Connect(ctx, b.cfg, b.connect)
+	case "peer":
+		res, err := loadgen.PeerScenario(ctx, b.cfg, b.peerCfg, b.peer)
+		if b.name != "" {
+			res.Scenario = b.name
+		}
+		return res, err
 	default:
 		res, err := loadgen.PushAllocs(ctx, b.pushAllo)
 		if b.cfg.Server != "" {
@@ -195,6 +234,7 @@ func runBenchReport(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	servers := fs.String("servers", "", "comma-separated server labels in column order (default: order of appearance)")
 	base := fs.String("base", "", "server the ratios divide by (default: the last one)")
+	spread := fs.Bool("spread", false, "show min–max over the rounds next to each median")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -214,7 +254,7 @@ func runBenchReport(args []string, stdout, stderr io.Writer) error {
 	if *servers != "" {
 		order = strings.Split(*servers, ",")
 	}
-	return loadgen.WriteReport(stdout, all, loadgen.ReportOptions{Servers: order, Base: *base})
+	return loadgen.WriteReport(stdout, all, loadgen.ReportOptions{Servers: order, Base: *base, Spread: *spread})
 }
 
 func readResultFile(path string) ([]loadgen.Result, error) {

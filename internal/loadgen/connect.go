@@ -52,8 +52,12 @@ func (r *run) connect(ctx context.Context, d *websocket.Dialer, o ConnectOptions
 	var wg sync.WaitGroup
 	for range o.Conc {
 		wg.Go(func() {
-			for ctx.Err() == nil && next.Add(1) <= int64(o.N) {
-				if err := r.handshake(ctx, d, &h); err != nil {
+			for ctx.Err() == nil {
+				i := next.Add(1)
+				if i > int64(o.N) {
+					return
+				}
+				if err := r.handshake(ctx, d, int(i), &h); err != nil {
 					firstErr.CompareAndSwap(nil, &err)
 				}
 			}
@@ -83,12 +87,13 @@ func (r *run) connect(ctx context.Context, d *websocket.Dialer, o ConnectOptions
 	return nil
 }
 
-// handshake opens one connection, times its handshake and drops it.
-func (r *run) handshake(ctx context.Context, d *websocket.Dialer, h *histogram) error {
+// handshake opens the i-th connection, from its own source address, times
+// its handshake and drops it.
+func (r *run) handshake(ctx context.Context, d *websocket.Dialer, i int, h *histogram) error {
 	dctx, cancel := context.WithTimeout(ctx, r.cfg.DialTimeout)
 	defer cancel()
 	t := time.Now()
-	c, _, err := d.Dial(dctx, userURL(r.cfg.URL, 0), nil)
+	c, _, err := d.Dial(dctx, userURL(r.cfg.URL, 0), &websocket.DialOptions{NetDial: netDialFrom(i)})
 	if err != nil {
 		r.c.Errors.Add(1)
 		return err

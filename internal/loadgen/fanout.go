@@ -123,7 +123,7 @@ func (r *run) pushRound(ctx context.Context, g *group, p *pusher, round uint64, 
 		return 0, 0, 0, err
 	}
 	call = time.Since(t0)
-	rr, err := g.waitRound(ctx, round, o.RoundTimeout)
+	rr, err := g.waitRound(ctx, round, 0, o.RoundTimeout)
 	if err != nil {
 		return 0, 0, 0, err
 	}

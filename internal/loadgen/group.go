@@ -11,7 +11,8 @@ import (
 type share interface {
 	open(ctx context.Context) (int, error)
 	echo(ctx context.Context, timeout time.Duration) (int, error)
-	waitRound(ctx context.Context, r uint64, timeout time.Duration) (roundResult, error)
+	waitRound(ctx context.Context, r uint64, upto int, timeout time.Duration) (roundResult, error)
+	cpu(ctx context.Context) (time.Duration, error)
 	close(ctx context.Context) error
 }
 
@@ -23,7 +24,7 @@ type group struct{ shares []share }
 // procs is 1 (or cfg.Spawn is nil), else one worker process per share.
 func newGroup(ctx context.Context, cfg Config, n, procs, conc int, c *Counters) (*group, error) {
 	if procs <= 1 || cfg.Spawn == nil {
-		hc := holderConfig{URL: cfg.URL, N: n, Conc: conc, DialTimeout: cfg.DialTimeout}
+		hc := holderConfig{URL: cfg.URL, N: n, Conc: conc, DialTimeout: cfg.DialTimeout, Peer: cfg.peer}
 		return &group{shares: []share{newHolder(hc, c)}}, nil
 	}
 	g := &group{}
@@ -33,7 +34,7 @@ func newGroup(ctx context.Context, cfg Config, n, procs, conc int, c *Counters) 
 		if i < n%procs {
 			k++
 		}
-		hc := holderConfig{URL: cfg.URL, First: first, N: k, Conc: max(conc/procs, 1), DialTimeout: cfg.DialTimeout}
+		hc := holderConfig{URL: cfg.URL, First: first, N: k, Conc: max(conc/procs, 1), DialTimeout: cfg.DialTimeout, Peer: cfg.peer}
 		first += k
 		r, err := spawnRemote(ctx, cfg.Spawn, hc, c)
 		if err != nil {
@@ -76,11 +77,12 @@ func (g *group) echo(ctx context.Context, timeout time.Duration) (int, error) {
 
 // waitRound combines the shares' views of round r: connections reached,
 // and the latest arrival over all of them.
-func (g *group) waitRound(ctx context.Context, r uint64, timeout time.Duration) (roundResult, error) {
+// With upto > 0 only the connections of users below upto count.
+func (g *group) waitRound(ctx context.Context, r uint64, upto int, timeout time.Duration) (roundResult, error) {
 	var mu sync.Mutex
 	var res roundResult
 	_, err := g.each(func(s share) (int, error) {
-		rr, err := s.waitRound(ctx, r, timeout)
+		rr, err := s.waitRound(ctx, r, upto, timeout)
 		mu.Lock()
 		res.Got += rr.Got
 		res.Last = max(res.Last, rr.Last)
@@ -88,6 +90,21 @@ func (g *group) waitRound(ctx context.Context, r uint64, timeout time.Duration) 
 		return 0, err
 	})
 	return res, err
+}
+
+// cpu returns the CPU time of the processes holding the connections (this
+// one, when it holds them itself).
+func (g *group) cpu(ctx context.Context) (time.Duration, error) {
+	var mu sync.Mutex
+	var total time.Duration
+	_, err := g.each(func(s share) (int, error) {
+		d, err := s.cpu(ctx)
+		mu.Lock()
+		total += d
+		mu.Unlock()
+		return 0, err
+	})
+	return total, err
 }
 
 func (g *group) close(ctx context.Context) error {

@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/wsgate/wsgate/internal/procstat"
 	"github.com/wsgate/wsgate/websocket"
 	"github.com/wsgate/wsgate/wire"
 )
@@ -19,6 +22,10 @@ type holderConfig struct {
 	N           int // connections to open
 	Conc        int // handshakes in flight
 	DialTimeout time.Duration
+	// Peer, when Peer.Peer is set, makes the connections speak that
+	// server's own protocol with a token per user (the peer scenarios)
+	// instead of the simple form.
+	Peer PeerConfig
 }
 
 // holder opens and keeps a share of many connections: it checks them with
@@ -35,16 +42,31 @@ type holder struct {
 
 	closing atomic.Bool
 	replies atomic.Int64
+	readyN  atomic.Int64 // peer mode: hellos, connect and subscribe replies
 	rounds  rounds
 }
 
 func newHolder(cfg holderConfig, c *Counters) *holder {
 	h := &holder{cfg: cfg, c: c}
+	onMessage := h.onMessage
+	if cfg.Peer.Peer != "" {
+		onMessage = func(c *websocket.Conn, typ websocket.MessageType, data []byte) {
+			cfg.Peer.handle(c, typ, data, h)
+		}
+	}
 	h.d = websocket.NewDialer(clientConfig(), websocket.Handler{
-		OnMessage: h.onMessage,
+		OnMessage: onMessage,
 		OnClose:   h.onClose,
 	})
 	return h
+}
+
+// The peerEvents of a holder in peer mode.
+func (h *holder) ready() { h.readyN.Add(1) }
+func (h *holder) fail()  { h.c.Errors.Add(1) }
+func (h *holder) arrive(r uint64) {
+	h.rounds.arrive(r, time.Now().UnixNano())
+	h.c.Msgs.Add(1)
 }
 
 func (h *holder) onMessage(_ *websocket.Conn, typ websocket.MessageType, data []byte) {
@@ -92,16 +114,28 @@ func (h *holder) open(ctx context.Context) (int, error) {
 	}
 	wg.Wait()
 	h.mu.Lock()
-	defer h.mu.Unlock()
+	n, dialErr := len(h.conns), h.dialErr
+	h.mu.Unlock()
 	if err := ctx.Err(); err != nil {
-		return len(h.conns), err
+		return n, err
 	}
-	return len(h.conns), h.dialErr
+	if h.cfg.Peer.Peer != "" {
+		// Subscribed everywhere before the first push, or the push would
+		// miss some.
+		want := int64(n) * h.cfg.Peer.readyPerConn()
+		if err := waitFor(ctx, readyTimeout, func() bool { return h.readyN.Load() >= want }); err != nil {
+			return n, fmt.Errorf("wsgate: bench: %d of %d connections ready: %w", h.readyN.Load()/h.cfg.Peer.readyPerConn(), n, err)
+		}
+	}
+	return n, dialErr
 }
+
+// readyTimeout bounds waiting for every connection's subscriptions.
+const readyTimeout = 60 * time.Second
 
 func (h *holder) dialOne(ctx context.Context, user int) {
 	dctx, cancel := context.WithTimeout(ctx, h.cfg.DialTimeout)
-	c, _, err := h.d.Dial(dctx, userURL(h.cfg.URL, user), nil)
+	c, err := h.dial(dctx, user)
 	cancel()
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -114,6 +148,29 @@ func (h *holder) dialOne(ctx context.Context, user int) {
 	}
 	h.conns = append(h.conns, c)
 	h.c.Opened.Add(1)
+}
+
+// dial opens the connection of user number i, from its own source
+// address; in peer mode with i's token, and it subscribes.
+func (h *holder) dial(ctx context.Context, i int) (*websocket.Conn, error) {
+	pc := h.cfg.Peer
+	if pc.Peer == "" {
+		c, _, err := h.d.Dial(ctx, userURL(h.cfg.URL, i), &websocket.DialOptions{NetDial: netDialFrom(i)})
+		return c, err
+	}
+	token, err := pc.peerToken(i)
+	if err != nil {
+		return nil, err
+	}
+	c, _, err := h.d.Dial(ctx, h.cfg.URL, pc.peerDial(h.cfg.URL, i, token))
+	if err != nil {
+		return nil, err
+	}
+	if err := pc.start(c, i, token); err != nil {
+		_ = c.CloseNow() // the error below is the one to report
+		return nil, err
+	}
+	return c, nil
 }
 
 // echo sends one request on every open connection and waits, at most
@@ -139,15 +196,25 @@ func (h *holder) echo(ctx context.Context, timeout time.Duration) (int, error) {
 
 // waitRound waits, at most timeout, until push round r reached every
 // connection of the share.
-func (h *holder) waitRound(ctx context.Context, r uint64, timeout time.Duration) (roundResult, error) {
+// With upto > 0 only the connections of users below upto are expected.
+func (h *holder) waitRound(ctx context.Context, r uint64, upto int, timeout time.Duration) (roundResult, error) {
 	h.mu.Lock()
 	want := int64(len(h.conns))
 	h.mu.Unlock()
+	if upto > 0 {
+		want = min(want, int64(max(upto-h.cfg.First, 0)))
+	}
 	err := waitFor(ctx, timeout, func() bool { return h.rounds.got(r) >= want })
 	if errors.Is(err, errTimeout) {
 		err = nil // a short round is reported by its count
 	}
 	return roundResult{Got: int(h.rounds.got(r)), Last: h.rounds.last(r)}, err
+}
+
+// cpu returns the CPU time this process has used: the share's cost on the
+// load-generator side.
+func (h *holder) cpu(context.Context) (time.Duration, error) {
+	return procstat.CPU(os.Getpid())
 }
 
 // close closes every connection with 1000 and waits, bounded by ctx.

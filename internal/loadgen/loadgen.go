@@ -1,10 +1,11 @@
-// Package loadgen is the load generator behind "wsgate bench": four
-// scenarios (idle, fanout, rpc, connect) that measure a gateway from the
+// Package loadgen is the load generator behind "wsgate bench": scenarios
+// (idle, fanout, rpc, connect, and the peer scenarios) that measure a gateway from the
 // outside, so that wsgate and the gorilla baseline in bench/baseline are
 // measured by the same client, over the same framing, in the same way.
 //
-// Every scenario speaks the simple form of the action protocol on /ws (no
-// subprotocol): a binary message is a big-endian uint32 action followed by
+// The peer scenarios (PeerScenario, peer.go) compare wsgate with Centrifugo,
+// each over its own protocol with JWTs; every other scenario speaks the
+// simple form of the action protocol on /ws (no subprotocol): a binary message is a big-endian uint32 action followed by
 // the payload. Requests use ActionEcho, which both servers answer with the
 // same action and payload (wsgate with --demo); pushes arrive as
 // ActionPush. Server-side figures (RSS, CPU time) are read from /proc of
@@ -73,6 +74,8 @@ type Config struct {
 	// Spawn starts worker processes for Procs > 1; nil runs every
 	// connection in this process.
 	Spawn Spawner
+
+	peer PeerConfig // set by the peer scenarios for their connections
 }
 
 func (c Config) withDefaults() (Config, error) {

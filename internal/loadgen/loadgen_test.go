@@ -3,10 +3,12 @@ package loadgen_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -250,7 +252,18 @@ func TestConnect(t *testing.T) {
 
 func TestConnectRefused(t *testing.T) {
 	leakcheck.Check(t)
-	g := startGateway(t, true, func(c *wsgate.Config) { c.HandshakeRate = 1 }) // burst 2, then 429
+	// Every client dials from its own address, so per-address handshake
+	// limits do not refuse them: an authenticator refuses every other one.
+	var calls atomic.Int64
+	g := startGateway(t, true, func(c *wsgate.Config) {
+		c.InsecureNoAuth = false
+		c.Authenticate = func(context.Context, *http.Request) (wsgate.Identity, error) {
+			if calls.Add(1)%2 == 0 {
+				return wsgate.Identity{}, errors.New("wsgate: refused by the test")
+			}
+			return wsgate.Identity{UserID: "u"}, nil
+		}
+	})
 	res, err := loadgen.Connect(testCtx(t), config(g, nil), loadgen.ConnectOptions{N: 10, Conc: 1})
 	if err != nil {
 		t.Fatalf("Connect: %v", err)

@@ -50,6 +50,16 @@ func Goals() []Goal {
 		{Scenario: "pushallocs", Metric: "allocs_per_recipient", Text: "fanout: allocations per recipient = 0", Max: true, Bound: 0},
 		{Scenario: "rpc", Metric: "msgs_per_cpu_s", Text: "rpc: replies per server CPU-second ≥ 1.2× baseline", Ratio: true, Bound: 1.2},
 		{Scenario: "connect", Metric: "handshakes_per_s", Text: "connect: handshakes/s ≥ baseline", Ratio: true, Bound: 1},
+		// Against Centrifugo (bench/peer/run.sh, issue 13).
+		{Scenario: "peer-fanout", Metric: "server_cpu_per_publish", Text: "fanout 10k: server CPU per publish ≤ 0.5× Centrifugo", Ratio: true, Max: true, Bound: 0.5},
+		{Scenario: "peer-fanout", Metric: "client_cpu_per_publish", Text: "fanout 10k: load-generator CPU per publish ≤ 1.0× Centrifugo", Ratio: true, Max: true, Bound: 1},
+		{Scenario: "peer-fanout", Metric: "p50", Text: "fanout 10k: publish → last delivery p50 ≤ 0.8× Centrifugo", Ratio: true, Max: true, Bound: 0.8},
+		{Scenario: "peer-fanout", Metric: "p99", Text: "fanout 10k: publish → last delivery p99 ≤ 0.8× Centrifugo", Ratio: true, Max: true, Bound: 0.8},
+		{Scenario: "peer-personal", Metric: "server_cpu_per_push", Text: "personal, history on: server CPU per push ≤ 0.5× Centrifugo", Ratio: true, Max: true, Bound: 0.5},
+		{Scenario: "peer-personal-nohist", Metric: "server_cpu_per_push", Text: "personal, history off: server CPU per push ≤ 0.5× Centrifugo", Ratio: true, Max: true, Bound: 0.5},
+		{Scenario: "peer-multi", Metric: "server_cpu_per_delivery", Text: "multi-user: server CPU per delivery ≤ 0.5× Centrifugo", Ratio: true, Max: true, Bound: 0.5},
+		{Scenario: "peer-connect", Metric: "server_cpu_per_handshake", Text: "connect: server CPU per handshake ≤ 0.5× Centrifugo", Ratio: true, Max: true, Bound: 0.5},
+		{Scenario: "peer-idle", Metric: "rss_per_conn", Text: "idle: RSS per connection ≤ 0.05× Centrifugo", Ratio: true, Max: true, Bound: 0.05},
 	}
 }
 
@@ -59,6 +69,8 @@ type ReportOptions struct {
 	Servers []string
 	// Base is the server ratios divide by; default the last of Servers.
 	Base string
+	// Spread adds the lowest and highest round to every median.
+	Spread bool
 }
 
 // table is the medians of every (scenario, metric, server) of a set of
@@ -68,10 +80,13 @@ type table struct {
 	scenarios []string
 	metrics   map[string][]Metric // scenario → metrics in first-seen order
 	samples   map[[3]string][]float64
+	spread    bool // medians show (min–max) too
+	byRound   map[[3]string]map[int]float64
 }
 
 func newTable(results []Result, servers []string) *table {
-	t := &table{servers: servers, metrics: map[string][]Metric{}, samples: map[[3]string][]float64{}}
+	t := &table{servers: servers, metrics: map[string][]Metric{}, samples: map[[3]string][]float64{},
+		byRound: map[[3]string]map[int]float64{}}
 	for _, r := range results {
 		if !slices.Contains(t.servers, r.Server) {
 			t.servers = append(t.servers, r.Server)
@@ -85,6 +100,10 @@ func newTable(results []Result, servers []string) *table {
 			}
 			k := [3]string{r.Scenario, m.Name, r.Server}
 			t.samples[k] = append(t.samples[k], m.Value)
+			if t.byRound[k] == nil {
+				t.byRound[k] = map[int]float64{}
+			}
+			t.byRound[k][r.Round] = m.Value
 		}
 	}
 	return t
@@ -108,6 +127,7 @@ func (t *table) median(scenario, metric, server string) (float64, bool) {
 // baseline, and every round.
 func WriteReport(w io.Writer, results []Result, o ReportOptions) error {
 	t := newTable(results, slices.Clone(o.Servers))
+	t.spread = o.Spread
 	if len(t.servers) == 0 {
 		return fmt.Errorf("wsgate: bench report: no results")
 	}
@@ -200,7 +220,7 @@ func (t *table) writeMedianRow(w io.Writer, sc string, m Metric, base string) {
 	fmt.Fprintf(w, "| %s | %s | %s |", sc, m.Name, m.Unit)
 	for _, s := range t.servers {
 		if v, ok := t.median(sc, m.Name, s); ok {
-			fmt.Fprintf(w, " %s |", formatValue(v))
+			fmt.Fprintf(w, " %s%s |", formatValue(v), t.minMax(sc, m.Name, s))
 		} else {
 			fmt.Fprint(w, " – |")
 		}
@@ -215,9 +235,35 @@ func (t *table) writeMedianRow(w io.Writer, sc string, m Metric, base string) {
 			fmt.Fprint(w, " – |")
 			continue
 		}
-		fmt.Fprintf(w, " %.2f× %s |", v/b, arrow(m.Better, v, b))
+		fmt.Fprintf(w, " %.2f×%s %s |", v/b, t.ratioSpread(sc, m.Name, s, base), arrow(m.Better, v, b))
 	}
 	fmt.Fprintln(w)
+}
+
+// minMax is " (min–max)" of the rounds when the table shows the spread
+// and there is more than one round.
+func (t *table) minMax(scenario, metric, server string) string {
+	s := t.samples[[3]string{scenario, metric, server}]
+	if !t.spread || len(s) < 2 {
+		return ""
+	}
+	return fmt.Sprintf(" (%s–%s)", formatValue(slices.Min(s)), formatValue(slices.Max(s)))
+}
+
+// ratioSpread is " (min–max)" of the ratios server/base of the rounds
+// both ran, when the table shows the spread.
+func (t *table) ratioSpread(scenario, metric, server, base string) string {
+	a, b := t.byRound[[3]string{scenario, metric, server}], t.byRound[[3]string{scenario, metric, base}]
+	var rs []float64
+	for round, v := range a {
+		if bv, ok := b[round]; ok && bv != 0 {
+			rs = append(rs, v/bv)
+		}
+	}
+	if !t.spread || len(rs) < 2 {
+		return ""
+	}
+	return fmt.Sprintf(" (%.2f–%.2f)", slices.Min(rs), slices.Max(rs))
 }
 
 // arrow says whether the numerator's value is better or worse than the

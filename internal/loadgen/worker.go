@@ -41,6 +41,7 @@ type Worker struct {
 type command struct {
 	Cmd       string `json:"cmd"`
 	Round     uint64 `json:"round,omitempty"`
+	Upto      int    `json:"upto,omitempty"`
 	TimeoutMS int64  `json:"timeout_ms,omitempty"`
 }
 
@@ -49,6 +50,7 @@ type reply struct {
 	Round   roundResult `json:"round"`
 	Err     string      `json:"err,omitempty"`
 	Timeout bool        `json:"timeout,omitempty"`
+	CPU     int64       `json:"cpu_ns,omitempty"` // the worker's CPU time when it answered
 }
 
 type workerMsg struct {
@@ -61,8 +63,14 @@ const progressEvery = 200 * time.Millisecond
 
 // holdArgs is the command line of a worker holding the share hc.
 func holdArgs(hc holderConfig) []string {
-	return []string{"--url", hc.URL, "--first", strconv.Itoa(hc.First), "--n", strconv.Itoa(hc.N),
+	args := []string{"--url", hc.URL, "--first", strconv.Itoa(hc.First), "--n", strconv.Itoa(hc.N),
 		"--conc", strconv.Itoa(hc.Conc), "--dial-timeout", hc.DialTimeout.String()}
+	if hc.Peer.Peer != "" {
+		// The secret goes on the command line of a local child: a
+		// benchmark secret, visible to this machine's users anyway.
+		args = append(args, "--peer", string(hc.Peer.Peer), "--secret", hc.Peer.Secret, "--topics", strconv.Itoa(hc.Peer.Topics))
+	}
+	return args
 }
 
 func parseHoldArgs(args []string) (holderConfig, error) {
@@ -74,6 +82,9 @@ func parseHoldArgs(args []string) (holderConfig, error) {
 	fs.IntVar(&hc.N, "n", 0, "connections")
 	fs.IntVar(&hc.Conc, "conc", 50, "handshakes in flight")
 	fs.DurationVar(&hc.DialTimeout, "dial-timeout", 10*time.Second, "handshake timeout")
+	fs.StringVar((*string)(&hc.Peer.Peer), "peer", "", "peer protocol: wsgate or centrifugo (default: simple form)")
+	fs.StringVar(&hc.Peer.Secret, "secret", "", "HS256 secret of the peer tokens")
+	fs.IntVar(&hc.Peer.Topics, "topics", 0, "busy topics")
 	if err := fs.Parse(args); err != nil {
 		return hc, fmt.Errorf("wsgate: bench hold: %w", err)
 	}
@@ -129,7 +140,11 @@ func (h *holder) run(ctx context.Context, cmd command) reply {
 	case "echo":
 		rep.N, err = h.echo(ctx, timeout)
 	case "wait":
-		rep.Round, err = h.waitRound(ctx, cmd.Round, timeout)
+		rep.Round, err = h.waitRound(ctx, cmd.Round, cmd.Upto, timeout)
+	case "cpu":
+		var d time.Duration
+		d, err = h.cpu(ctx)
+		rep.CPU = int64(d)
 	default:
 		err = fmt.Errorf("wsgate: bench hold: unknown command %q", cmd.Cmd)
 	}
@@ -263,9 +278,14 @@ func (r *remote) echo(ctx context.Context, timeout time.Duration) (int, error) {
 	return rep.N, err
 }
 
-func (r *remote) waitRound(ctx context.Context, round uint64, timeout time.Duration) (roundResult, error) {
-	rep, err := r.call(ctx, command{Cmd: "wait", Round: round, TimeoutMS: timeout.Milliseconds()})
+func (r *remote) waitRound(ctx context.Context, round uint64, upto int, timeout time.Duration) (roundResult, error) {
+	rep, err := r.call(ctx, command{Cmd: "wait", Round: round, Upto: upto, TimeoutMS: timeout.Milliseconds()})
 	return rep.Round, err
+}
+
+func (r *remote) cpu(ctx context.Context) (time.Duration, error) {
+	rep, err := r.call(ctx, command{Cmd: "cpu"})
+	return time.Duration(rep.CPU), err
 }
 
 // close ends the worker: its stdin closes, it closes its connections and
