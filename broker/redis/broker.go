@@ -446,7 +446,7 @@ func (b *Broker) SetNodeInfo(info func() []byte) {
 // by node id.
 func (b *Broker) NodeInfos(ctx context.Context) (map[string][]byte, error) {
 	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
-	nodes, err := b.rdb.ZRangeByScore(ctx, b.nodesKey(), &goredis.ZRangeBy{Min: now, Max: "+inf"}).Result()
+	nodes, err := b.rdb.ZRangeArgs(ctx, goredis.ZRangeArgs{Key: b.nodesKey(), Start: now, Stop: "+inf", ByScore: true}).Result()
 	if err != nil {
 		return nil, fmt.Errorf("wsgate: redis broker: nodes: %w", err)
 	}
