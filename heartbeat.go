@@ -72,8 +72,8 @@ func (s *Server) stopHeartbeat(ctx context.Context) error {
 // registry shard per tick, spreading the pings evenly over the interval
 // instead of waking every connection at once, and needs no timer per
 // connection. Silent connections are closed by the engine's IdleTimeout.
-// Each tick also ends the holds of connections that never sent a resume
-// and lets the history forget expired users.
+// Each tick also checks the token expiry of the shard's connections (the
+// broker's Run expires history on its own).
 func (s *Server) heartbeat(stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
 	tick := time.NewTicker(max(s.cfg.PingInterval/registryShards, time.Millisecond))
