@@ -72,19 +72,30 @@ func (r *run) connect(ctx context.Context, d *websocket.Dialer, o ConnectOptions
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	n := float64(h.count())
-	if n == 0 {
-		return fmt.Errorf("wsgate: bench connect: no handshake succeeded: %w", *firstErr.Load())
+	n, err := r.reportHandshakes("connect", &h, elapsed, &firstErr)
+	if err != nil {
+		return err
 	}
-	r.res.add("handshakes", n, "", Info)
-	r.res.add("handshakes_per_s", n/elapsed.Seconds(), "conns/s", Higher)
-	r.res.addDuration("p50", h.quantile(0.5), Lower)
-	r.res.addDuration("p99", h.quantile(0.99), Lower)
 	if cpu := cpu1 - cpu0; r.proc.known() && cpu > 0 {
 		r.res.add("handshakes_per_cpu_s", n/cpu.Seconds(), "conns/CPU-s", Higher)
 		r.res.add("server_cpu_per_handshake", float64(cpu.Microseconds())/n, "µs", Lower)
 	}
 	return nil
+}
+
+// reportHandshakes adds the figures every connect scenario reports
+// (count, rate, p50, p99) and returns the count; none succeeding is an
+// error carrying the first failure.
+func (r *run) reportHandshakes(scenario string, h *histogram, elapsed time.Duration, firstErr *atomic.Pointer[error]) (float64, error) {
+	n := float64(h.count())
+	if n == 0 {
+		return 0, fmt.Errorf("wsgate: bench %s: no handshake succeeded: %w", scenario, *firstErr.Load())
+	}
+	r.res.add("handshakes", n, "", Info)
+	r.res.add("handshakes_per_s", n/elapsed.Seconds(), "conns/s", Higher)
+	r.res.addDuration("p50", h.quantile(0.5), Lower)
+	r.res.addDuration("p99", h.quantile(0.99), Lower)
+	return n, nil
 }
 
 // handshake opens the i-th connection, from its own source address, times

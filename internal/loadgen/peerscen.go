@@ -424,14 +424,10 @@ func (r *run) peerConnect(ctx context.Context, d *websocket.Dialer, cw *connectW
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	n := float64(h.count())
-	if n == 0 {
-		return fmt.Errorf("wsgate: bench peer connect: no handshake succeeded: %w", *firstErr.Load())
+	n, err := r.reportHandshakes("peer connect", &h, elapsed, &firstErr)
+	if err != nil {
+		return err
 	}
-	r.res.add("handshakes", n, "", Info)
-	r.res.add("handshakes_per_s", n/elapsed.Seconds(), "conns/s", Higher)
-	r.res.addDuration("p50", h.quantile(0.5), Lower)
-	r.res.addDuration("p99", h.quantile(0.99), Lower)
 	if r.proc.known() {
 		r.res.add("server_cpu_per_handshake", float64((scpu1-scpu0).Microseconds())/n, "µs", Lower)
 	}
