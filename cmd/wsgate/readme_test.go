@@ -182,9 +182,16 @@ func TestReadmeFirstRun(t *testing.T) {
 	}
 	bin := wsgateBinary(t)
 	s := startReadmeServer(t)
-	for _, line := range strings.Split(s.out.String(), "\n") {
-		if strings.HasPrefix(strings.TrimSpace(line), "export TOKEN=") {
-			s.exports = strings.TrimSpace(line)
+	// The server is up once its first banner line is out; the export line
+	// comes a few lines later, possibly in a later write.
+	for deadline := time.Now().Add(readmeTimeout); s.exports == "" && time.Now().Before(deadline); {
+		for _, line := range strings.Split(s.out.String(), "\n") {
+			if strings.HasPrefix(strings.TrimSpace(line), "export TOKEN=") {
+				s.exports = strings.TrimSpace(line)
+			}
+		}
+		if s.exports == "" {
+			time.Sleep(10 * time.Millisecond)
 		}
 	}
 	if s.exports == "" {
