@@ -37,6 +37,10 @@ func nodeName(addr string) string {
 // printAdminBanner adds the admin view's URL to serve's banner.
 func printAdminBanner(w io.Writer, cfg *config.Config, addr net.Addr) {
 	if cfg.APIKey != "" {
-		fmt.Fprintf(w, "  admin:      http://%s/admin (any user name; password: the API key)\n", displayAddr(addr))
+		scheme := "http"
+		if cfg.TLSCertFile != "" {
+			scheme = "https"
+		}
+		fmt.Fprintf(w, "  admin:      %s://%s/admin (any user name; password: the API key)\n", scheme, displayAddr(addr))
 	}
 }

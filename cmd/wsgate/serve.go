@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -104,9 +105,13 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) er
 		return err
 	}
 	defer ms.stop()
-	printBanner(stdout, cfg, fr, ln.Addr())
-	ms.printBanner(stdout)
-	printAdminBanner(stdout, cfg, ln.Addr())
+	// One write: whoever reads the banner (a person, a script, a test)
+	// sees it whole once the first line is there.
+	var banner bytes.Buffer
+	printBanner(&banner, cfg, fr, ln.Addr())
+	ms.printBanner(&banner)
+	printAdminBanner(&banner, cfg, ln.Addr())
+	_, _ = stdout.Write(banner.Bytes()) // a closed stdout does not stop the gateway
 	logger.Info("serving", "addr", ln.Addr().String())
 	if err := srv.Serve(ctx, ln); err != nil {
 		return err

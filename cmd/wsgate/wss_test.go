@@ -86,6 +86,11 @@ func TestTLSCertificateReload(t *testing.T) {
 	ca := testcert.NewCA(t)
 	old, next := ca.Leaf(t), ca.Leaf(t)
 	s := startTLSServe(t, ca, old)
+	// Every URL the banner prints is https or wss: a user copying one
+	// must not get a plain-text request to a TLS port.
+	if banner := s.out.String(); strings.Contains(banner, "http://") || strings.Contains(banner, "ws://") || !strings.Contains(banner, "/admin") {
+		t.Errorf("banner with TLS: want only https:// and wss:// URLs, admin included:\n%s", banner)
+	}
 	if got := s.servedSerial(t); got != old.Cert.SerialNumber.String() {
 		t.Fatalf("served serial %s, want the first leaf's %s", got, old.Cert.SerialNumber)
 	}
