@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	mrand "math/rand/v2"
+	"net/url"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -22,8 +23,12 @@ import (
 // Options configures a Broker. Only URL is required.
 type Options struct {
 	// URL locates Redis: redis://[[user]:password@]host:port/db, or
-	// rediss:// for TLS; query parameters such as dial_timeout and
-	// max_retries are understood (see go-redis ParseURL).
+	// rediss:// for TLS; query parameters such as dial_timeout are
+	// understood (see go-redis ParseURL). Commands are not retried unless
+	// max_retries says so: a push whose reply was lost may have been
+	// numbered and sent, and running it again would number it twice. A
+	// failed dial is not retried either: while Redis is down a push gets
+	// ErrUnavailable at once and the caller decides.
 	URL string
 	// Prefix starts every key and the channel, so that several gateways
 	// can share one Redis. Default "wsgate".
@@ -119,6 +124,10 @@ func New(opts Options) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("wsgate: redis broker: %w", err)
 	}
+	if u, _ := url.Parse(opts.URL); u != nil && !u.Query().Has("max_retries") {
+		ro.MaxRetries = -1 // see Options.URL
+	}
+	ro.DialerRetries = 1 // one attempt (go-redis's default is 5, 100 ms apart)
 	var id [6]byte
 	if _, err := rand.Read(id[:]); err != nil {
 		return nil, fmt.Errorf("wsgate: redis broker: node id: %w", err)

@@ -252,10 +252,12 @@ func TestRedisDownAndBack(t *testing.T) {
 	readMsg(t, simple)
 
 	r.Stop()
+	start := time.Now()
 	_, err := b.Publish(context.Background(), wsgate.Target{User: "fred"}, 120, nil)
 	if !errors.Is(err, wsgate.ErrUnavailable) {
 		t.Errorf("Publish with Redis down: got %v, want ErrUnavailable", err)
 	}
+	t.Logf("Publish with Redis down failed after %v", time.Since(start))
 	if status := apiPush(t, b.Server, `{"to":{"user":"fred"},"action":120}`); status != http.StatusServiceUnavailable {
 		t.Errorf("API push with Redis down: got %d, want 503", status)
 	}
