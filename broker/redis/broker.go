@@ -290,8 +290,17 @@ func (b *Broker) History(ctx context.Context, user string, from broker.Position)
 }
 
 func (b *Broker) history(ctx context.Context, user string, from broker.Position) (broker.History, error) {
-	res, err := history.Run(ctx, b.rdb, b.userKeys(user), b.preludeArgs(
-		from.Epoch, from.Seq, uint64(broker.MaxSeq), b.opts.HistoryTTL.Milliseconds(), b.nowMS())...).Slice()
+	res, err := history.Run(ctx, b.rdb, b.userKeys(user), b.historyArgs(from)...).Slice()
+	return b.historyReply(user, from, res, err)
+}
+
+// historyArgs are the history script's arguments for a client at from.
+func (b *Broker) historyArgs(from broker.Position) []any {
+	return b.preludeArgs(from.Epoch, from.Seq, uint64(broker.MaxSeq), b.opts.HistoryTTL.Milliseconds(), b.nowMS())
+}
+
+// historyReply reads one reply of the history script.
+func (b *Broker) historyReply(user string, from broker.Position, res []any, err error) (broker.History, error) {
 	if err != nil {
 		return broker.History{}, fmt.Errorf("wsgate: redis broker: history of %q: %w", user, err)
 	}
@@ -300,6 +309,34 @@ func (b *Broker) history(ctx context.Context, user string, from broker.Position)
 		return broker.History{}, fmt.Errorf("wsgate: redis broker: history of %q: %w", user, err)
 	}
 	return h, nil
+}
+
+// userPosition is a user and the position a history starts after.
+type userPosition struct {
+	user string
+	from broker.Position
+}
+
+// histories reads the histories of every user in batch in one round trip
+// (a pipeline), in batch's order. The caller loads the script first.
+func (b *Broker) histories(ctx context.Context, batch []userPosition) ([]broker.History, error) {
+	cmds := make([]*goredis.Cmd, len(batch))
+	_, _ = b.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error { // each command's error is read below
+		for i, u := range batch {
+			cmds[i] = history.EvalSha(ctx, p, b.userKeys(u.user), b.historyArgs(u.from)...)
+		}
+		return nil
+	})
+	out := make([]broker.History, len(batch))
+	for i, u := range batch {
+		res, err := cmds[i].Slice()
+		h, err := b.historyReply(u.user, u.from, res, err)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = h
+	}
+	return out, nil
 }
 
 // parseHistory reads the history script's {epoch, last, wm, gen, entries};

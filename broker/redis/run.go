@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -189,30 +190,45 @@ func (b *Broker) fresh(m *broker.Message) bool {
 	return true
 }
 
+// resyncBatch is how many users' histories resync fetches per round
+// trip.
+const resyncBatch = 256
+
 // resync runs once the subscription is confirmed, before any channel
 // message is handled: pushes published while this node was not
 // subscribed (Redis down, the subscriber backing off) are fetched from
 // the history, for every user connected here, and delivered in order, so
-// that no connection waits for its user's next push to notice them.
+// that no connection waits for its user's next push to notice them. The
+// histories are fetched resyncBatch users per pipeline: the channel's
+// messages wait in Redis's output buffer meanwhile, and a resync of one
+// round trip per user could outlast its limit on a node with many users.
 func (s *subscriber) resync(ctx context.Context) error {
 	s.b.mu.Lock()
-	users := make(map[string]broker.Position, len(s.b.present))
+	users := make([]userPosition, 0, len(s.b.present))
 	for u := range s.b.present {
 		if p, ok := s.b.seen[u]; ok {
-			users[u] = p
+			users = append(users, userPosition{u, p})
 		} else if p, ok := s.b.floor[u]; ok {
-			users[u] = p
+			users = append(users, userPosition{u, p})
 		}
 	}
 	s.b.mu.Unlock()
-	for u, p := range users {
-		h, err := s.b.history(ctx, u, p)
+	if len(users) == 0 {
+		return nil
+	}
+	if err := history.Load(ctx, s.b.rdb).Err(); err != nil {
+		return err
+	}
+	for batch := range slices.Chunk(users, resyncBatch) {
+		hs, err := s.b.histories(ctx, batch)
 		if err != nil {
 			return err
 		}
-		for i := range h.Messages {
-			if m := &h.Messages[i]; s.b.fresh(m) {
-				s.deliver(ctx, m)
+		for _, h := range hs {
+			for i := range h.Messages {
+				if m := &h.Messages[i]; s.b.fresh(m) {
+					s.deliver(ctx, m)
+				}
 			}
 		}
 	}
