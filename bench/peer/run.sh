@@ -10,8 +10,10 @@
 #
 # Environment:
 #   ROUNDS      rounds of every scenario on both servers (default 5)
-#   SCENARIOS   any of: idle connect personal personal-nohist multi fanout busy
-#               (default: all, in that order)
+#   SCENARIOS   any of: idle idle-lowmem connect personal personal-nohist multi
+#               fanout busy (default: all, in that order); idle-lowmem is idle
+#               with Centrifugo's documented memory options (websocket
+#               read/write buffers of 512 bytes, a write buffer pool)
 #   QUICK=1     small loads (for checking the script, not for numbers)
 #   PROCS       worker processes that hold the client connections (default 2)
 #   CENTRIFUGO  a centrifugo binary to use instead of installing v6.9.1
@@ -29,7 +31,7 @@ set -euo pipefail
 
 cd "$(dirname "$0")/../.."
 ROUNDS=${ROUNDS:-5}
-SCENARIOS=${SCENARIOS:-idle connect personal personal-nohist multi fanout busy}
+SCENARIOS=${SCENARIOS:-idle idle-lowmem connect personal personal-nohist multi fanout busy}
 PROCS=${PROCS:-2}
 SECRET=peer-secret-$RANDOM$RANDOM$RANDOM$RANDOM
 API_KEY=peer-key-$RANDOM$RANDOM
@@ -76,14 +78,18 @@ free_port() {
 	done
 }
 
-# centrifugo_config HISTORY PORT: a config comparable to wsgate's defaults:
+# centrifugo_config HISTORY PORT [lowmem]: a config comparable to wsgate's defaults:
 # memory engine; every user subscribed server-side to "personal:<user>"
 # (wsgate: pushes to a user), with history like wsgate's (256 pushes, 24 h,
 # recovery on reconnect) when HISTORY is "on"; any other channel open to
 # authenticated clients (wsgate: topics); tokens with the same secret; the
-# HTTP API with a key.
+# HTTP API with a key. "lowmem" adds the WebSocket options Centrifugo's
+# documentation gives for less memory per connection.
 centrifugo_config() {
-	local personal='{"name": "personal"}'
+	local personal='{"name": "personal"}' websocket='{}'
+	if [[ ${3:-} == lowmem ]]; then
+		websocket='{"read_buffer_size": 512, "write_buffer_size": 512, "use_write_buffer_pool": true}'
+	fi
 	if [[ $1 == on ]]; then
 		personal='{"name": "personal", "history_size": 256, "history_ttl": "24h", "force_recovery": true}'
 	fi
@@ -93,6 +99,7 @@ centrifugo_config() {
   "log": {"level": "error"},
   "engine": {"type": "memory"},
   "usage_stats": {"disabled": true},
+  "websocket": $websocket,
   "http_api": {"key": "$API_KEY"},
   "client": {
     "token": {"hmac_secret_key": "$SECRET"},
@@ -107,9 +114,9 @@ centrifugo_config() {
 EOF
 }
 
-# start_server NAME HISTORY: a fresh server; sets SERVER_PID, WS_URL, API_URL.
+# start_server NAME HISTORY [VARIANT]: a fresh server; sets SERVER_PID, WS_URL, API_URL.
 start_server() {
-	local name=$1 history=$2 logf="$TMP/$1.$RANDOM.log" addr="" i
+	local name=$1 history=$2 variant=${3:-} logf="$TMP/$1.$RANDOM.log" addr="" i
 	case $name in
 	wsgate)
 		local hist=()
@@ -128,8 +135,8 @@ start_server() {
 	centrifugo)
 		local port
 		port=$(free_port)
-		centrifugo_config "$history" "$port" >"$TMP/centrifugo-$history.json"
-		"$CENTRIFUGO" --config "$TMP/centrifugo-$history.json" >"$logf" 2>&1 &
+		centrifugo_config "$history" "$port" "$variant" >"$TMP/centrifugo-$history$variant.json"
+		"$CENTRIFUGO" --config "$TMP/centrifugo-$history$variant.json" >"$logf" 2>&1 &
 		SERVER_PID=$!
 		for ((i = 0; i < 200; i++)); do
 			if ss -Hltn "sport = :$port" | grep -q .; then
@@ -167,7 +174,7 @@ stop_server() {
 # scenario_args NAME: the "wsgate bench peer" flags of a scenario.
 scenario_args() {
 	case $1 in
-	idle) echo "--scenario idle --n $IDLE_N --procs $PROCS --settle 5s" ;;
+	idle | idle-lowmem) echo "--scenario idle --n $IDLE_N --procs $PROCS --settle 5s" ;;
 	connect) echo "--scenario connect --n $CONNECT_N --conc 100" ;;
 	personal | personal-nohist) echo "--scenario personal --n $N --procs $PROCS --users $USERS --push-conc 16 --repeats 10" ;;
 	multi) echo "--scenario multi --n $N --procs $PROCS --users $USERS --repeats 10" ;;
@@ -182,10 +189,11 @@ START=$(date +%s)
 for ((round = 1; round <= ROUNDS; round++)); do
 	if ((round % 2)); then order=(wsgate centrifugo); else order=(centrifugo wsgate); fi
 	for scenario in $SCENARIOS; do
-		history=on
+		history=on variant=""
 		[[ $scenario == personal-nohist ]] && history=off
+		[[ $scenario == idle-lowmem ]] && variant=lowmem
 		for server in "${order[@]}"; do
-			start_server "$server" "$history"
+			start_server "$server" "$history" "$variant"
 			log "round $round/$ROUNDS: $scenario on $server ($WS_URL, pid $SERVER_PID)"
 			# shellcheck disable=SC2046 # word splitting of the scenario flags is intended
 			if ! "$TMP/wsgate" bench peer $(scenario_args "$scenario") --name "peer-$scenario" \
@@ -227,6 +235,7 @@ fi
 	for scenario in $SCENARIOS; do
 		note=""
 		[[ $scenario == personal-nohist ]] && note=" (servers without history: wsgate \`--history-size -1\`, Centrifugo's personal namespace without history_size)"
+		[[ $scenario == idle-lowmem ]] && note=" (Centrifugo with \`websocket\` read_buffer_size 512, write_buffer_size 512, use_write_buffer_pool; wsgate unchanged)"
 		echo "| peer-$scenario | \`$(scenario_args "$scenario")\`$note |"
 	done
 	echo
