@@ -24,21 +24,28 @@ func (r *recorder) deliver(_ context.Context, m *broker.Message) (int, error) {
 	return 1, nil
 }
 
-// TestResyncManyUsers: after its subscription was down, a node hands its
-// connections every push each of its users missed, in order and once,
-// for more users than one pipeline fetches; a second resync hands out
-// nothing again.
-func TestResyncManyUsers(t *testing.T) {
+// unsubscribedBroker is a broker on a fresh redis-server, bound to
+// deliver, whose Run is not running: pushes reach deliver only by Resync.
+func unsubscribedBroker(t testing.TB, deliver broker.DeliverFunc) *redisbroker.Broker {
 	r := redistest.Start(t)
 	b, err := redisbroker.New(redisbroker.Options{URL: r.URL()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = b.Close() }() // the test is over
-	rec := &recorder{got: make(map[string][]broker.Message)}
-	if err := b.Bind(rec.deliver); err != nil {
+	t.Cleanup(func() { _ = b.Close() }) // the test is over
+	if err := b.Bind(deliver); err != nil {
 		t.Fatal(err)
 	}
+	return b
+}
+
+// TestResyncManyUsers: after its subscription was down, a node hands its
+// connections every push each of its users missed, in order and once,
+// for more users than one pipeline fetches; a second resync hands out
+// nothing again.
+func TestResyncManyUsers(t *testing.T) {
+	rec := &recorder{got: make(map[string][]broker.Message)}
+	b := unsubscribedBroker(t, rec.deliver)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 
@@ -92,15 +99,7 @@ func TestResyncManyUsers(t *testing.T) {
 // with one push in its history (what a node does after its subscription
 // was down).
 func BenchmarkResync(bm *testing.B) {
-	r := redistest.Start(bm)
-	b, err := redisbroker.New(redisbroker.Options{URL: r.URL()})
-	if err != nil {
-		bm.Fatal(err)
-	}
-	defer func() { _ = b.Close() }() // the benchmark is over
-	if err := b.Bind(func(context.Context, *broker.Message) (int, error) { return 1, nil }); err != nil {
-		bm.Fatal(err)
-	}
+	b := unsubscribedBroker(bm, func(context.Context, *broker.Message) (int, error) { return 1, nil })
 	ctx := context.Background()
 	for i := range 2000 {
 		u := "u" + strconv.Itoa(i)
