@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -120,24 +119,25 @@ func (c *watchedConn) CloseWrite() error {
 	return nil
 }
 
-// timedOut counts a read that ran into its deadline while no handler had
-// the request, by what was being waited for: the next request of an idle
-// keep-alive connection (HTTPIdleTimeout: not a rejection, counted only),
-// or headers (ReadHeaderTimeout). A handler's body reads are counted by
-// watchedBody: net/http's own background read during a handler may time
-// out too, harmlessly.
+// timedOut counts a read that ran into its deadline, by what was being
+// waited for: the rest of a request whose handler runs (ReadTimeout: its
+// body, read by the handler or discarded by net/http after it), the next
+// request of an idle keep-alive connection (HTTPIdleTimeout: not a
+// rejection, counted only), or headers (ReadHeaderTimeout). Once per
+// request.
 func (c *watchedConn) timedOut() {
+	if c.counted.Swap(true) {
+		return
+	}
 	switch {
 	case c.handling.Load():
+		c.s.ctr.http.bodyTimeout.Add(1)
+		c.s.httpRejected(c, 0, "request body not read within the read timeout")
 	case c.served.Load() && !c.arrived.Load():
-		if !c.counted.Swap(true) {
-			c.s.ctr.http.idleClosed.Add(1)
-		}
+		c.s.ctr.http.idleClosed.Add(1)
 	default:
-		if !c.counted.Swap(true) {
-			c.s.ctr.http.headerTimeout.Add(1)
-			c.s.httpRejected(c, 0, "request headers not read within the read-header timeout")
-		}
+		c.s.ctr.http.headerTimeout.Add(1)
+		c.s.httpRejected(c, 0, "request headers not read within the read-header timeout")
 	}
 }
 
@@ -221,27 +221,8 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		if isUpgrade(r) {
 			w = hijackUnwrapper{w}
 		}
-		if r.Body != nil && r.Body != http.NoBody {
-			r.Body = &watchedBody{ReadCloser: r.Body, c: wc}
-		}
 	}
 	s.mux.ServeHTTP(w, r)
-}
-
-// watchedBody counts a request body that was not read within ReadTimeout.
-type watchedBody struct {
-	io.ReadCloser
-	c *watchedConn
-}
-
-func (b *watchedBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	var ne net.Error
-	if err != nil && errors.As(err, &ne) && ne.Timeout() && !b.c.counted.Swap(true) {
-		b.c.s.ctr.http.bodyTimeout.Add(1) // the handler sees the error and answers
-		b.c.s.httpRejected(b.c, 0, "request body not read within the read timeout")
-	}
-	return n, err
 }
 
 // hijackUnwrapper hijacks the underlying connection of a watchedConn: the

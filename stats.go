@@ -68,7 +68,7 @@ type HTTPRejections struct {
 	HeadersTooLarge uint64 `json:"headers_too_large"` // 431: request line and headers beyond MaxHeaderBytes
 	BadRequest      uint64 `json:"bad_request"`       // 400 (or 501, 505) from net/http: a malformed request
 	HeaderTimeout   uint64 `json:"header_timeout"`    // closed: headers not read within ReadHeaderTimeout
-	BodyTimeout     uint64 `json:"body_timeout"`      // a request body not read within ReadTimeout
+	BodyTimeout     uint64 `json:"body_timeout"`      // a request body not read within ReadTimeout (by its handler, or by net/http discarding it after)
 	// IdleClosed is not a rejection: keep-alive connections closed after
 	// HTTPIdleTimeout without a further request. Counted, not logged.
 	IdleClosed uint64 `json:"idle_closed"`
