@@ -29,8 +29,8 @@ type watchedConn struct {
 	net.Conn
 	s *Server
 
-	// All set on net/http's goroutine of the connection, except that a
-	// handler's body reads may run on net/http's background reader.
+	// Used on net/http's goroutine of the connection, except that Read
+	// also runs on its background reader while a handler runs.
 	handling atomic.Bool  // a handler has the current request
 	served   atomic.Bool  // a request was handled: waiting now is keep-alive idleness
 	arrived  atomic.Bool  // bytes arrived since the connection was accepted or went idle
@@ -66,10 +66,10 @@ func (s *Server) watch(c net.Conn) net.Conn {
 	return &watchedConn{Conn: c, s: s}
 }
 
-// abortedDeadline: net/http interrupts its own background read by
-// setting a read deadline in the past (1970); a timeout caused by a
-// deadline before this is not the peer's doing.
-var abortedDeadline = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+// abortedDeadline (2000-01-01, Unix nanoseconds): net/http interrupts its
+// own background read by setting a read deadline in the past (1970); a
+// timeout caused by a deadline before this is not the peer's doing.
+const abortedDeadline = 946684800 * int64(time.Second)
 
 func (c *watchedConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)

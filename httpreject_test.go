@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"runtime"
 	"strings"
 	"testing"
@@ -207,5 +208,35 @@ func TestUpgradedConnsLeaveTheWatch(t *testing.T) {
 	// per connection in blocking mode (2n in all, measured).
 	if added := runtime.NumGoroutine() - before; added >= n+n/2 {
 		t.Errorf("%d goroutines for %d connections (both sides), want under %d: the server drives them with a goroutine each (blocking mode)", added, n, n+n/2)
+	}
+}
+
+// TestPerIPPendingBoundSparesProxies: a trusted proxy carries many
+// clients, so only MaxPendingConns bounds its connections.
+func TestPerIPPendingBoundSparesProxies(t *testing.T) {
+	leakcheck.Check(t)
+	cfg := anon()
+	cfg.MaxPendingConns = 16
+	cfg.MaxPendingConnsPerIP = 1
+	cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	ts := startServer(t, cfg)
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			_ = c.Close() // end of the test
+		}
+	}()
+	for range 3 {
+		c, err := net.Dial("tcp", ts.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	waitStat(t, "the held connections accepted", func() bool {
+		return rawRequest(t, ts.addr, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n") == http.StatusOK
+	})
+	if got := ts.Stats().HTTPRejected.PerIPLimit; got != 0 {
+		t.Errorf("Stats.HTTPRejected.PerIPLimit: got %d, want 0 for a trusted proxy", got)
 	}
 }
