@@ -204,6 +204,14 @@ type Config struct {
 	// file descriptors, a new connection gets HTTP 503 before its request
 	// is read, and is closed; established connections are not affected.
 	MaxPendingConns int
+	// MaxPendingConnsPerIP bounds the connections of MaxPendingConns from
+	// one client address (an IPv6 /64), so that one peer holding silent
+	// connections cannot take the slots of everyone else until
+	// ReadHeaderTimeout frees them. Default MaxPendingConns/8 (128 with its
+	// default). The excess gets HTTP 503 before its request is read, like
+	// MaxPendingConns's. Connections from TrustedProxies are exempt (they
+	// carry many clients): MaxPendingConns alone bounds them.
+	MaxPendingConnsPerIP int
 	// EchoMemory bounds what /echo connections may hold together: each is
 	// charged its worst case, SendQueueBytes plus four EchoMaxMessageSize
 	// (one being read, one waiting, one being echoed, one past the queue's
@@ -295,6 +303,7 @@ func (c Config) withDefaults() (Config, error) {
 	setDefault(&c.HTTPIdleTimeout, defaultHTTPIdleTimeout)
 	setDefault(&c.MaxHeaderBytes, defaultMaxHeaderBytes)
 	setDefault(&c.MaxPendingConns, defaultMaxPendingConns)
+	setDefault(&c.MaxPendingConnsPerIP, max(c.MaxPendingConns/8, 1))
 	setDefault(&c.EchoMemory, defaultEchoMemory)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -351,6 +360,7 @@ func (c *Config) validate() error {
 		{"HTTPIdleTimeout", int64(c.HTTPIdleTimeout)},
 		{"MaxHeaderBytes", int64(c.MaxHeaderBytes)},
 		{"MaxPendingConns", int64(c.MaxPendingConns)},
+		{"MaxPendingConnsPerIP", int64(c.MaxPendingConnsPerIP)},
 		{"EchoMemory", c.EchoMemory},
 	} {
 		if f.v < 0 {

@@ -187,8 +187,8 @@
 // (Config.MaxHeaderBytes, 16 KiB: 431) and time (ReadHeaderTimeout, 10 s),
 // whole requests in time (ReadTimeout, 30 s), idle keep-alive connections
 // in time (HTTPIdleTimeout, 30 s), and connections that are not yet
-// WebSockets in number (MaxPendingConns, 1024: beyond it, 503 before the
-// request is read). /echo, which needs no token, reads messages up to
+// WebSockets in number (MaxPendingConns, 1024, and MaxPendingConnsPerIP,
+// 128 from one address: beyond them, 503 before the request is read). /echo, which needs no token, reads messages up to
 // EchoMaxMessageSize (64 KiB), replies through the same send queue bound as
 // /ws, and all /echo connections together are charged at most EchoMemory
 // (64 MiB: beyond it, 503). When the process runs out of file descriptors,
@@ -197,7 +197,9 @@
 // and the refusals are logged once per 10 s. Every refused handshake is
 // counted in Stats.Handshakes and logged through Config.Logger with its
 // reason and client address, at most a few lines a second (the count of
-// lines held back goes into the next one).
+// lines held back goes into the next one); so is every request net/http
+// refuses before a handler sees it (431, 400, header and body timeouts:
+// Stats.HTTPRejected).
 //
 // # Close codes
 //

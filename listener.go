@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -28,8 +29,9 @@ const refusedResponse = "HTTP/1.1 503 Service Unavailable\r\n" +
 	"wsgate: server busy, retry later\r\n"
 
 // guardedListener hands net/http only the connections the server can
-// afford: at most Config.MaxPendingConns that are not (yet) WebSockets,
-// and none it could not serve for want of file descriptors. A connection
+// afford: at most Config.MaxPendingConns that are not (yet) WebSockets, at
+// most Config.MaxPendingConnsPerIP of them from one address, and none it
+// could not serve for want of file descriptors. A connection
 // it turns away gets a 503 before its request is read (at the descriptor
 // limit, through a spare descriptor kept for that) and is closed; the
 // accept loop neither spins nor logs through net/http's unstructured log,
@@ -40,6 +42,7 @@ type guardedListener struct {
 	s       *Server
 	limit   int64
 	pending atomic.Int64 // accepted connections not yet hijacked or closed
+	byAddr  addrCounts   // the same, per address (perIPKey)
 	done    chan struct{}
 	once    sync.Once
 	log     *logLimiter
@@ -56,6 +59,7 @@ func newGuardedListener(s *Server, ln net.Listener) *guardedListener {
 		Listener: ln,
 		s:        s,
 		limit:    int64(s.cfg.MaxPendingConns),
+		byAddr:   addrCounts{limit: s.cfg.MaxPendingConnsPerIP, n: make(map[netip.Addr]int)},
 		done:     make(chan struct{}),
 		log:      newLogLimiter(s.cfg.Logger, slog.LevelWarn, 1/refuseLogInterval.Seconds(), 1),
 	}
@@ -71,10 +75,17 @@ func (l *guardedListener) Accept() (net.Conn, error) {
 		if err == nil {
 			if l.pending.Add(1) > l.limit {
 				l.pending.Add(-1)
+				l.s.ctr.http.pendingLimit.Add(1)
 				l.refuse(c, "too many pending connections", false)
 				continue
 			}
-			return c, nil
+			if key, ok := l.addrKey(c); ok && !l.byAddr.add(key) {
+				l.pending.Add(-1)
+				l.s.ctr.http.perIPLimit.Add(1)
+				l.refuse(c, "too many pending connections from one address", false)
+				continue
+			}
+			return l.s.watch(c), nil
 		}
 		if !outOfDescriptors(err) {
 			return nil, err // net/http retries temporary errors; others end Serve
@@ -117,6 +128,7 @@ func (l *guardedListener) refuseAtLimit(cause error) bool {
 		l.logRefused("out of file descriptors", cause)
 		return false
 	}
+	l.s.ctr.http.outOfFiles.Add(1)
 	l.refuse(c, "out of file descriptors", true)
 	return true
 }
@@ -199,7 +211,71 @@ func (l *guardedListener) logRefused(reason string, cause error, extra ...slog.A
 
 // release is net/http's ConnState for connections that leave the pending
 // set: hijacked (now a WebSocket, bounded by MaxConns) or closed.
-func (l *guardedListener) release() { l.pending.Add(-1) }
+func (l *guardedListener) release(c net.Conn) {
+	l.pending.Add(-1)
+	if key, ok := l.addrKey(c); ok {
+		l.byAddr.remove(key)
+	}
+}
+
+// addrKey is the address c counts against in MaxPendingConnsPerIP, or
+// false when it counts against none: a trusted proxy (it carries many
+// clients; MaxPendingConns still bounds it) or an address that is not IP.
+func (l *guardedListener) addrKey(c net.Conn) (netip.Addr, bool) {
+	ta, ok := c.RemoteAddr().(*net.TCPAddr)
+	if !ok {
+		return netip.Addr{}, false
+	}
+	ip, ok := netip.AddrFromSlice(ta.IP)
+	if !ok {
+		return netip.Addr{}, false
+	}
+	ip = ip.Unmap()
+	if l.s.trusted(ip) {
+		return netip.Addr{}, false
+	}
+	return perIPKey(ip), true
+}
+
+// perIPKey is ip, or for IPv6 its /64: one subscriber's network, which
+// a single host can draw any number of addresses from.
+func perIPKey(ip netip.Addr) netip.Addr {
+	if ip.Is4() {
+		return ip
+	}
+	p, _ := ip.Prefix(64) // cannot fail for an IPv6 address
+	return p.Addr()
+}
+
+// addrCounts counts connections per address under a bound. It holds an
+// entry only while its count is positive, so at most MaxPendingConns.
+type addrCounts struct {
+	limit int
+	mu    sync.Mutex
+	n     map[netip.Addr]int
+}
+
+// add counts one more connection from key, or reports false when key
+// already has limit.
+func (a *addrCounts) add(key netip.Addr) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.n[key] >= a.limit {
+		return false
+	}
+	a.n[key]++
+	return true
+}
+
+func (a *addrCounts) remove(key netip.Addr) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.n[key] <= 1 {
+		delete(a.n, key)
+		return
+	}
+	a.n[key]--
+}
 
 // Close stops Accept and gives up the spare descriptor.
 func (l *guardedListener) Close() error {

@@ -227,15 +227,21 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // log through the Server's Logger, rate-limited.
 func (s *Server) newHTTPServer(gl *guardedListener) *http.Server {
 	return &http.Server{
-		Handler:           s.mux,
+		Handler:           http.HandlerFunc(s.serveHTTP),
+		ConnContext:       connContext,
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		ReadTimeout:       s.cfg.ReadTimeout,
 		IdleTimeout:       s.cfg.HTTPIdleTimeout,
 		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
 		ErrorLog:          log.New(httpErrorLog{s}, "", 0),
-		ConnState: func(_ net.Conn, st http.ConnState) {
-			if st == http.StateHijacked || st == http.StateClosed {
-				gl.release()
+		ConnState: func(c net.Conn, st http.ConnState) {
+			switch st {
+			case http.StateIdle:
+				if wc, ok := c.(*watchedConn); ok {
+					wc.idle()
+				}
+			case http.StateHijacked, http.StateClosed:
+				gl.release(c)
 			}
 		},
 	}

@@ -24,6 +24,9 @@ type Stats struct {
 	Panics        uint64 `json:"panics"`         // recovered panics, each logged with its stack: in handlers, and in the engine callbacks (connection open/message/close code, OnConnect, OnDisconnect)
 
 	Rejected HandshakeRejections `json:"rejected"` // refused /ws and /echo handshakes, by reason
+	// HTTPRejected counts connections and requests refused before any
+	// handler saw them (by the listener, or answered by net/http itself).
+	HTTPRejected HTTPRejections `json:"http_rejected"`
 
 	// Breakdowns for metrics exporters (observe.go); every label set is
 	// small and fixed.
@@ -54,6 +57,23 @@ type HandshakeRejections struct {
 	Invalid      uint64 `json:"invalid"`      // the WebSocket handshake itself failed (400, 426, ...)
 }
 
+// HTTPRejections counts connections and requests refused before any
+// handler saw them, by reason. The first three were answered 503 before
+// the request was read, and are also in Handshakes.Unavailable. Over TLS
+// only those three are counted.
+type HTTPRejections struct {
+	PendingLimit    uint64 `json:"pending_limit"`     // 503: MaxPendingConns reached
+	PerIPLimit      uint64 `json:"per_ip_limit"`      // 503: MaxPendingConnsPerIP reached for the peer's address
+	OutOfFiles      uint64 `json:"out_of_files"`      // 503: the process was out of file descriptors
+	HeadersTooLarge uint64 `json:"headers_too_large"` // 431: request line and headers beyond MaxHeaderBytes
+	BadRequest      uint64 `json:"bad_request"`       // 400 (or 501, 505) from net/http: a malformed request
+	HeaderTimeout   uint64 `json:"header_timeout"`    // closed: headers not read within ReadHeaderTimeout
+	BodyTimeout     uint64 `json:"body_timeout"`      // a request body not read within ReadTimeout (by its handler, or by net/http discarding it after)
+	// IdleClosed is not a rejection: keep-alive connections closed after
+	// HTTPIdleTimeout without a further request. Counted, not logged.
+	IdleClosed uint64 `json:"idle_closed"`
+}
+
 // counters holds the Server's atomic counters; Stats copies them.
 type counters struct {
 	accepted, requests, handlerErrors        atomic.Uint64
@@ -67,6 +87,7 @@ type counters struct {
 	echoConns                                atomic.Int64  // open /echo connections
 	echoHeld                                 atomic.Int64  // /echo connections charged to EchoMemory, including those mid-handshake
 	hs                                       handshakeCounters
+	http                                     httpCounters
 }
 
 // Stats returns the current gauges and counters. Users and Topics are
@@ -99,7 +120,8 @@ func (s *Server) Stats() Stats {
 			Unauthorized: c.rejAuth.Load(),
 			Invalid:      c.rejInvalid.Load(),
 		},
-		Handshakes: c.hs.stats(),
+		Handshakes:   c.hs.stats(),
+		HTTPRejected: c.http.stats(),
 	}
 	s.obs.snapshotInto(&st)
 	return st

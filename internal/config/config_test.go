@@ -203,7 +203,7 @@ func TestEveryServerSettingHasAFlag(t *testing.T) {
 		"--history-size", "1", "--history-bytes", "1", "--history-ttl", "1s", "--history-memory", "1",
 		"--count-actions", "110,111",
 		"--read-header-timeout", "1s", "--read-timeout", "1s", "--http-idle-timeout", "1s", "--max-header-bytes", "1",
-		"--max-pending-conns", "1", "--echo-memory", "1",
+		"--max-pending-conns", "1", "--max-pending-conns-per-ip", "1", "--echo-memory", "1",
 		"--compression", "--compression-context-takeover",
 	}
 	c, err := Parse(args, env(nil), &bytes.Buffer{})

@@ -58,6 +58,7 @@ var sample = []struct{ flag, arg, toml string }{
 	{"http-idle-timeout", "8s", `"8s"`},
 	{"max-header-bytes", "4KiB", `"4KiB"`},
 	{"max-pending-conns", "13", `13`},
+	{"max-pending-conns-per-ip", "5", `5`},
 	{"echo-memory", "3MiB", `"3MiB"`},
 	{"jwt-leeway", "2s", `"2s"`},
 	{"jwt-allow-no-exp", "true", `true`},

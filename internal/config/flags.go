@@ -43,6 +43,7 @@ func (c *Config) register(fs *flag.FlagSet) *optionalBool {
 	fs.DurationVar(&s.PingInterval, "ping-interval", 0, "how often idle connections are pinged (0: 30s)")
 	fs.DurationVar(&s.IdleTimeout, "idle-timeout", 0, "close connections that sent nothing for this long (0: 1h)")
 	fs.IntVar(&s.SendQueueMessages, "send-queue-messages", 0, "outbound queue bound per connection in messages; overflow → close 4000 (0: 1024)")
+	fs.IntVar(&s.MaxPendingConnsPerIP, "max-pending-conns-per-ip", 0, "of --max-pending-conns, how many one client address (IPv6: /64) may hold; beyond → HTTP 503 before the request is read; --trusted-proxies are exempt (0: --max-pending-conns/8)")
 	fs.Var((*intByteSize)(&s.SendQueueBytes), "send-queue-bytes", "outbound queue bound per connection in bytes; overflow → close 4000 (0: 1MiB)")
 	fs.IntVar(&s.MaxHandlers, "max-handlers", 0, "handler calls running at once, server-wide (one at a time per connection); when all are busy, reading pauses (0: 1024)")
 	fs.DurationVar(&s.HandlerTimeout, "handler-timeout", 0, "deadline of one handler call (0: 10s)")

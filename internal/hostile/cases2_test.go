@@ -51,7 +51,7 @@ func fdLimit(t *testing.T, g *gateway) string {
 	var mu sync.Mutex
 	var open []*rawConn
 	fanOut(400, func(i int) {
-		rc, st, _, err := upgrade(g.addr, "/ws", authz(t, fmt.Sprint("u", i)))
+		rc, st, _, err := g.upgradeSpread("/ws", authz(t, fmt.Sprint("u", i)))
 		switch {
 		case err != nil:
 			ans.add("closed before the 101")
@@ -130,7 +130,7 @@ func fdLimitDefault(t *testing.T, g *gateway) string {
 	var mu sync.Mutex
 	var open []*rawConn
 	fanOut(400, func(i int) {
-		rc, st, body, err := upgrade(g.addr, "/ws", authz(t, fmt.Sprint("u", i)))
+		rc, st, body, err := g.upgradeSpread("/ws", authz(t, fmt.Sprint("u", i)))
 		switch {
 		case err != nil:
 			ans.add("closed before the 101")
@@ -493,7 +493,7 @@ func drain(t *testing.T, g *gateway) string {
 	var ans tally
 	fanOut(50, func(w int) {
 		for i := w; i < n; i += 50 {
-			c, st, body, err := upgrade(g.addr, "/ws", authz(t, fmt.Sprint("d", i)))
+			c, st, body, err := g.upgradeSpread("/ws", authz(t, fmt.Sprint("d", i)))
 			if err != nil || st != http.StatusSwitchingProtocols {
 				ans.add(fmt.Sprintf("HTTP %d %s %v", st, body, err))
 				continue

@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -64,6 +65,8 @@ type gateway struct {
 	logs *syncBuffer
 	done chan struct{} // closed when the process has exited
 	err  error         // its exit status, once done
+
+	attackSeq atomic.Uint32 // picks the source address of dialTCPErr
 }
 
 var listening = regexp.MustCompile(`wsgate listening on http://(\S+)`)
@@ -394,7 +397,22 @@ func (s *syncBuffer) String() string {
 // reportPath is where the table goes besides the test log.
 func reportPath() string { return os.Getenv("WSGATE_HOSTILE_REPORT") }
 
-// dialTCPErr opens a TCP connection to the gateway.
+// dialTCPErr opens a TCP connection to the gateway from the next of the
+// attack addresses.
 func (g *gateway) dialTCPErr() (net.Conn, error) {
-	return net.DialTimeout("tcp", g.addr, 10*time.Second)
+	return dialFrom(net.IPv4(127, 0, 1, byte(1+g.attackSeq.Add(1)%attackAddrs)), g.addr)
+}
+
+// attackAddrs is how many loopback source addresses (127.0.1.1–16) the
+// cases that open many connections at once spread them over: that many
+// attackers, each within --max-pending-conns-per-ip's default (128), so
+// that those cases test the bound they are about and not that one. The
+// prober and the health check come from 127.0.0.1.
+const attackAddrs = 16
+
+// dialFrom opens a TCP connection to addr from the loopback address ip
+// (all of 127/8 is loopback on Linux).
+func dialFrom(ip net.IP, addr string) (net.Conn, error) {
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}, Timeout: 10 * time.Second}
+	return d.Dial("tcp", addr)
 }

@@ -29,7 +29,17 @@ type rawConn struct {
 // response status and, when it is not 101, the start of its body; the
 // connection is usable for frames when it is 101.
 func upgrade(addr, path string, extra ...string) (*rawConn, int, string, error) {
-	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	return upgradeWith(func() (net.Conn, error) { return net.DialTimeout("tcp", addr, 10*time.Second) }, addr, path, extra...)
+}
+
+// upgradeSpread is upgrade from the attack addresses (dialTCPErr), for
+// the cases that open more handshakes at once than one address may.
+func (g *gateway) upgradeSpread(path string, extra ...string) (*rawConn, int, string, error) {
+	return upgradeWith(g.dialTCPErr, g.addr, path, extra...)
+}
+
+func upgradeWith(dial func() (net.Conn, error), addr, path string, extra ...string) (*rawConn, int, string, error) {
+	c, err := dial()
 	if err != nil {
 		return nil, 0, "", err
 	}

@@ -51,6 +51,22 @@ func Handshakes(st *wsgate.Stats) []Outcome {
 	}
 }
 
+// Rejection is one reason of wsgate_http_rejections_total and its count.
+type Rejection struct {
+	Name  string
+	Count uint64
+}
+
+// HTTPRejections maps st onto the reasons of wsgate_http_rejections_total.
+func HTTPRejections(st *wsgate.Stats) []Rejection {
+	r := &st.HTTPRejected
+	return []Rejection{
+		{"pending_limit", r.PendingLimit}, {"per_ip_limit", r.PerIPLimit}, {"out_of_files", r.OutOfFiles},
+		{"headers_too_large", r.HeadersTooLarge}, {"bad_request", r.BadRequest},
+		{"header_timeout", r.HeaderTimeout}, {"body_timeout", r.BodyTimeout}, {"idle_closed", r.IdleClosed},
+	}
+}
+
 // Collector is a prometheus.Collector for one gateway.
 type Collector struct {
 	src Source
@@ -71,6 +87,7 @@ var (
 	descUsers       = newDesc("users", "Distinct users with at least one open /ws connection on this node.")
 	descTopics      = newDesc("topics", "Topics with at least one subscriber on this node.")
 	descHandshakes  = newDesc("handshakes_total", "WebSocket handshakes by outcome: the HTTP status answered (101 accepted on /ws; 400, 401, 403, 429, 503 refused on /ws or /echo).", "status")
+	descHTTPRejects = newDesc("http_rejections_total", "Connections and requests refused before any handler saw them, by reason: pending_limit, per_ip_limit, out_of_files (503 before the request was read), headers_too_large (431), bad_request (400 from net/http), header_timeout, body_timeout; idle_closed counts keep-alive connections closed after --http-idle-timeout, not a refusal.", "reason")
 	descCloses      = newDesc("closes_total", "Closed /ws connections by close code (whichever side sent it; 1006 dropped without one; \"other\" for codes without their own series).", "code")
 	descRequests    = newDesc("requests_total", "Client requests dispatched, by action (registered and system actions; \"other\" for the rest).", "action")
 	descHandlerDur  = newDesc("handler_duration_seconds", "Time handler calls took, by action (as wsgate_requests_total; system actions answered inline are not timed).", "action")
@@ -90,7 +107,7 @@ var (
 // Describe sends every metric's description.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		descConns, descUsers, descTopics, descHandshakes, descCloses, descRequests, descHandlerDur,
+		descConns, descUsers, descTopics, descHandshakes, descHTTPRejects, descCloses, descRequests, descHandlerDur,
 		descHandlerErrs, descPushes, descDeliveries, descPushDur, descSlow, descRateLimited,
 		descResumed, descReplayed, descLost, descBrokerDur, descBrokerErrs,
 	} {
@@ -115,6 +132,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descTopics, st.Topics)
 	for _, o := range Handshakes(&st) {
 		counter(descHandshakes, o.Count, o.Status)
+	}
+	for _, r := range HTTPRejections(&st) {
+		counter(descHTTPRejects, r.Count, r.Name)
 	}
 	for _, cc := range st.Closes {
 		counter(descCloses, cc.Count, codeLabel(cc.Code))

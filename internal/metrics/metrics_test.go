@@ -347,6 +347,24 @@ func (l *load) refusals() {
 	}
 	l.dialUntil("/ws?user=y", http.StatusTooManyRequests, "1.2.3.4", 10)
 	l.dialUntil("/ws?user=z", http.StatusServiceUnavailable, "", 30)
+	l.raw("GET /ws HTTP/1.1\r\nHost: x\r\nX-Big: "+strings.Repeat("a", 32<<10)+"\r\n\r\n", http.StatusRequestHeaderFieldsTooLarge)
+	l.raw("GET /ws HTTP/1.1\r\n\r\n", http.StatusBadRequest) // no Host
+}
+
+// raw sends req on a connection of its own and checks net/http's answer.
+func (l *load) raw(req string, status int) {
+	l.t.Helper()
+	c, err := net.Dial("tcp", l.gw.Addr)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second)) // a hang shows as an error
+	_, _ = io.WriteString(c, req)                       // the answer tells
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil || resp.StatusCode != status {
+		l.t.Errorf("raw request: got %v, %v; want %d", resp, err, status)
+	}
 }
 
 // dialUntil dials until a handshake gets status, at most tries times, from
@@ -456,6 +474,9 @@ func checkDocumented(t *testing.T, before, open, during, after samples) {
 			grew(`wsgate_handshakes_total{status="101"}`), grew(`wsgate_handshakes_total{status="400"}`),
 			grew(`wsgate_handshakes_total{status="401"}`), grew(`wsgate_handshakes_total{status="403"}`),
 			grew(`wsgate_handshakes_total{status="429"}`), grew(`wsgate_handshakes_total{status="503"}`),
+		},
+		"wsgate_http_rejections_total": {
+			grew(`wsgate_http_rejections_total{reason="headers_too_large"}`), grew(`wsgate_http_rejections_total{reason="bad_request"}`),
 		},
 		"wsgate_closes_total": {
 			grew(`wsgate_closes_total{code="1009"}`), grew(`wsgate_closes_total{code="4000"}`),
