@@ -92,6 +92,7 @@ var (
 	descRequests    = newDesc("requests_total", "Client requests dispatched, by action (registered and system actions; \"other\" for the rest).", "action")
 	descHandlerDur  = newDesc("handler_duration_seconds", "Time handler calls took, by action (as wsgate_requests_total; system actions answered inline are not timed).", "action")
 	descHandlerErrs = newDesc("handler_errors_total", "Handler calls that failed with an error other than a reply error (answered \"internal error\" or \"timed out\").")
+	descPanics      = newDesc("panics_total", "Panics recovered in handlers and in the engine's connection callbacks, each logged with its stack; the connection or request is answered and the gateway keeps serving.")
 	descPushes      = newDesc("pushes_total", "Push messages that reached at least one connection on this node, by target kind (conn, user, topic, all); a push to several users counts once per user.", "target")
 	descDeliveries  = newDesc("push_deliveries_total", "Connections on this node that had a push queued, by target kind.", "target")
 	descPushDur     = newDesc("push_duration_seconds", "Per push message, time from this node starting its delivery until it was written to or queued on the last of its connections here, by target kind.", "target")
@@ -108,7 +109,7 @@ var (
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		descConns, descUsers, descTopics, descHandshakes, descHTTPRejects, descCloses, descRequests, descHandlerDur,
-		descHandlerErrs, descPushes, descDeliveries, descPushDur, descSlow, descRateLimited,
+		descHandlerErrs, descPanics, descPushes, descDeliveries, descPushDur, descSlow, descRateLimited,
 		descResumed, descReplayed, descLost, descBrokerDur, descBrokerErrs,
 	} {
 		ch <- d
@@ -145,6 +146,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- histogram(descHandlerDur, &a.Latency, label)
 	}
 	counter(descHandlerErrs, st.HandlerErrors)
+	counter(descPanics, st.Panics)
 	for _, k := range []struct {
 		name string
 		ps   *wsgate.PushStats

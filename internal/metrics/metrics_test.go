@@ -209,6 +209,7 @@ const (
 	// actionFallback has no handler: the Fallback answers it, as a backend
 	// would, and Config.CountActions gives it its own series.
 	actionFallback wire.Action = 152
+	actionPanic    wire.Action = 153
 )
 
 func startGateway(t *testing.T) (*gatewaytest.Gateway, string) {
@@ -227,6 +228,9 @@ func startGateway(t *testing.T) (*gatewaytest.Gateway, string) {
 			t.Fatal(err)
 		}
 		if err := srv.Handle(actionFail, func(context.Context, *wsgate.Request) ([]byte, error) { return nil, errors.New("boom") }); err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.Handle(actionPanic, func(context.Context, *wsgate.Request) ([]byte, error) { panic("metrics test") }); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -263,6 +267,7 @@ func TestMetricsMoveUnderLoad(t *testing.T) {
 	// Requests: a registered action, a failing one, an unknown one, a system one.
 	l.request(simple, actionEcho, "hi")
 	l.request(simple, actionFail, "")
+	l.request(simple, actionPanic, "")
 	l.request(simple, 999, "")
 	l.request(simple, actionFallback, "")
 	l.frame(full, wire.Frame{Type: wire.TypeRequest, ID: 1, Action: wire.ActionSubscribe, Payload: []byte("news")})
@@ -493,6 +498,7 @@ func checkDocumented(t *testing.T, before, open, during, after samples) {
 			grew(`wsgate_handler_duration_seconds_count{action="152"}`),
 		},
 		"wsgate_handler_errors_total":       {grew(`wsgate_handler_errors_total{}`)},
+		"wsgate_panics_total":               {grew(`wsgate_panics_total{}`)},
 		"wsgate_pushes_total":               kinds("wsgate_pushes_total"),
 		"wsgate_push_deliveries_total":      kinds("wsgate_push_deliveries_total"),
 		"wsgate_push_duration_seconds":      kinds("wsgate_push_duration_seconds_count"),
