@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/wsgate/wsgate"
 )
@@ -38,6 +39,8 @@ type API struct {
 	max    int
 	logger *slog.Logger
 	mux    *http.ServeMux
+
+	decoders sync.Pool // of *bodyDecoder
 }
 
 // New returns the API for gw. It fails when no API key is configured: an open push
@@ -125,6 +128,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v) // the client went away; nothing to do
+}
+
+// writeRaw writes body, which is JSON already.
+func writeRaw(w http.ResponseWriter, status int, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(body) // the client went away; nothing to do
 }
 
 func writeError(w http.ResponseWriter, status int, msg string) {
