@@ -108,8 +108,15 @@ func (a *API) decodePush(w http.ResponseWriter, r *http.Request) (wsgate.Target,
 // decodeBody decodes the JSON object of r's body into req: unknown fields
 // and anything after the object are errors.
 func (a *API) decodeBody(w http.ResponseWriter, r *http.Request, req *pushRequest) error {
-	// Base64 inflates by 4/3; leave room for the envelope.
-	body := http.MaxBytesReader(w, r.Body, int64(a.max)*4/3+4096)
+	// Base64 inflates by 4/3; leave room for the envelope. A body whose
+	// declared length is within the bound cannot pass it (net/http reads
+	// no further): only the others need the limiting reader, which also
+	// makes net/http close the connection when it trips.
+	limit := int64(a.max)*4/3 + 4096
+	body := r.Body
+	if r.ContentLength < 0 || r.ContentLength > limit {
+		body = http.MaxBytesReader(w, r.Body, limit)
+	}
 	d, _ := a.decoders.Get().(*bodyDecoder)
 	if d == nil {
 		d = &bodyDecoder{}
