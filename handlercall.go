@@ -1,6 +1,7 @@
 package wsgate
 
 import (
+	"bytes"
 	"context"
 	"sync"
 	"sync/atomic"
@@ -9,13 +10,21 @@ import (
 	"github.com/wsgate/wsgate/wire"
 )
 
-// call is one handler call: its Request and the ctx handed to the handler,
-// in one allocation. The deadline and cancellation come from the time slot
-// the call started in (deadlines); Value adds the ConnInfo for ConnFrom.
+// call is one handler call: its Request, the ctx handed to the handler
+// and, for a small request, the copy of its payload, in one allocation.
+// The deadline and cancellation come from the time slot the call started
+// in (deadlines); Value adds the ConnInfo for ConnFrom.
 type call struct {
 	context.Context
 	req Request
+	buf [callPayloadInline]byte // Request.Payload when it fits
 }
+
+// callPayloadInline is the largest request payload copied into its call
+// rather than into an allocation of its own: most requests are small, and
+// a second allocation per request was a visible share of a small request's
+// cost.
+const callPayloadInline = 64
 
 // Value answers ConnFrom from the call's Request, and everything else from
 // the slot's context.
@@ -26,13 +35,23 @@ func (c *call) Value(key any) any {
 	return c.Context.Value(key)
 }
 
-// newCall prepares a handler call on sess starting at now (Server.now);
-// payload becomes the handler's.
+// newCall prepares a handler call on sess starting at now (Server.now),
+// with a copy of payload that becomes the handler's (nil for an empty
+// one, as bytes.Clone made it).
 func (s *Server) newCall(sess *session, action wire.Action, payload []byte, now int64) *call {
-	return &call{
+	c := &call{
 		Context: s.deadlines.ctx(now),
-		req:     Request{Conn: sess.info(), Action: action, Payload: payload},
+		req:     Request{Conn: sess.info(), Action: action},
 	}
+	switch {
+	case payload == nil:
+	case len(payload) <= callPayloadInline:
+		c.req.Payload = c.buf[:len(payload):len(payload)]
+		copy(c.req.Payload, payload)
+	default:
+		c.req.Payload = bytes.Clone(payload)
+	}
+	return c
 }
 
 // slotsPerTimeout is how many deadline slots one HandlerTimeout spans: a

@@ -1,7 +1,6 @@
 package wsgate
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -175,7 +174,7 @@ func (s *Server) protocolError(sess *session, reason string) {
 // to its handler, both inline on the executor.
 func (s *Server) dispatch(sess *session, to replyTo, action wire.Action, payload []byte) {
 	s.ctr.requests.Add(1)
-	s.obs.requested(action)
+	ctr := s.obs.requested(action)
 	if action <= wire.MaxSystemAction {
 		s.system(sess, to, action, payload)
 		return
@@ -188,7 +187,7 @@ func (s *Server) dispatch(sess *session, to replyTo, action wire.Action, payload
 		s.sendError(sess, to, wire.CodeUnknownAction, unknownAction(action))
 		return
 	}
-	s.runHandler(sess, to, h, action, payload)
+	s.runHandler(sess, to, h, ctr, action, payload)
 }
 
 func unknownAction(a wire.Action) string {
@@ -199,13 +198,14 @@ func unknownAction(a wire.Action) string {
 // delivered the request: a goroutine per request would cost its creation
 // and the growth of a fresh stack on every call, and the engine already
 // runs one connection's callbacks in order and different connections'
-// in parallel (up to Config.MaxHandlers). payload is copied: the engine
-// reuses it once onMessage returns, and the handler owns Request.Payload.
-func (s *Server) runHandler(sess *session, to replyTo, h HandlerFunc, action wire.Action, payload []byte) {
+// in parallel (up to Config.MaxHandlers). payload is copied (newCall):
+// the engine reuses it once onMessage returns, and the handler owns
+// Request.Payload. ctr is the action's counter, which takes the latency.
+func (s *Server) runHandler(sess *session, to replyTo, h HandlerFunc, ctr *actionCounter, action wire.Action, payload []byte) {
 	start := s.now() // read once for the deadline and the latency: a clock read is not free
-	c := s.newCall(sess, action, bytes.Clone(payload), start)
+	c := s.newCall(sess, action, payload, start)
 	out, err := callHandler(c, h, &c.req)
-	s.obs.actions.get(action).latency.observe(time.Duration(s.now() - start))
+	ctr.latency.observe(time.Duration(s.now() - start))
 	if err != nil {
 		s.handlerFailed(sess, to, &c.req, err)
 		return

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -432,5 +433,46 @@ func TestShutdownCancelsBlockedHandlers(t *testing.T) {
 		}
 	default:
 		t.Error("Shutdown returned before the handler did")
+	}
+}
+
+// TestHandlerOwnsPayload: a handler may keep Request.Payload after it
+// returns, small or large (a small one is copied into the call, a large one
+// on its own), and append to it, without the engine's next message or the
+// next call changing what it kept; an empty payload arrives empty.
+func TestHandlerOwnsPayload(t *testing.T) {
+	leakcheck.Check(t)
+	cfg := anon()
+	cfg.MessageRate = -1
+	var mu sync.Mutex
+	var kept [][]byte
+	ts := startServer(t, cfg, handle(t, 110, func(ctx context.Context, req *wsgate.Request) ([]byte, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		kept = append(kept, req.Payload)
+		_ = append(req.Payload, "tail"...) // must not reach another call's payload
+		return nil, nil
+	}))
+	c := dial(t, ts.wsURL("/ws"), nil)
+	var sent [][]byte
+	for i, n := range []int{0, 1, 63, 64, 65, 1000, 64, 3} {
+		p := bytes.Repeat([]byte{byte('a' + i)}, n)
+		sent = append(sent, p)
+		write(t, c, websocket.BinaryMessage, simple(110, string(p)))
+	}
+	for i := range sent {
+		if _, got := read(t, c); !bytes.Equal(got, simple(110, "")) {
+			t.Fatalf("reply %d: got %q, want an empty reply", i, got)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(kept) != len(sent) {
+		t.Fatalf("handler kept %d payloads, want %d", len(kept), len(sent))
+	}
+	for i := range sent {
+		if !bytes.Equal(kept[i], sent[i]) {
+			t.Errorf("payload %d: kept %q, want %q", i, kept[i], sent[i])
+		}
 	}
 }

@@ -18,7 +18,7 @@ func (s *Server) system(sess *session, to replyTo, action wire.Action, payload [
 	case wire.ActionPresence:
 		// Other nodes' counts may come over the network: a handler call,
 		// with its deadline.
-		s.runHandler(sess, to, s.presence, action, payload)
+		s.runHandler(sess, to, s.presence, s.obs.actions.get(action), action, payload)
 	case wire.ActionPing:
 		s.sendReply(sess, to, payload)
 	default:

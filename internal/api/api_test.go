@@ -233,3 +233,38 @@ func TestWrongMethod(t *testing.T) {
 		t.Errorf("HEAD /api/v1/stats: got %d, want 200", resp.StatusCode)
 	}
 }
+
+// TestPushBodiesInSequence: push bodies decoded one after another (the
+// decoder of a good one is reused, that of a bad one is not) never mix:
+// each good push arrives with its own action and payload, each bad one is
+// refused on its own.
+func TestPushBodiesInSequence(t *testing.T) {
+	gw, hs := startAPI(t)
+	c := gw.DialSimple(t, "dora")
+	gatewaytest.WaitFor(t, "1 registered connection", func() bool { return gw.Stats().Conns == 1 })
+	for i, tc := range []struct {
+		body   string
+		status int
+		action uint32
+		want   string
+	}{
+		{`{"to":{"user":"dora"},"action":120,"json":{"n":1}}`, 200, 120, `{"n":1}`},
+		{`{"to":{"user":"dora"},"action":121,"json":{"n":2}} {"to":`, 400, 0, ""},
+		{` {"to":{"user":"dora"},"action":122,"data":"aGk="}` + "\n\t", 200, 122, "hi"},
+		{`{"to":{"user":"dora"},"action":123,"json":{"n":3},"x":1}`, 400, 0, ""},
+		{`{"to":{"user":"dora"},"action":124,"json":[1,`, 400, 0, ""},
+		{`{"to":{"user":"dora"},"action":125,"json":"s"}`, 200, 125, `"s"`},
+		{`{"action":126,"to":{"user":"dora"}}`, 200, 126, ""},
+	} {
+		status, body := call(t, hs, "POST", "/api/v1/push", "Bearer "+key, tc.body)
+		if status != tc.status {
+			t.Fatalf("body %d %q: got %d %v, want %d", i, tc.body, status, body, tc.status)
+		}
+		if tc.status != 200 {
+			continue
+		}
+		if a, p := readPush(t, c); a != tc.action || p != tc.want {
+			t.Fatalf("body %d: got action %d payload %q, want %d %q", i, a, p, tc.action, tc.want)
+		}
+	}
+}

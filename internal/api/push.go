@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 
 	"github.com/wsgate/wsgate"
 	"github.com/wsgate/wsgate/wire"
@@ -48,40 +49,40 @@ func (a *API) push(w http.ResponseWriter, r *http.Request) {
 		a.logger.Error("push failed", "err", err)
 		writeError(w, http.StatusInternalServerError, "wsgate: push failed")
 	default:
-		writeJSON(w, http.StatusOK, pushAnswer(to, res))
+		var buf [96]byte
+		writeRaw(w, http.StatusOK, appendPushAnswer(buf[:0], to, res))
 	}
 }
 
-// pushAnswer is the body of a successful push: "delivered" when it is
-// known (not with a shared broker, whose nodes deliver after the call) and
-// the sequence of a push to one user.
-func pushAnswer(to wsgate.Target, res wsgate.PushResult) map[string]any {
-	out := map[string]any{}
+// appendPushAnswer appends the body of a successful push: "delivered" when
+// it is known (not with a shared broker, whose nodes deliver after the
+// call) and the sequence of a push to one user. The bytes are what
+// encoding/json made of the map this used to be (keys sorted, a newline
+// at the end), without the map, the encoder and their allocations on every
+// push.
+func appendPushAnswer(b []byte, to wsgate.Target, res wsgate.PushResult) []byte {
+	b = append(b, '{')
 	if res.Delivered >= 0 {
-		out["delivered"] = res.Delivered
+		b = append(b, `"delivered":`...)
+		b = strconv.AppendInt(b, int64(res.Delivered), 10)
 	}
 	if to.User != "" {
-		out["seq"], out["epoch"] = res.Seq, res.Epoch
+		if len(b) > 1 {
+			b = append(b, ',')
+		}
+		b = append(b, `"epoch":`...)
+		b = strconv.AppendUint(b, res.Epoch, 10)
+		b = append(b, `,"seq":`...)
+		b = strconv.AppendUint(b, res.Seq, 10)
 	}
-	return out
+	return append(b, "}\n"...)
 }
 
 // decodePush parses and validates a push body; its errors are the client's 400 message.
 func (a *API) decodePush(w http.ResponseWriter, r *http.Request) (wsgate.Target, wire.Action, []byte, error) {
-	// Base64 inflates by 4/3; leave room for the envelope.
-	body := http.MaxBytesReader(w, r.Body, int64(a.max)*4/3+4096)
-	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
 	var req pushRequest
-	if err := dec.Decode(&req); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return wsgate.Target{}, 0, nil, fmt.Errorf("wsgate: payload larger than %d bytes", a.max)
-		}
-		return wsgate.Target{}, 0, nil, fmt.Errorf("wsgate: bad JSON body: %v", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return wsgate.Target{}, 0, nil, errors.New("wsgate: bad JSON body: trailing data after the object")
+	if err := a.decodeBody(w, r, &req); err != nil {
+		return wsgate.Target{}, 0, nil, err
 	}
 	to, err := req.target()
 	if err != nil {
@@ -103,6 +104,62 @@ func (a *API) decodePush(w http.ResponseWriter, r *http.Request) (wsgate.Target,
 	}
 	return to, action, payload, nil
 }
+
+// decodeBody decodes the JSON object of r's body into req: unknown fields
+// and anything after the object are errors.
+func (a *API) decodeBody(w http.ResponseWriter, r *http.Request, req *pushRequest) error {
+	// Base64 inflates by 4/3; leave room for the envelope. A body whose
+	// declared length is within the bound cannot pass it (net/http reads
+	// no further): only the others need the limiting reader, which also
+	// makes net/http close the connection when it trips.
+	limit := int64(a.max)*4/3 + 4096
+	body := r.Body
+	if r.ContentLength < 0 || r.ContentLength > limit {
+		body = http.MaxBytesReader(w, r.Body, limit)
+	}
+	d, _ := a.decoders.Get().(*bodyDecoder)
+	if d == nil {
+		d = &bodyDecoder{}
+		d.dec = json.NewDecoder(d)
+		d.dec.DisallowUnknownFields()
+	}
+	d.src = body
+	err := d.dec.Decode(req)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return fmt.Errorf("wsgate: payload larger than %d bytes", a.max)
+		}
+		return fmt.Errorf("wsgate: bad JSON body: %v", err)
+	}
+	if _, err := d.dec.Token(); err != io.EOF {
+		return errors.New("wsgate: bad JSON body: trailing data after the object")
+	}
+	d.src = nil
+	if r.ContentLength >= 0 && r.ContentLength <= maxPooledBody {
+		a.decoders.Put(d)
+	}
+	return nil
+}
+
+// bodyDecoder is a json.Decoder kept for the next push body: a push decodes
+// a tiny object, and a new decoder with its read buffer is most of what
+// decoding it allocates. A json.Decoder reads a stream of values, and one
+// that decoded a body's object and then met the body's end (with nothing
+// but space between) holds no unread byte: it reads the next body, through
+// src, as the continuation of its stream. A decoder that failed is never
+// reused (its error may be sticky, its buffer may hold the rest of a bad
+// body), nor one that read a large body (its buffer grew to the body's
+// size).
+type bodyDecoder struct {
+	src io.Reader // the body being decoded
+	dec *json.Decoder
+}
+
+func (d *bodyDecoder) Read(p []byte) (int, error) { return d.src.Read(p) }
+
+// maxPooledBody is the largest body whose decoder is kept for reuse.
+const maxPooledBody = 4 << 10
 
 func (req *pushRequest) target() (wsgate.Target, error) {
 	if req.To == nil {
