@@ -133,7 +133,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	sess := &session{id: s.ids.newID(), identity: id}
+	sess := &session{id: s.ids.newID(), identity: connIdentity{UserID: id.UserID, Topics: id.Topics}}
 	sess.expiry.set(id.Expires)
 	if v := r.URL.Query().Get(wire.ResumeParam); v != "" {
 		epoch, seq, err := wire.ParseResume(v)
