@@ -230,10 +230,10 @@
 // # Memory
 //
 // A gateway holds hundreds of thousands of mostly idle connections, so the
-// per-connection state is small: a session (id, identity, subscriptions,
-// a 16-byte token bucket, flags, the sequence last sent; 128 bytes), its id
-// and its registry entries take about 190 bytes besides the engine's
-// 256-byte connection, with no goroutine, timer, map or channel per
+// per-connection state is small: a session (id, user and topic allow-list,
+// subscriptions, a 16-byte token bucket, flags, the sequence last sent; 176
+// bytes), its id, one subscription and its registry entries take about 220
+// bytes (TestSessionMemory) besides the engine's 256-byte connection, with no goroutine, timer, map or channel per
 // connection — and no goroutine per request, so a burst of requests leaves
 // none behind. Buffers are pooled and held only while a message is being
 // handled or queued. bench/run.sh measures the whole process at about

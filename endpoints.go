@@ -133,9 +133,9 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	sess := &session{id: s.ids.newID(), identity: id}
+	sess := &session{id: s.ids.newID(), identity: connIdentity{UserID: id.UserID, Topics: id.Topics}}
 	sess.expiry.set(id.Expires)
-	if v := r.URL.Query().Get(wire.ResumeParam); v != "" {
+	if v := resumeParam(r); v != "" {
 		epoch, seq, err := wire.ParseResume(v)
 		if err != nil {
 			s.ctr.rejInvalid.Add(1)
@@ -157,15 +157,20 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	upgraded = true // onClose releases the slot
 }
 
+// resumeParam returns the handshake's resume position, "" if none; a
+// request without a query does not pay for parsing one.
+func resumeParam(r *http.Request) string {
+	if r.URL.RawQuery == "" {
+		return ""
+	}
+	return r.URL.Query().Get(wire.ResumeParam)
+}
+
 // admit applies the per-IP handshake rate and the connection limit. On
 // success it has reserved a slot in s.ctr.open that the caller must release
 // unless the connection is established.
 func (s *Server) admit(w http.ResponseWriter, r *http.Request) bool {
-	if ok, wait := s.ipLimit.allow(s.clientIP(r), s.now()); !ok {
-		s.ctr.rejRate.Add(1)
-		secs := int64((wait + time.Second - 1) / time.Second)
-		w.Header().Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
-		s.reject(w, r, http.StatusTooManyRequests, "handshake rate exceeded", "wsgate: too many connection attempts")
+	if !s.allowHandshake(w, r) {
 		return false
 	}
 	if s.draining.Load() {
@@ -181,6 +186,23 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	return true
+}
+
+// allowHandshake applies the per-IP handshake rate, answering 429 when it
+// is exceeded. Without a limit the client's address is not worked out
+// (that allocates its text).
+func (s *Server) allowHandshake(w http.ResponseWriter, r *http.Request) bool {
+	if s.ipLimit == nil {
+		return true
+	}
+	ok, wait := s.ipLimit.allow(s.clientIP(r), s.now())
+	if !ok {
+		s.ctr.rejRate.Add(1)
+		secs := int64((wait + time.Second - 1) / time.Second)
+		w.Header().Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
+		s.reject(w, r, http.StatusTooManyRequests, "handshake rate exceeded", "wsgate: too many connection attempts")
+	}
+	return ok
 }
 
 // clientIP is the address the per-IP handshake limit counts: the TCP peer,

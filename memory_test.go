@@ -7,9 +7,10 @@ import (
 )
 
 // TestSessionMemory measures what the gateway adds to each idle connection
-// on top of the engine's Conn: the session, its id, its identity and its
-// registry entries (by id and by user). The engine keeps an idle Conn near
-// 1 KiB; the budget for both together is 1.5 KiB.
+// on top of the engine's Conn: the session, its id, its identity, one
+// subscription and its registry entries (by id, by user and by topic), the
+// shape of the idle benchmark (bench/peer, scenario idle). The engine keeps
+// an idle Conn near 1 KiB; the budget for both together is 1.5 KiB.
 func TestSessionMemory(t *testing.T) {
 	const n = 20000
 	users := make([]string, n) // identities arrive from Authenticate; their strings count
@@ -22,16 +23,18 @@ func TestSessionMemory(t *testing.T) {
 	before := heapBytes()
 	for i := range n {
 		users[i] = "user-" + strconv.Itoa(1000000+i)
-		s := &session{id: g.newID(), identity: Identity{UserID: users[i]}}
+		s := &session{id: g.newID(), identity: connIdentity{UserID: users[i]}}
 		r.add(s)
+		s.topics = append(s.topics, "news")
+		r.subscribe(s, "news")
 		sessions = append(sessions, s)
 	}
 	per := float64(heapBytes()-before) / n
 	runtime.KeepAlive(sessions)
 	runtime.KeepAlive(users)
 	t.Logf("gateway memory per idle connection: %.0f bytes", per)
-	if per > 300 {
-		t.Errorf("memory per session: got %.0f bytes, want at most 300", per)
+	if per > 256 {
+		t.Errorf("memory per session: got %.0f bytes, want at most 256", per)
 	}
 }
 

@@ -28,7 +28,7 @@ type registry struct {
 type regShard struct {
 	mu     sync.Mutex
 	conns  map[string]*session
-	users  map[string][]*session // a user's devices; usually a handful
+	users  map[string]*session // a user's devices, linked through session.next; usually a handful
 	topics map[string]map[*session]struct{}
 	_      [64]byte // keep neighbouring shard locks off one cache line
 }
@@ -38,7 +38,7 @@ func newRegistry() *registry {
 	for i := range r.shards {
 		sh := &r.shards[i]
 		sh.conns = make(map[string]*session)
-		sh.users = make(map[string][]*session)
+		sh.users = make(map[string]*session)
 		sh.topics = make(map[string]map[*session]struct{})
 	}
 	return r
@@ -61,8 +61,9 @@ func (r *registry) add(s *session) int {
 	}
 	sh = r.shard(user)
 	sh.mu.Lock()
-	sh.users[user] = append(sh.users[user], s)
-	n := len(sh.users[user])
+	s.next = sh.users[user]
+	sh.users[user] = s
+	n := devices(s)
 	sh.mu.Unlock()
 	return n
 }
@@ -83,26 +84,43 @@ func (r *registry) remove(s *session) int {
 	}
 	sh = r.shard(user)
 	sh.mu.Lock()
-	sh.users[user] = removeSession(sh.users[user], s)
-	n := len(sh.users[user])
-	if n == 0 {
+	head := unlink(sh.users[user], s)
+	if head == nil {
 		delete(sh.users, user)
+	} else {
+		sh.users[user] = head
 	}
+	n := devices(head)
 	sh.mu.Unlock()
 	return n
 }
 
-// removeSession deletes s from list without keeping order.
-func removeSession(list []*session, s *session) []*session {
-	for i, x := range list {
-		if x == s {
-			last := len(list) - 1
-			list[i] = list[last]
-			list[last] = nil
-			return list[:last]
+// unlink removes s from the list that starts at head and returns the
+// list's new head. The caller holds the user's shard lock.
+func unlink(head, s *session) *session {
+	if head == s {
+		next := s.next
+		s.next = nil
+		return next
+	}
+	for p := head; p != nil; p = p.next {
+		if p.next == s {
+			p.next = s.next
+			s.next = nil
+			break
 		}
 	}
-	return list
+	return head
+}
+
+// devices counts the sessions of the list that starts at head. The
+// caller holds the user's shard lock.
+func devices(head *session) int {
+	n := 0
+	for p := head; p != nil; p = p.next {
+		n++
+	}
+	return n
 }
 
 // subscribe adds s to topic's subscribers.
@@ -144,7 +162,9 @@ func (r *registry) conn(id string) *session {
 func (r *registry) appendUser(dst []*session, user string) []*session {
 	sh := r.shard(user)
 	sh.mu.Lock()
-	dst = append(dst, sh.users[user]...)
+	for p := sh.users[user]; p != nil; p = p.next {
+		dst = append(dst, p)
+	}
 	sh.mu.Unlock()
 	return dst
 }
@@ -153,7 +173,7 @@ func (r *registry) appendUser(dst []*session, user string) []*session {
 func (r *registry) userCount(user string) int {
 	sh := r.shard(user)
 	sh.mu.Lock()
-	n := len(sh.users[user])
+	n := devices(sh.users[user])
 	sh.mu.Unlock()
 	return n
 }

@@ -7,7 +7,7 @@ import (
 )
 
 func newTestSession(id, user string) *session {
-	return &session{id: id, identity: Identity{UserID: user}}
+	return &session{id: id, identity: connIdentity{UserID: user}}
 }
 
 func ids(list []*session) []string {
@@ -86,5 +86,48 @@ func TestRegistrySnapshotPoolClears(t *testing.T) {
 		if s != nil {
 			t.Fatalf("returned snapshot slot %d: still references a session", i)
 		}
+	}
+}
+
+// TestRegistryUserDevices removes a user's sessions from every place in
+// the user's list (they are linked through session.next) and checks the
+// count and the list after each removal.
+func TestRegistryUserDevices(t *testing.T) {
+	tests := []struct {
+		name   string
+		remove []string // in this order
+	}{
+		{"newest first", []string{"d3", "d2", "d1"}},
+		{"oldest first", []string{"d1", "d2", "d3"}},
+		{"middle first", []string{"d2", "d3", "d1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRegistry()
+			byID := map[string]*session{}
+			left := []string{"d1", "d2", "d3"}
+			for i, id := range left {
+				s := newTestSession(id, "carol")
+				byID[id] = s
+				if got := r.add(s); got != i+1 {
+					t.Fatalf("add %s: got %d devices, want %d", id, got, i+1)
+				}
+			}
+			for _, id := range tt.remove {
+				left = slices.DeleteFunc(left, func(x string) bool { return x == id })
+				if got := r.remove(byID[id]); got != len(left) {
+					t.Errorf("remove %s: got %d devices left, want %d", id, got, len(left))
+				}
+				if got := ids(r.appendUser(nil, "carol")); !slices.Equal(got, left) {
+					t.Errorf("after removing %s: got %v, want %v", id, got, left)
+				}
+				if byID[id].next != nil {
+					t.Errorf("removed %s still links to %s", id, byID[id].next.id)
+				}
+			}
+			if _, users, _ := r.counts(); users != 0 {
+				t.Errorf("users after all left: got %d, want 0", users)
+			}
+		})
 	}
 }

@@ -53,7 +53,7 @@ type replyTo struct {
 // handler right here (runHandler).
 func (s *Server) onMessage(c *websocket.Conn, typ websocket.MessageType, data []byte) {
 	sess, ok := sessionOf(c)
-	if !ok || sess.refused != "" || s.freeAck(sess, typ, data) || !s.takeToken(sess) {
+	if !ok || s.freeAck(sess, typ, data) || !s.takeToken(sess) {
 		return
 	}
 	switch {

@@ -180,12 +180,20 @@ func (s *Server) Handler() http.Handler { return s.mux }
 // gracefully (bounded by Config.DrainPeriod + Config.ShutdownTimeout). It returns nil after a
 // clean shutdown.
 func (s *Server) Run(ctx context.Context) error {
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", s.cfg.Addr)
+	ln, err := ListenConfig().Listen(ctx, "tcp", s.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("wsgate: listen: %w", err)
 	}
 	return s.Serve(ctx, ln)
+}
+
+// ListenConfig is how Run listens, for a program that opens the listener
+// itself and hands it to Serve: TCP keep-alive off. The gateway's pings
+// (Config.PingInterval) and timeouts already find dead peers, so the
+// kernel's keep-alive probes would only add work, and turning them on
+// costs four setsockopt calls on every accepted connection.
+func ListenConfig() *net.ListenConfig {
+	return &net.ListenConfig{KeepAlive: -1}
 }
 
 // Serve serves on ln until ctx is done or Shutdown is called, then shuts

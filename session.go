@@ -70,30 +70,44 @@ const maxSubscriptions = 256
 
 // session is the gateway's state for one /ws connection. It is kept small
 // because a gateway holds hundreds of thousands of them: no goroutine, timer,
-// map or channel per session. Fields other than the atomics are written only
+// map or channel per session, and fields ordered so that none pads (176
+// bytes, a size class below the 224 it took with the whole Identity and a
+// refusal reason in it). Fields other than the atomics are written only
 // before the connection is registered or from the engine's callbacks, which
 // the engine serialises per connection.
 type session struct {
 	conn     *websocket.Conn
 	id       string
-	identity Identity
+	identity connIdentity
 	topics   []string    // current subscriptions, small
+	next     *session    // the next session of the same user (registry)
 	bucket   tokenBucket // inbound message rate
 	// Sequenced delivery (sequence.go), guarded by the user's sync lock.
 	epoch    uint64      // the epoch of the user's sequence this connection follows
 	seq      uint64      // highest sequence queued
 	dupTo    uint64      // sequences up to this may arrive live again after a replay; 0 = none
-	sync     syncState   // replaying or live
 	acked    uint64      // highest sequence the client acknowledged (executor only)
+	expiry   tokenExpiry // the token's deadline (token.go)
 	ready    atomic.Bool // the hello is queued: pushes may follow it
 	slow     atomic.Bool // closed as a slow consumer (counted once)
-	expiry   tokenExpiry // the token's deadline (token.go)
 	restart  atomic.Bool // to be closed with 1012: the user's sequence moved to another epoch
+	sync     syncState   // replaying or live
 	form     form
-	limited  bool   // closed for exceeding MessageRate; later messages are dropped
-	resuming bool   // the handshake named a position (epoch, seq) to resume from
-	refused  string // authentication failed: closed with 4500 and this reason in onOpen, never registered
+	limited  bool // closed for exceeding MessageRate; later messages are dropped
+	resuming bool // the handshake named a position (epoch, seq) to resume from
 }
+
+// connIdentity is what a session keeps of its Identity; the deadline
+// (Identity.Expires) lives in session.expiry.
+type connIdentity struct {
+	UserID string
+	Topics []string // Identity.Topics: nil allows every topic
+}
+
+// refusal is the Value of a connection accepted only to tell a browser
+// why its authentication failed (refuseInBand): it is closed in onOpen
+// with CloseUnauthorized and this reason, and never registered.
+type refusal struct{ reason string }
 
 // info returns the session's public description.
 func (s *session) info() ConnInfo {
@@ -132,7 +146,7 @@ func (s *session) dropTopic(topic string) {
 // mayAccess reports whether identity allows subscribing to topic: Topics nil
 // allows everything; otherwise an exact pattern or a prefix pattern ending in
 // "*" must match.
-func (id *Identity) mayAccess(topic string) bool {
+func (id *connIdentity) mayAccess(topic string) bool {
 	if id.Topics == nil {
 		return true
 	}
@@ -187,7 +201,8 @@ func sessionOf(c *websocket.Conn) (*session, bool) {
 // user's pushes meanwhile (greet).
 func (s *Server) onOpen(c *websocket.Conn) {
 	sess, ok := sessionOf(c)
-	if !ok || s.refuseOpen(sess, c) {
+	if !ok {
+		s.refuseOpen(c)
 		return
 	}
 	sess.conn = c
@@ -231,10 +246,9 @@ func (s *Server) onOpen(c *websocket.Conn) {
 func (s *Server) onClose(c *websocket.Conn, err error) {
 	sess, ok := sessionOf(c)
 	if !ok {
-		return
-	}
-	if sess.refused != "" {
-		s.ctr.open.Add(-1) // never registered, never announced
+		if _, refused := c.Value().(*refusal); refused {
+			s.ctr.open.Add(-1) // never registered, never announced
+		}
 		return
 	}
 	if sequenced(sess) {

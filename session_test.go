@@ -19,7 +19,7 @@ func TestMayAccess(t *testing.T) {
 		{[]string{"a", "b*"}, "bee", true},
 	}
 	for _, tt := range tests {
-		id := Identity{Topics: tt.topics}
+		id := connIdentity{Topics: tt.topics}
 		if got := id.mayAccess(tt.topic); got != tt.want {
 			t.Errorf("Topics %q, topic %q: got %v, want %v", tt.topics, tt.topic, got, tt.want)
 		}

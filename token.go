@@ -108,9 +108,8 @@ func (s *Server) refuseInBand(w http.ResponseWriter, r *http.Request, authErr er
 	if reason == "" {
 		reason = "wsgate: unauthorized"
 	}
-	sess := &session{id: "refused", refused: reason}
 	_, err := s.ws.Accept(w, r, &websocket.AcceptOptions{
-		Subprotocols: wsSubprotocols, CheckOrigin: s.allowOrigin, Value: sess,
+		Subprotocols: wsSubprotocols, CheckOrigin: s.allowOrigin, Value: &refusal{reason: reason},
 	})
 	if err != nil {
 		s.ctr.open.Add(-1) // Accept wrote the HTTP error; there will be no onClose
@@ -120,13 +119,11 @@ func (s *Server) refuseInBand(w http.ResponseWriter, r *http.Request, authErr er
 }
 
 // refuseOpen closes a connection accepted only to tell a browser why it
-// was refused; it reports whether sess was one.
-func (s *Server) refuseOpen(sess *session, c *websocket.Conn) bool {
-	if sess.refused == "" {
-		return false
+// was refused (its Value is a *refusal).
+func (s *Server) refuseOpen(c *websocket.Conn) {
+	if r, ok := c.Value().(*refusal); ok {
+		_ = c.Close(websocket.StatusCode(wire.CloseUnauthorized), r.reason) // a fresh connection: cannot be closing
 	}
-	_ = c.Close(websocket.StatusCode(wire.CloseUnauthorized), sess.refused) // a fresh connection: cannot be closing
-	return true
 }
 
 // explainBadText is the error message for a text message on /ws that is not

@@ -84,7 +84,7 @@ func serverHandshake(w http.ResponseWriter, r *http.Request, opts *AcceptOptions
 // upgradePlan is what a valid upgrade request negotiated; it is turned into
 // the 101 response.
 type upgradePlan struct {
-	accept       string // Sec-WebSocket-Accept value
+	accept       acceptValue // Sec-WebSocket-Accept value
 	subprotocol  string
 	deflate      *deflateParams
 	extensionHdr string // Sec-WebSocket-Extensions value, "" if none
@@ -107,9 +107,9 @@ func checkUpgradeRequest(r *http.Request, opts *AcceptOptions, comp compressionC
 		return upgradePlan{}, rejectf(http.StatusForbidden, "origin %q not allowed", r.Header.Get("Origin"))
 	}
 	plan := upgradePlan{
-		accept:      acceptKey(key),
 		subprotocol: selectSubprotocol(r.Header.Values("Sec-WebSocket-Protocol"), opts.Subprotocols),
 	}
+	plan.accept.set(key)
 	if comp.enabled {
 		p, ext, err := negotiateDeflate(r.Header.Values("Sec-WebSocket-Extensions"), comp)
 		if err != nil {
@@ -165,8 +165,8 @@ func checkKey(h http.Header) (string, *handshakeError) {
 	if len(key) != 24 {
 		return "", rejectf(http.StatusBadRequest, "Sec-WebSocket-Key must be base64 of 16 bytes")
 	}
-	raw, err := base64.StdEncoding.DecodeString(key)
-	if err != nil || len(raw) != 16 {
+	var raw [18]byte // base64.StdEncoding.DecodedLen(24)
+	if n, err := base64.StdEncoding.Decode(raw[:], []byte(key)); err != nil || n != 16 {
 		return "", rejectf(http.StatusBadRequest, "Sec-WebSocket-Key must be base64 of 16 bytes")
 	}
 	return key, nil
@@ -174,8 +174,20 @@ func checkKey(h http.Header) (string, *handshakeError) {
 
 // acceptKey computes Sec-WebSocket-Accept for a client key (RFC 6455 §4.2.2).
 func acceptKey(key string) string {
-	sum := sha1.Sum([]byte(key + websocketGUID))
-	return base64.StdEncoding.EncodeToString(sum[:])
+	var a acceptValue
+	a.set(key)
+	return string(a[:])
+}
+
+// acceptValue is a Sec-WebSocket-Accept value: the base64 of a SHA-1 sum.
+type acceptValue [28]byte
+
+// set computes the value for key; a valid key (24 bytes) is hashed
+// without allocating.
+func (a *acceptValue) set(key string) {
+	var buf [64]byte
+	sum := sha1.Sum(append(append(buf[:0], key...), websocketGUID...))
+	base64.StdEncoding.Encode(a[:], sum[:])
 }
 
 // originAllowed applies check, or the same-origin default when check is nil.
@@ -298,6 +310,15 @@ func isReservedResponseHeader(key string) bool {
 
 // switchingProtocols renders the complete 101 response.
 func switchingProtocols(plan upgradePlan, extra http.Header) []byte {
+	if len(extra) == 0 {
+		return plainSwitchingProtocols(plan)
+	}
+	return headerSwitchingProtocols(plan, extra)
+}
+
+// headerSwitchingProtocols renders the 101 with extra headers through an
+// http.Header (canonical keys, sorted, values cleaned of line breaks).
+func headerSwitchingProtocols(plan upgradePlan, extra http.Header) []byte {
 	h := make(http.Header, len(extra)+3)
 	for k, vs := range extra {
 		ck := http.CanonicalHeaderKey(k)
@@ -306,7 +327,7 @@ func switchingProtocols(plan upgradePlan, extra http.Header) []byte {
 		}
 		h[ck] = append(h[ck], vs...)
 	}
-	h.Set("Sec-WebSocket-Accept", plan.accept)
+	h.Set("Sec-WebSocket-Accept", string(plan.accept[:]))
 	if plan.subprotocol != "" {
 		h.Set("Sec-WebSocket-Protocol", plan.subprotocol)
 	}
@@ -318,4 +339,28 @@ func switchingProtocols(plan upgradePlan, extra http.Header) []byte {
 	_ = h.Write(&b) // writing to a bytes.Buffer cannot fail
 	b.WriteString("\r\n")
 	return b.Bytes()
+}
+
+// plainSwitchingProtocols renders the 101 of a handshake without extra
+// headers in one allocation, byte for byte what headerSwitchingProtocols
+// renders (TestPlainSwitchingProtocols), which costs a map and several
+// small buffers on every handshake.
+func plainSwitchingProtocols(plan upgradePlan) []byte {
+	const head = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+	b := make([]byte, 0, len(head)+64+len(plan.extensionHdr)+len(plan.subprotocol)+64)
+	b = append(b, head...)
+	b = append(b, "Sec-Websocket-Accept: "...)
+	b = append(b, plan.accept[:]...)
+	b = append(b, "\r\n"...)
+	if plan.extensionHdr != "" {
+		b = append(b, "Sec-Websocket-Extensions: "...)
+		b = append(b, plan.extensionHdr...)
+		b = append(b, "\r\n"...)
+	}
+	if plan.subprotocol != "" {
+		b = append(b, "Sec-Websocket-Protocol: "...)
+		b = append(b, plan.subprotocol...)
+		b = append(b, "\r\n"...)
+	}
+	return append(b, "\r\n"...)
 }

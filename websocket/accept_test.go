@@ -448,3 +448,27 @@ func TestTokenListContains(t *testing.T) {
 		}
 	}
 }
+
+// TestPlainSwitchingProtocols: the 101 rendered without an http.Header is
+// byte for byte the one rendered through it, for every combination of
+// negotiated subprotocol and extension, and allocates once.
+func TestPlainSwitchingProtocols(t *testing.T) {
+	for _, sub := range []string{"", "wsgate.v1", "chat"} {
+		for _, ext := range []string{"", "permessage-deflate; client_no_context_takeover"} {
+			plan := upgradePlan{subprotocol: sub, extensionHdr: ext}
+			plan.accept.set(rfcSampleKey)
+			got, want := plainSwitchingProtocols(plan), headerSwitchingProtocols(plan, nil)
+			if !bytes.Equal(got, want) {
+				t.Errorf("subprotocol %q, extension %q:\ngot  %q\nwant %q", sub, ext, got, want)
+			}
+			if !bytes.Contains(got, []byte(rfcSampleAccept)) {
+				t.Errorf("subprotocol %q, extension %q: %q lacks the accept value %q", sub, ext, got, rfcSampleAccept)
+			}
+		}
+	}
+	plan := upgradePlan{subprotocol: "wsgate.v1"}
+	plan.accept.set(rfcSampleKey)
+	if n := testing.AllocsPerRun(100, func() { _ = switchingProtocols(plan, nil) }); n != 1 {
+		t.Errorf("allocations per 101: got %v, want 1", n)
+	}
+}

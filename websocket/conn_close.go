@@ -150,11 +150,10 @@ func (c *Conn) finish(err error) {
 	}
 	c.io = ioDone
 	c.wmu.Lock()
-	registered := c.wflags&wfRegistered != 0
 	c.wflags |= wfClosed | wfBroken
 	c.wmu.Unlock()
 	if c.poller != nil {
-		c.poller.release(c, registered)
+		c.poller.release(c)
 	} else {
 		c.blk().release(c) // waits for the writer, which may still be sending queued buffers
 	}

@@ -320,11 +320,13 @@ func (p *poller) add(c *Conn, buffered []byte) {
 	}
 }
 
-// release removes c from epoll, closes its fd and frees its slot.
-func (p *poller) release(c *Conn, registered bool) {
-	if registered {
-		_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, int(c.fd), nil) // close removes it anyway
-	}
+// release closes c's fd, which also removes it from epoll, and frees its
+// slot. No EPOLL_CTL_DEL: the fd is the socket's only descriptor (takeFD
+// closed net's, and the duplicate is close-on-exec), so closing it ends
+// the registration, and the system call would be a noticeable share of a
+// short-lived connection's cost. An event already queued for it is
+// caught by the slot's generation.
+func (p *poller) release(c *Conn) {
 	_ = unix.Close(int(c.fd)) // nothing useful to do on error: the fd is gone either way
 	if c.slot >= 0 && p.slots[c.slot] == c {
 		p.slots[c.slot] = nil

@@ -33,7 +33,7 @@ func (p *poller) register(*Conn, []byte) {}
 
 func (p *poller) post(pollTask) {}
 
-func (p *poller) release(*Conn, bool) {}
+func (p *poller) release(*Conn) {}
 
 func (c *Conn) updateEventsLocked() {}
 

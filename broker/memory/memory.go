@@ -97,7 +97,7 @@ type userLog struct {
 	// that another user's push needs.
 	tickets uint64
 	order   sync.Mutex
-	turn    *sync.Cond
+	turn    *sync.Cond // made by the first publisher that has to wait (order): most users never need one
 	served  uint64
 }
 
@@ -163,7 +163,6 @@ func (st *stripe) logLocked(user string) *userLog {
 	l := st.logs[user]
 	if l == nil {
 		l = &userLog{user: user, epoch: newEpoch()}
-		l.turn = sync.NewCond(&l.order)
 		st.logs[user] = l
 	}
 	return l
@@ -211,11 +210,16 @@ func (l *userLog) inOrder(ticket uint64, deliver func() (int, error)) (int, erro
 	l.order.Lock()
 	defer l.order.Unlock()
 	for l.served != ticket {
+		if l.turn == nil {
+			l.turn = sync.NewCond(&l.order)
+		}
 		l.turn.Wait()
 	}
 	defer func() {
 		l.served++
-		l.turn.Broadcast()
+		if l.turn != nil {
+			l.turn.Broadcast()
+		}
 	}()
 	return deliver()
 }

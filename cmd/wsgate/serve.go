@@ -94,8 +94,7 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) er
 	defer cleanup()
 	defer lv.watch(ctx)() // SIGHUP reloads
 
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", cfg.Server.Addr)
+	ln, err := wsgate.ListenConfig().Listen(ctx, "tcp", cfg.Server.Addr)
 	if err != nil {
 		return fmt.Errorf("wsgate: listen: %w", err)
 	}

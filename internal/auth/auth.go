@@ -80,8 +80,9 @@ type Claims struct {
 
 // Verifier checks tokens. It is safe for concurrent use.
 type Verifier struct {
-	key    any
-	parser *jwt.Parser
+	key     any
+	keyFunc jwt.Keyfunc // returns key; made once, not per token
+	parser  *jwt.Parser
 }
 
 // NewVerifier returns a Verifier for cfg.
@@ -103,7 +104,9 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	if cfg.Audience != "" {
 		opts = append(opts, jwt.WithAudience(cfg.Audience))
 	}
-	return &Verifier{key: key, parser: jwt.NewParser(opts...)}, nil
+	v := &Verifier{key: key, parser: jwt.NewParser(opts...)}
+	v.keyFunc = func(*jwt.Token) (any, error) { return v.key, nil }
+	return v, nil
 }
 
 func verificationKey(cfg Config) (key any, method string, err error) {
@@ -152,7 +155,7 @@ func (v *Verifier) Verify(token string) (Claims, error) {
 		return Claims{}, ErrTooLong
 	}
 	var tc tokenClaims
-	_, err := v.parser.ParseWithClaims(token, &tc, func(*jwt.Token) (any, error) { return v.key, nil })
+	_, err := v.parser.ParseWithClaims(token, &tc, v.keyFunc)
 	if err != nil {
 		return Claims{}, classify(err, tc.ExpiresAt == nil)
 	}
