@@ -113,6 +113,22 @@ func TestRejectionLogRateLimited(t *testing.T) {
 	}
 }
 
+// holdConns opens n TCP connections to addr that send nothing; whatever
+// the test leaves open is closed when it ends.
+func holdConns(t *testing.T, addr string, n int) []net.Conn {
+	t.Helper()
+	held := make([]net.Conn, 0, n)
+	for range n {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() }) // may be closed already: nothing to report
+		held = append(held, c)
+	}
+	return held
+}
+
 // TestPendingConnsBound: beyond MaxPendingConns, a new connection gets 503
 // before its request is read; WebSockets do not count.
 func TestPendingConnsBound(t *testing.T) {
@@ -122,19 +138,7 @@ func TestPendingConnsBound(t *testing.T) {
 	ts := startServer(t, cfg)
 	ws := dial(t, ts.wsURL("/ws"), nil) // hijacked: no longer pending
 	defer ws.CloseNow()
-	var held []net.Conn
-	defer func() {
-		for _, c := range held {
-			_ = c.Close() // end of the test
-		}
-	}()
-	for range 2 {
-		c, err := net.Dial("tcp", ts.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		held = append(held, c)
-	}
+	held := holdConns(t, ts.addr, 2)
 	// Both slots are taken once the server has accepted them; a third
 	// connection is refused. Poll: accepting takes the server a moment.
 	deadline := time.Now().Add(10 * time.Second)
@@ -157,7 +161,6 @@ func TestPendingConnsBound(t *testing.T) {
 	for _, c := range held {
 		_ = c.Close() // frees the slots
 	}
-	held = nil
 	deadline = time.Now().Add(10 * time.Second)
 	for {
 		resp, err := http.Get("http://" + ts.addr + "/healthz")

@@ -70,19 +70,7 @@ func TestPerIPPendingBound(t *testing.T) {
 	cfg.MaxPendingConnsPerIP = 2
 	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	ts := startServer(t, cfg)
-	var held []net.Conn
-	defer func() {
-		for _, c := range held {
-			_ = c.Close() // end of the test
-		}
-	}()
-	for range 2 {
-		c, err := net.Dial("tcp", ts.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		held = append(held, c)
-	}
+	holdConns(t, ts.addr, 2)
 	// Poll: the server accepts the two held connections in a moment.
 	waitStat(t, "503 for a third connection from 127.0.0.1", func() bool {
 		return rawRequest(t, ts.addr, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n") == http.StatusServiceUnavailable
@@ -220,19 +208,7 @@ func TestPerIPPendingBoundSparesProxies(t *testing.T) {
 	cfg.MaxPendingConnsPerIP = 1
 	cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 	ts := startServer(t, cfg)
-	var held []net.Conn
-	defer func() {
-		for _, c := range held {
-			_ = c.Close() // end of the test
-		}
-	}()
-	for range 3 {
-		c, err := net.Dial("tcp", ts.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		held = append(held, c)
-	}
+	holdConns(t, ts.addr, 3)
 	waitStat(t, "the held connections accepted", func() bool {
 		return rawRequest(t, ts.addr, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n") == http.StatusOK
 	})
