@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Conn is one WebSocket connection. Every method may be called from any
@@ -24,8 +25,14 @@ type Conn struct {
 	x      atomic.Pointer[connExt] // rarely needed fields, allocated on demand
 
 	// Owned by the I/O goroutine (the poller, or the blocking reader).
-	p        parser
-	lastRead int64 // unix nanos of the last read, for the reactor's idle sweep
+	p parser
+
+	// Activity, in engine ticks (see engine.ticks): the last read, stored by
+	// the I/O goroutine, and the last frame sent or queued, stored under
+	// wmu. Any goroutine may load them (Activity, the reactor's idle sweep).
+	// 32 bits each, in the 8 bytes an int64 of nanoseconds took before.
+	lastRead  atomic.Uint32
+	lastWrite atomic.Uint32
 
 	deadline atomic.Int64 // unix nanos when waiting for the peer's close ends; 0 = not closing
 
@@ -192,6 +199,9 @@ var (
 // the I/O mode.
 func newConn(e *engine, res handshakeResult, value any) *Conn {
 	c := &Conn{eng: e, value: value, fd: -1, slot: -1}
+	now := e.ticks(time.Now())
+	c.lastRead.Store(now) // the handshake was read just now
+	c.lastWrite.Store(now)
 	if res.response != nil {
 		// Not shared yet: no locks needed. See openInline.
 		c.wflags = wfHeld
@@ -244,6 +254,32 @@ func (c *Conn) RemoteAddrPort() netip.AddrPort {
 		return netip.AddrPort{}
 	}
 	return c.remote.addrPort()
+}
+
+// Activity reports when bytes last arrived from the peer (read) and when a
+// frame, of any kind, was last sent or queued to it (write), to within
+// about 17 ms and for the last year. A gateway uses it to skip the
+// heartbeat ping of a connection that was written to recently, as long as
+// the peer also spoke recently enough for IdleTimeout.
+func (c *Conn) Activity() (read, write time.Time) {
+	now := time.Now()
+	t := c.eng.ticks(now)
+	return now.Add(-tickAge(t, c.lastRead.Load())), now.Add(-tickAge(t, c.lastWrite.Load()))
+}
+
+// noteWriteLocked records that a frame was sent or queued. Under wmu, so
+// only a load and, at most once per tick, a store.
+func (c *Conn) noteWriteLocked() {
+	if t := c.eng.ticks(time.Now()); c.lastWrite.Load() != t {
+		c.lastWrite.Store(t)
+	}
+}
+
+// noteRead records that bytes arrived at tick t. I/O goroutine.
+func (c *Conn) noteRead(t uint32) {
+	if c.lastRead.Load() != t {
+		c.lastRead.Store(t)
+	}
 }
 
 // Done returns a channel closed once the connection is fully closed: the

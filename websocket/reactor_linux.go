@@ -60,7 +60,8 @@ type poller struct {
 	events []unix.EpollEvent
 	slots  []*Conn // indexed by Conn.slot
 	free   []int32
-	now    int64 // unix nanos, refreshed after every epoll_wait
+	now    int64  // unix nanos, refreshed after every epoll_wait
+	tick   uint32 // the engine's activity clock at now
 
 	mu    sync.Mutex
 	tasks []pollTask
@@ -206,6 +207,7 @@ func (p *poller) run(wg *sync.WaitGroup) {
 		}
 		now := time.Now()
 		p.now = now.UnixNano()
+		p.tick = p.eng.ticks(now)
 		for i := range n {
 			ev := &p.events[i]
 			if ev.Fd == wakeSlot {
@@ -283,7 +285,7 @@ func (p *poller) read(c *Conn) {
 	case n == 0:
 		c.onEOF()
 	default:
-		c.lastRead = p.now
+		c.noteRead(p.tick)
 		c.consume(p.buf[:n])
 	}
 }
@@ -299,7 +301,7 @@ func (p *poller) add(c *Conn, buffered []byte) {
 		p.slots = append(p.slots, nil)
 	}
 	p.slots[c.slot] = c
-	c.lastRead = p.now
+	c.noteRead(p.tick)
 	if len(buffered) > 0 {
 		c.consume(buffered)
 		if c.io == ioDone {
@@ -334,7 +336,10 @@ func (p *poller) release(c *Conn, registered bool) {
 
 // sweep enforces close and idle timeouts, about once a second.
 func (p *poller) sweep() {
-	idle := int64(p.eng.cfg.IdleTimeout)
+	// A connection is idle once its last read is over idle ticks old: the
+	// stamps are rounded down to a tick, hence the one tick more.
+	idle := p.eng.cfg.IdleTimeout
+	idleTicks := durationTicks(idle) + 1
 	for _, c := range p.slots {
 		if c == nil || c.io == ioDone {
 			continue
@@ -345,7 +350,7 @@ func (p *poller) sweep() {
 			}
 			continue
 		}
-		if idle > 0 && !c.paused.Load() && p.now-c.lastRead >= idle {
+		if idle > 0 && !c.paused.Load() && p.tick-c.lastRead.Load() >= idleTicks {
 			c.closeIdle()
 		}
 	}
