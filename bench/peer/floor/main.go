@@ -15,21 +15,31 @@
 // the load generator's workers in bench/peer/run.sh, so that the writing
 // process's CPU compares with a server's. -writers W splits every round
 // over W threads, as wsgate splits a big topic over GOMAXPROCS goroutines.
+// -ws makes the reader processes WebSocket clients on wsgate's engine in
+// reactor mode, as the load generator's workers are (the handshake is
+// answered here by hand, and the frames written are valid server frames):
+// the receivers' epoll then wakes like the load generator's, and the
+// kernel charges that wake-up to the writer's write(2).
 //
 //	go run ./bench/peer/floor -n 9000 -rounds 30                     # minimal loop
 //	go run ./bench/peer/floor -n 10000 -rounds 30 -procs 2 -writers 2 # the fanout scenario's shape
+//	go run ./bench/peer/floor -n 10000 -rounds 30 -procs 2 -writers 2 -ws # … and its receivers
 //
 // Compare with wsgate's server CPU per publish / N from bench/peer/run.sh
 // (which counts every thread of the server).
 package main
 
 import (
+	"bufio"
 	"context"
+	"crypto/sha1"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"runtime"
@@ -41,6 +51,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/wsgate/wsgate/internal/procstat"
+	"github.com/wsgate/wsgate/websocket"
 )
 
 func main() {
@@ -51,12 +62,18 @@ func main() {
 	writers := flag.Int("writers", 1, "writer threads sharing each round")
 	reader := flag.String("reader", "", "internal: run as a reader process dialing this address")
 	first := flag.Int("first", 0, "internal: a reader process's first peer index (its source addresses)")
+	ws := flag.Bool("ws", false, "reader processes are WebSocket clients on wsgate's engine (needs -procs > 0)")
 	flag.Parse()
 	var err error
-	if *reader != "" {
+	switch {
+	case *reader != "" && *ws:
+		err = readWebSocketPeers(*reader, *first, *n)
+	case *reader != "":
 		err = readPeers(*reader, *first, *n)
-	} else {
-		err = run(*n, *rounds, *gap, *procs, max(*writers, 1))
+	case *ws && *procs <= 0:
+		err = errors.New("floor: -ws needs -procs > 0")
+	default:
+		err = run(*n, *rounds, *gap, *procs, max(*writers, 1), *ws)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -64,7 +81,7 @@ func main() {
 	}
 }
 
-func run(n, rounds int, gap time.Duration, procs, writers int) error {
+func run(n, rounds int, gap time.Duration, procs, writers int, ws bool) error {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return fmt.Errorf("floor: %w", err)
@@ -87,7 +104,7 @@ func run(n, rounds int, gap time.Duration, procs, writers int) error {
 		defer wg.Wait()
 		defer closeAll(clients)
 	} else {
-		servers, readers, err = connectProcesses(ln, n, procs)
+		servers, readers, err = connectProcesses(ln, n, procs, ws)
 		defer waitAll(readers)
 		defer closeAll(servers) // the readers see EOF and exit
 		if err != nil {
@@ -108,7 +125,11 @@ func run(n, rounds int, gap time.Duration, procs, writers int) error {
 	shape := "readers: goroutines in this process"
 	if procs > 0 {
 		time.Sleep(gap) // the last round's reads
-		shape = fmt.Sprintf("readers: %d processes, their CPU per write %.2f µs (whole run)", procs,
+		kind := "plain TCP readers"
+		if ws {
+			kind = "WebSocket clients on wsgate's engine"
+		}
+		shape = fmt.Sprintf("readers: %d processes of %s, their CPU per write %.2f µs (whole run)", procs, kind,
 			float64((cpuOf(readers)-readerCPU0).Nanoseconds())/1e3/float64(rounds*len(fds)))
 	}
 	fmt.Printf("floor: %d peers, %d rounds, %d writer thread(s): write(2) of 79 bytes, per write p50 (min–max): thread CPU %.2f µs (%.2f–%.2f), process CPU %.2f µs (%.2f–%.2f); a round takes p50 %.1f ms wall; %s\n",
@@ -140,7 +161,7 @@ func connectInProcess(ln net.Listener, n int) (servers, clients []net.Conn, err 
 
 // connectProcesses starts procs reader processes (this program with
 // -reader) that dial n connections between them, and accepts them.
-func connectProcesses(ln net.Listener, n, procs int) (servers []net.Conn, cmds []*exec.Cmd, err error) {
+func connectProcesses(ln net.Listener, n, procs int, ws bool) (servers []net.Conn, cmds []*exec.Cmd, err error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, nil, fmt.Errorf("floor: %w", err)
@@ -149,7 +170,7 @@ func connectProcesses(ln net.Listener, n, procs int) (servers []net.Conn, cmds [
 	per := (n + procs - 1) / procs
 	for p := range procs {
 		count := min(per, n-p*per)
-		cmd := exec.Command(self, "-reader", ln.Addr().String(), "-first", strconv.Itoa(p*per), "-n", strconv.Itoa(count))
+		cmd := exec.Command(self, "-reader", ln.Addr().String(), "-first", strconv.Itoa(p*per), "-n", strconv.Itoa(count), "-ws="+strconv.FormatBool(ws))
 		cmd.Stderr = os.Stderr
 		if err := cmd.Start(); err != nil {
 			return servers, cmds, fmt.Errorf("floor: start reader: %w", err)
@@ -162,6 +183,12 @@ func connectProcesses(ln net.Listener, n, procs int) (servers []net.Conn, cmds [
 		case s, ok := <-accepted:
 			if !ok {
 				return servers, cmds, errors.New("floor: accept failed")
+			}
+			if ws {
+				if err := answerUpgrade(s); err != nil {
+					_ = s.Close() // refused; the count will fall short
+					return servers, cmds, err
+				}
 			}
 			servers = append(servers, s)
 		case <-timeout:
@@ -187,6 +214,46 @@ func readPeers(addr string, first, n int) error {
 			_, _ = io.Copy(io.Discard, c) // ends when the writer closes its end
 			_ = c.Close()                 // done with it
 		})
+	}
+	return nil
+}
+
+// readWebSocketPeers is a reader process of WebSocket clients: n
+// connections on one reactor-mode Dialer, as the load generator's workers
+// hold them, discarding messages until the writer closes.
+func readWebSocketPeers(addr string, first, n int) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	d := websocket.NewDialer(websocket.Config{Mode: websocket.ModeReactor, ReadLimit: 1 << 20}, websocket.Handler{
+		OnMessage: func(*websocket.Conn, websocket.MessageType, []byte) {}, // delivered, like the load generator's, then dropped
+		OnClose:   func(*websocket.Conn, error) { wg.Done() },
+	})
+	defer wg.Wait()
+	for i := range n {
+		opts := &websocket.DialOptions{NetDial: func(ctx context.Context, _, addr string) (net.Conn, error) { return dialFrom(ctx, addr, first+i) }}
+		wg.Add(1)
+		if _, _, err := d.Dial(ctx, "ws://"+addr+"/", opts); err != nil {
+			wg.Done()
+			return fmt.Errorf("floor: websocket dial %d: %w", first+i, err)
+		}
+	}
+	return nil
+}
+
+// answerUpgrade completes the WebSocket handshake of a reader on c.
+func answerUpgrade(c net.Conn) error {
+	_ = c.SetReadDeadline(time.Now().Add(time.Minute)) // fails only on a closed conn, and then ReadRequest does
+	req, err := http.ReadRequest(bufio.NewReader(c))
+	if err != nil {
+		return fmt.Errorf("floor: upgrade request: %w", err)
+	}
+	_ = c.SetReadDeadline(time.Time{}) // as above
+	h := sha1.Sum([]byte(req.Header.Get("Sec-WebSocket-Key") + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+	resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " +
+		base64.StdEncoding.EncodeToString(h[:]) + "\r\n\r\n"
+	if _, err := io.WriteString(c, resp); err != nil {
+		return fmt.Errorf("floor: upgrade response: %w", err)
 	}
 	return nil
 }
