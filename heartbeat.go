@@ -78,39 +78,60 @@ const heartbeatPasses = 4
 
 // heartbeat keeps every /ws connection hearing from the server at least
 // about once per PingInterval, and every live peer answering often enough
-// for IdleTimeout. It visits one registry shard per tick, heartbeatPasses
-// times per interval, spreading the pings evenly instead of waking every
-// connection at once, and needs no timer per connection. A visit pings a
+// for IdleTimeout. It visits the registry one shard at a time,
+// heartbeatPasses times per interval, spreading the pings evenly instead
+// of waking every connection at once, and needs no timer per connection. A visit pings a
 // connection unless pingRule.skip says it does not need it. Silent
 // connections are closed by the engine's IdleTimeout. The first pass of
 // each interval also checks the token expiry of the shard's connections
 // (the broker's Run expires history on its own).
 func (s *Server) heartbeat(stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
-	tick := time.NewTicker(max(s.cfg.PingInterval/(registryShards*heartbeatPasses), time.Millisecond))
+	every, perTick := heartbeatTick(s.cfg.PingInterval)
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	rule := newPingRule(s.cfg.PingInterval, s.cfg.IdleTimeout)
 	snap := s.reg.getSnapshot()
 	defer s.reg.putSnapshot(snap)
-	for visit := 0; ; visit = (visit + 1) % (registryShards * heartbeatPasses) {
+	for visit := 0; ; {
 		select {
 		case <-stop:
 			return
 		case <-tick.C:
 		}
-		first := visit < registryShards // the first pass of an interval
-		now := time.Now()
-		*snap = s.reg.appendShard((*snap)[:0], visit%registryShards)
-		for _, sess := range *snap {
-			if !rule.skip(now, sess.conn, first) {
-				_ = sess.conn.Ping(nil) // fails only when closing; onClose unregisters it
-			}
-			if first {
-				s.checkExpiry(sess, now.UnixNano()) // token expiry is wall-clock time
-			}
+		for range perTick {
+			s.heartbeatVisit(visit, rule, snap)
+			visit = (visit + 1) % (registryShards * heartbeatPasses)
 		}
-		clear(*snap)
 	}
+}
+
+// heartbeatTick returns how often the heartbeat ticks and how many of the
+// registryShards × heartbeatPasses visits per interval each tick makes.
+// Ticks are at least a millisecond apart; an interval too short for one
+// visit per tick (tests) makes several per tick rather than stretching.
+func heartbeatTick(interval time.Duration) (every time.Duration, perTick int) {
+	const visits = registryShards * heartbeatPasses
+	interval = max(interval, time.Millisecond)
+	perTick = int(min((time.Millisecond*visits+interval-1)/interval, visits))
+	return interval * time.Duration(perTick) / visits, perTick
+}
+
+// heartbeatVisit is the heartbeat's visit number visit (of
+// registryShards × heartbeatPasses per interval) to a registry shard.
+func (s *Server) heartbeatVisit(visit int, rule pingRule, snap *[]*session) {
+	first := visit < registryShards // the first pass of an interval
+	now := time.Now()
+	*snap = s.reg.appendShard((*snap)[:0], visit%registryShards)
+	for _, sess := range *snap {
+		if !rule.skip(now, sess.conn, first) {
+			_ = sess.conn.Ping(nil) // fails only when closing; onClose unregisters it
+		}
+		if first {
+			s.checkExpiry(sess, now.UnixNano()) // token expiry is wall-clock time
+		}
+	}
+	clear(*snap)
 }
 
 // pingRule decides which pings the heartbeat may skip. A ping has two
