@@ -77,7 +77,9 @@ type Config struct {
 	// DisableEcho turns off /echo and WebSocket upgrades on "/".
 	DisableEcho bool
 
-	// PingInterval is how often every connection is pinged. Default 30 s.
+	// PingInterval is how often every connection hears from the server at
+	// least: a ping, skipped when a push or reply went out recently (see
+	// the package doc's Heartbeat section). Default 30 s.
 	PingInterval time.Duration
 	// IdleTimeout closes a connection that sent nothing (not even a pong)
 	// for this long, with 4001. Default 3600 s.

@@ -100,10 +100,30 @@
 // Connections live in a registry of 64 shards indexed by connection id, by
 // user and by topic. Lookups copy the recipients into a pooled slice under
 // the shard lock and write to them after unlocking; no I/O and no user code
-// runs under a lock. One heartbeat goroutine walks the shards, pinging each
-// connection once per Config.PingInterval, spread evenly over the interval;
-// the engine closes connections that sent nothing (not even a pong) for
-// Config.IdleTimeout.
+// runs under a lock. One heartbeat goroutine walks the shards four times
+// per Config.PingInterval, spread evenly over the interval, and pings each
+// connection that needs it; the engine closes connections that sent
+// nothing (not even a pong) for Config.IdleTimeout.
+//
+// # Heartbeat
+//
+// PingInterval (30 s) is half the 60 s idle timeout of the most common
+// intermediaries (nginx's proxy_read_timeout, AWS ALB and most cloud load
+// balancers), and hello tells clients the interval, so that they can
+// declare a server dead after two silent ones. A ping serves two purposes:
+// the client and every intermediary hear from the server, which any frame
+// achieves; and a client that sends nothing else answers with a pong,
+// which is what keeps IdleTimeout (which counts only what the client sends)
+// from closing it. So the heartbeat skips the ping of a connection that was
+// written to (a push, a reply) within the last 7/8 of an interval, and a
+// client hears something at least every 9/8 of an interval; but once per
+// interval it pings a connection that was not read from within half of
+// IdleTimeout, however busy, so that the pong has half the timeout to
+// arrive. A client that only receives pushes, more often than the
+// interval, is pinged once per half IdleTimeout (every 30 minutes by
+// default) instead of every 30 s; a silent or dead one every interval, as
+// before. The engine's Conn.Activity supplies both times (two 32-bit
+// stamps, no extra memory per connection).
 //
 // Authenticate runs on the HTTP request's goroutine; OnConnect and
 // OnDisconnect run on the engine's executor and must return quickly.

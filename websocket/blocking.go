@@ -96,6 +96,7 @@ func (c *Conn) readLoop(buffered []byte) {
 		}
 		n, err := c.blk().conn.Read(rb)
 		if n > 0 {
+			c.noteRead(c.eng.ticks(time.Now()))
 			c.consume(rb[:n])
 		}
 		if err != nil && c.io != ioDone {

@@ -251,6 +251,7 @@ func (c *Conn) sendFrameFinLocked(op opcode, fin, rsv1 bool, payload []byte, con
 // queue. shared bytes are immutable and are queued without a copy; other
 // bytes belong to the caller and are copied.
 func (c *Conn) transmitLocked(hdr, body []byte, pooled *[]byte, shared bool) error {
+	c.noteWriteLocked()
 	if c.poller != nil && c.queuedLocked() == 0 && c.wflags&(wfCorked|wfHeld|wfDeferred) == 0 {
 		n, err := c.writeDirect(hdr, body)
 		if err != nil {

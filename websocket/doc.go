@@ -71,7 +71,10 @@
 //
 // Config.IdleTimeout closes a connection that sent nothing for that long
 // (any frame counts, pongs included, so a peer that answers the pings you
-// send with Conn.Ping stays) with Config.IdleCloseCode.
+// send with Conn.Ping stays) with Config.IdleCloseCode. Conn.Activity
+// tells when the peer last sent something and when a frame last went out,
+// so that a heartbeat can skip the ping of a connection written to
+// recently while the peer still has time to answer one.
 //
 // Shutdown closes every connection with its code and waits for them (or
 // its ctx). From the moment it begins, Accept answers 503; a handshake

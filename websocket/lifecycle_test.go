@@ -446,3 +446,47 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestActivity: Conn.Activity tells when the peer last sent something and
+// when we last wrote, each on its own: a write does not move the read time.
+func TestActivity(t *testing.T) {
+	const slack = 40 * time.Millisecond // the activity clock ticks every 16.8 ms
+	rtEachMode(t, func(t *testing.T, mode websocket.Mode) {
+		conns := make(chan *websocket.Conn, 1)
+		_, url := rtServer(t, websocket.Config{Mode: mode}, websocket.Handler{
+			OnOpen: func(c *websocket.Conn) { conns <- c },
+			OnMessage: func(c *websocket.Conn, typ websocket.MessageType, data []byte) {
+				_ = c.WriteMessage(typ, data)
+			},
+		})
+		c := rtDial(t, url, nil)
+		sc := <-conns
+		inside := func(what string, got, from, to time.Time) {
+			t.Helper()
+			if got.Before(from.Add(-slack)) || got.After(to.Add(slack)) {
+				t.Errorf("%s: got %v, want between %v and %v (± %v)", what, got.Format(time.StampMicro), from.Format(time.StampMicro), to.Format(time.StampMicro), slack)
+			}
+		}
+
+		t0 := time.Now()
+		if err := c.WriteMessage(websocket.TextMessage, []byte("hello")); err != nil {
+			t.Fatalf("write: %v", err)
+		}
+		rtRead(t, c) // the echo: the server has read and written
+		t1 := time.Now()
+		read, write := sc.Activity()
+		inside("read after a message", read, t0, t1)
+		inside("write after the echo", write, t0, t1)
+
+		time.Sleep(5 * slack) // let the clock move well past the slack
+		t2 := time.Now()
+		if err := sc.WriteMessage(websocket.TextMessage, []byte("push")); err != nil {
+			t.Fatalf("server write: %v", err)
+		}
+		rtRead(t, c)
+		t3 := time.Now()
+		read2, write2 := sc.Activity()
+		inside("read after a server write", read2, t0, t1)
+		inside("write after a server write", write2, t2, t3)
+	})
+}

@@ -60,7 +60,8 @@ type poller struct {
 	events []unix.EpollEvent
 	slots  []*Conn // indexed by Conn.slot
 	free   []int32
-	now    int64 // unix nanos, refreshed after every epoll_wait
+	now    int64  // unix nanos, refreshed after every epoll_wait
+	tick   uint32 // the engine's activity clock at now
 
 	mu    sync.Mutex
 	tasks []pollTask
@@ -195,7 +196,7 @@ func (p *poller) run(wg *sync.WaitGroup) {
 	var n int
 	var werr error
 	collect := func(fd uintptr) bool {
-		n, werr = unix.EpollWait(int(fd), p.events, 0)
+		n, werr = epollPoll(int(fd), p.events)
 		return n > 0 || (werr != nil && werr != unix.EINTR)
 	}
 	for {
@@ -206,6 +207,7 @@ func (p *poller) run(wg *sync.WaitGroup) {
 		}
 		now := time.Now()
 		p.now = now.UnixNano()
+		p.tick = p.eng.ticks(now)
 		for i := range n {
 			ev := &p.events[i]
 			if ev.Fd == wakeSlot {
@@ -275,7 +277,7 @@ func (p *poller) handle(ev *unix.EpollEvent) {
 // triggering, anything left is reported again by the next epoll_wait,
 // which keeps one busy connection from starving the others.
 func (p *poller) read(c *Conn) {
-	n, err := unix.Read(int(c.fd), p.buf)
+	n, err := readFD(int(c.fd), p.buf)
 	switch {
 	case err == unix.EAGAIN || err == unix.EINTR:
 	case err != nil:
@@ -283,7 +285,7 @@ func (p *poller) read(c *Conn) {
 	case n == 0:
 		c.onEOF()
 	default:
-		c.lastRead = p.now
+		c.noteRead(p.tick)
 		c.consume(p.buf[:n])
 	}
 }
@@ -299,7 +301,7 @@ func (p *poller) add(c *Conn, buffered []byte) {
 		p.slots = append(p.slots, nil)
 	}
 	p.slots[c.slot] = c
-	c.lastRead = p.now
+	c.noteRead(p.tick)
 	if len(buffered) > 0 {
 		c.consume(buffered)
 		if c.io == ioDone {
@@ -336,7 +338,10 @@ func (p *poller) release(c *Conn) {
 
 // sweep enforces close and idle timeouts, about once a second.
 func (p *poller) sweep() {
-	idle := int64(p.eng.cfg.IdleTimeout)
+	// A connection is idle once its last read is over idle ticks old: the
+	// stamps are rounded down to a tick, hence the one tick more.
+	idle := p.eng.cfg.IdleTimeout
+	idleTicks := durationTicks(idle) + 1
 	for _, c := range p.slots {
 		if c == nil || c.io == ioDone {
 			continue
@@ -347,7 +352,7 @@ func (p *poller) sweep() {
 			}
 			continue
 		}
-		if idle > 0 && !c.paused.Load() && p.now-c.lastRead >= idle {
+		if idle > 0 && !c.paused.Load() && p.tick-c.lastRead.Load() >= idleTicks {
 			c.closeIdle()
 		}
 	}
@@ -484,16 +489,16 @@ func (c *Conn) writeDirect(hdr, body []byte) (int, error) {
 	var err error
 	switch {
 	case len(hdr) == 0:
-		n, err = unix.Write(fd, body)
+		n, err = writeFD(fd, body)
 	case len(body) == 0:
-		n, err = unix.Write(fd, hdr)
+		n, err = writeFD(fd, hdr)
 	case len(hdr)+len(body) <= smallWrite:
 		// One contiguous write costs the kernel less than a two-part
 		// writev, and copying a small frame costs less than the difference.
 		var buf [smallWrite]byte
 		m := copy(buf[:], hdr)
 		m += copy(buf[m:], body)
-		n, err = unix.Write(fd, buf[:m])
+		n, err = writeFD(fd, buf[:m])
 	default:
 		n, err = writev2(fd, hdr, body)
 	}
@@ -501,6 +506,48 @@ func (c *Conn) writeDirect(hdr, body []byte) (int, error) {
 		return 0, nil
 	}
 	return max(n, 0), err
+}
+
+// writeFD is write(2) on a non-blocking socket. Writes of up to smallWrite
+// bytes skip the Go scheduler's syscall bookkeeping (RawSyscall): such a
+// write returns within microseconds, never blocks, and in a fanout, where
+// writes follow each other back to back, entersyscall/exitsyscall and the
+// system monitor cost several percent of the server's CPU: sysmon polls
+// every 20 µs while goroutines sit in syscalls, and hands off the P of a
+// write that the kernel preempted (waking another thread to take it) only
+// for the writer to have to get a P back afterwards. The goroutine keeps
+// its P for those microseconds, as it would for any computation.
+func writeFD(fd int, b []byte) (int, error) {
+	if len(b) == 0 || len(b) > smallWrite {
+		return unix.Write(fd, b)
+	}
+	n, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
+// readFD is read(2) on a non-blocking socket, like writeFD without the
+// scheduler's syscall bookkeeping: it returns at once, with data or
+// EAGAIN, after copying at most the poller's 64 KiB buffer.
+func readFD(fd int, b []byte) (int, error) {
+	n, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
+// epollPoll collects ready events without waiting (epoll_pwait with a zero
+// timeout, which every Linux architecture has), like readFD without the
+// scheduler's syscall bookkeeping.
+func epollPoll(epfd int, events []unix.EpollEvent) (int, error) {
+	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
 }
 
 // writev2 is writev for two buffers with the iovecs on the stack: unlike

@@ -53,7 +53,8 @@ type Config struct {
 	WriteQueueMessages int
 	// IdleTimeout closes a connection that received nothing for this long,
 	// with IdleCloseCode and IdleCloseReason. 0 (default) means never. The
-	// reactor checks it about once a second.
+	// reactor checks it about once a second; more than a year counts as
+	// 1.14 years (the reach of the connection's 32-bit activity stamps).
 	IdleTimeout time.Duration
 	// IdleCloseCode is the close code IdleTimeout sends, so that clients
 	// can tell an idle close from a shutdown (a gateway uses one of its
@@ -182,8 +183,9 @@ var errShutdown = fmt.Errorf("websocket: shut down: %w", net.ErrClosed)
 type engine struct {
 	cfg    Config
 	h      Handler
-	client bool // frames are masked, the parser expects unmasked frames
-	pull   bool // messages go to Conn.Read instead of a Handler
+	client bool      // frames are masked, the parser expects unmasked frames
+	pull   bool      // messages go to Conn.Read instead of a Handler
+	epoch  time.Time // tick 0 of the activity clock (monotonic)
 	exec   executor
 	gen    atomic.Uint32 // connection generations, see Conn.gen
 	panics atomic.Uint64 // recovered callback panics
@@ -200,9 +202,35 @@ type engine struct {
 }
 
 func newEngine(cfg Config, h Handler, client, pull bool) *engine {
-	e := &engine{cfg: cfg.withDefaults(), h: h, client: client, pull: pull}
+	e := &engine{cfg: cfg.withDefaults(), h: h, client: client, pull: pull, epoch: time.Now()}
 	e.exec.init(e.cfg.Workers)
 	return e
+}
+
+// tickShift makes the activity clock's tick 2^24 ns (about 16.8 ms): coarse
+// enough for a 32-bit stamp to cover 2.28 years, fine enough for timeouts
+// and ping intervals of a fraction of a second.
+const tickShift = 24
+
+// maxTickAge bounds the ages the activity clock tells apart: a stamp older
+// than 2^31-1 ticks (1.14 years) may look newer than it is.
+const maxTickAge = 1<<31 - 1
+
+// ticks is the activity clock at now: engine ticks since e.epoch, modulo
+// 2^32. Conn.lastRead and Conn.lastWrite hold such stamps.
+func (e *engine) ticks(now time.Time) uint32 {
+	return uint32(now.Sub(e.epoch) >> tickShift)
+}
+
+// tickAge is how long ago stamp was, at tick now; 0 for a stamp stored
+// after now was read.
+func tickAge(now, stamp uint32) time.Duration {
+	return time.Duration(max(int32(now-stamp), 0)) << tickShift
+}
+
+// durationTicks is d in whole ticks rounded up, at most maxTickAge.
+func durationTicks(d time.Duration) uint32 {
+	return uint32(min((d+(1<<tickShift)-1)>>tickShift, maxTickAge))
 }
 
 // compression is what the handshake may negotiate.
