@@ -210,9 +210,9 @@ done
 ELAPSED=$(($(date +%s) - START))
 FLOOR=""
 if [[ -z "${NO_FLOOR:-}" ]]; then
-	log "floor: write(2) of 79 bytes to 9,000 loopback peers (bench/peer/floor)"
+	log "floor: write(2) of 79 bytes to 10,000 loopback peers in 2 reader processes, from 2 writer threads (bench/peer/floor)"
 	go build -o "$TMP/floor" ./bench/peer/floor
-	FLOOR=$(timeout 300 "$TMP/floor" -n 9000 -rounds 30) || FLOOR="floor: failed"
+	FLOOR=$(timeout 300 "$TMP/floor" -n 10000 -rounds 30 -procs 2 -writers 2 -ws) || FLOOR="floor: failed"
 fi
 
 {
@@ -226,7 +226,7 @@ fi
 		echo
 	fi
 	if [[ -n "$FLOOR" ]]; then
-		echo "Floor under a fanout's server cost (\`bench/peer/floor -n 9000 -rounds 30\`, after the rounds):"
+		echo "Floor under a fanout's server cost (\`bench/peer/floor -n 10000 -rounds 30 -procs 2 -writers 2 -ws\`, after the rounds):"
 		echo "$FLOOR"
 		echo
 	fi
