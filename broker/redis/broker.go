@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	mrand "math/rand/v2"
-	"net/url"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -24,11 +23,13 @@ import (
 type Options struct {
 	// URL locates Redis: redis://[[user]:password@]host:port/db, or
 	// rediss:// for TLS; query parameters such as dial_timeout are
-	// understood (see go-redis ParseURL). Commands are not retried unless
-	// max_retries says so: a push whose reply was lost may have been
-	// numbered and sent, and running it again would number it twice. A
-	// failed dial is not retried either: while Redis is down a push gets
-	// ErrUnavailable at once and the caller decides.
+	// understood (see go-redis ParseURL). A push is never run twice, even
+	// with max_retries: one whose reply was lost may have been numbered
+	// and sent, and running it again would number it twice. Its failed
+	// dial is not retried either: while Redis is down a push gets
+	// ErrUnavailable at once and the caller decides. Reads (cursor,
+	// history, presence) and acks are retried as go-redis does, so that a
+	// connection Redis closed is replaced without the client noticing.
 	URL string
 	// Prefix starts every key and the channel, so that several gateways
 	// can share one Redis. Default "wsgate".
@@ -88,8 +89,9 @@ func (o Options) withDefaults() Options {
 // wsgate.Config.Broker, and Close it after the Server has shut down.
 type Broker struct {
 	opts    Options
-	rdb     *goredis.Client
-	node    string // this node's id in the presence keys
+	rdb     *goredis.Client // everything but pushes: retried as go-redis does
+	pub     *goredis.Client // pushes: one attempt (see Options.URL)
+	node    string          // this node's id in the presence keys
 	channel string
 	deliver broker.DeliverFunc
 	bound   sync.Once
@@ -124,10 +126,9 @@ func New(opts Options) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("wsgate: redis broker: %w", err)
 	}
-	if u, _ := url.Parse(opts.URL); u != nil && !u.Query().Has("max_retries") {
-		ro.MaxRetries = -1 // see Options.URL
-	}
-	ro.DialerRetries = 1 // one attempt (go-redis's default is 5, 100 ms apart)
+	po := *ro
+	po.MaxRetries = -1   // see Options.URL
+	po.DialerRetries = 1 // one attempt (go-redis's default is 5, 100 ms apart)
 	var id [6]byte
 	if _, err := rand.Read(id[:]); err != nil {
 		return nil, fmt.Errorf("wsgate: redis broker: node id: %w", err)
@@ -135,6 +136,7 @@ func New(opts Options) (*Broker, error) {
 	b := &Broker{
 		opts:    opts,
 		rdb:     goredis.NewClient(ro),
+		pub:     goredis.NewClient(&po),
 		node:    hex.EncodeToString(id[:]),
 		channel: opts.Prefix + ":push",
 		present: make(map[string]int),
@@ -150,7 +152,7 @@ func New(opts Options) (*Broker, error) {
 // Close releases the Redis connections. Call it after the Server's
 // Shutdown, which ends Run.
 func (b *Broker) Close() error {
-	if err := b.rdb.Close(); err != nil {
+	if err := errors.Join(b.rdb.Close(), b.pub.Close()); err != nil {
 		return fmt.Errorf("wsgate: redis broker: close: %w", err)
 	}
 	return nil
@@ -213,13 +215,13 @@ func (b *Broker) learn(wm uint64, gen string) {
 // returns, so the count is -1. A push to a user is numbered and kept first.
 func (b *Broker) Publish(ctx context.Context, m *broker.Message) (int, error) {
 	if m.Target.User == "" {
-		if err := b.rdb.Publish(ctx, b.channel, encode(m)).Err(); err != nil {
+		if err := b.pub.Publish(ctx, b.channel, encode(m)).Err(); err != nil {
 			return 0, fmt.Errorf("wsgate: redis broker: publish: %w", err)
 		}
 		return -1, nil
 	}
 	u := m.Target.User
-	res, err := publishUser.Run(ctx, b.rdb, b.userKeys(u), b.preludeArgs(
+	res, err := publishUser.Run(ctx, b.pub, b.userKeys(u), b.preludeArgs(
 		b.channel, u, uint32(m.Action), m.Payload, b.opts.HistorySize, b.opts.HistoryBytes,
 		b.opts.HistoryTTL.Milliseconds(), b.nowMS())...).StringSlice()
 	if err != nil {
