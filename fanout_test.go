@@ -13,19 +13,27 @@ import (
 	"github.com/wsgate/wsgate/wire"
 )
 
-// TestParallelBroadcast makes the server split broadcasts over several
-// goroutines (as it does for thousands of connections) and checks that
-// every connection, in both forms, gets each push exactly once and in
-// order, and that Publish counts each delivery once.
-func TestParallelBroadcast(t *testing.T) {
-	leakcheck.Check(t)
+// splittingServer starts a server with GOMAXPROCS at least 4 for the
+// test, so that large pushes are split over several goroutines, and no
+// handshake rate limit.
+func splittingServer(t *testing.T) *testServer {
+	t.Helper()
 	if runtime.GOMAXPROCS(0) < 4 {
 		prev := runtime.GOMAXPROCS(4)
 		t.Cleanup(func() { runtime.GOMAXPROCS(prev) })
 	}
 	cfg := anon()
 	cfg.HandshakeRate = -1
-	ts := startServer(t, cfg)
+	return startServer(t, cfg)
+}
+
+// TestParallelBroadcast makes the server split broadcasts over several
+// goroutines (as it does for thousands of connections) and checks that
+// every connection, in both forms, gets each push exactly once and in
+// order, and that Publish counts each delivery once.
+func TestParallelBroadcast(t *testing.T) {
+	leakcheck.Check(t)
+	ts := splittingServer(t)
 	const each = 32
 	var simpleConns, fullConns []*websocket.Conn
 	for range each {
@@ -70,13 +78,7 @@ func TestParallelBroadcast(t *testing.T) {
 // each delivery once.
 func TestParallelTopicPush(t *testing.T) {
 	leakcheck.Check(t)
-	if runtime.GOMAXPROCS(0) < 4 {
-		prev := runtime.GOMAXPROCS(4)
-		t.Cleanup(func() { runtime.GOMAXPROCS(prev) })
-	}
-	cfg := anon()
-	cfg.HandshakeRate = -1
-	ts := startServer(t, cfg)
+	ts := splittingServer(t)
 	wsgate.SetTopicSplitMin(ts.Server, 2)
 	const each = 21 // not a multiple of the parts: the last part is shorter
 	var simpleConns, fullConns []*websocket.Conn

@@ -197,24 +197,9 @@ func (p *pusher) deliverSplit(list []*session) (int, error) {
 		return p.deliverAll(list), p.err
 	}
 	size := (len(list) + parts - 1) / parts
-	helpers := make([]fanoutPart, parts-1)
-	var wg sync.WaitGroup
-	for i := range helpers {
-		h := &helpers[i]
-		h.p = pusher{s: p.s, action: p.action, payload: p.payload, seq: p.seq}
-		part := list[min((i+1)*size, len(list)):min((i+2)*size, len(list))]
-		wg.Go(func() { h.n = h.p.deliverAll(part); h.err = h.p.err })
-	}
-	n := p.deliverAll(list[:size])
-	wg.Wait()
-	err := p.err
-	for i := range helpers {
-		h := &helpers[i]
-		n += h.n
-		err = cmp.Or(err, h.err)
-		p.framed = p.framed || h.p.framed
-	}
-	return n, err
+	return p.inParts(parts, func(q *pusher, i int) (int, error) {
+		return q.deliverAll(list[min(i*size, len(list)):min((i+1)*size, len(list))]), q.err
+	})
 }
 
 // parallelFanoutMin is the number of recipients (open connections for a
@@ -237,14 +222,22 @@ func (p *pusher) broadcast(ctx context.Context) (int, error) {
 	if parts == 1 {
 		return p.broadcastPart(ctx, 0, 1)
 	}
+	return p.inParts(parts, func(q *pusher, i int) (int, error) { return q.broadcastPart(ctx, i, parts) })
+}
+
+// inParts runs part 0 of a split push on the calling goroutine with p, and
+// parts 1 … parts-1 on goroutines of their own, each with a pusher of its
+// own (which frames the message once per form it meets, so nothing is
+// shared per recipient); it waits for all of them and sums their counts.
+func (p *pusher) inParts(parts int, part func(q *pusher, i int) (int, error)) (int, error) {
 	helpers := make([]fanoutPart, parts-1)
 	var wg sync.WaitGroup
 	for i := range helpers {
 		h := &helpers[i]
 		h.p = pusher{s: p.s, action: p.action, payload: p.payload, seq: p.seq}
-		wg.Go(func() { h.n, h.err = h.p.broadcastPart(ctx, i+1, parts) })
+		wg.Go(func() { h.n, h.err = part(&h.p, i+1) })
 	}
-	n, err := p.broadcastPart(ctx, 0, parts)
+	n, err := part(p, 0)
 	wg.Wait()
 	for i := range helpers {
 		h := &helpers[i]
@@ -255,7 +248,7 @@ func (p *pusher) broadcast(ctx context.Context) (int, error) {
 	return n, err
 }
 
-// fanoutPart is one helper's share of a parallel broadcast.
+// fanoutPart is one helper's share of a split push (inParts).
 type fanoutPart struct {
 	p   pusher
 	n   int
