@@ -46,25 +46,7 @@ func (r *run) connect(ctx context.Context, d *websocket.Dialer, o ConnectOptions
 		return err
 	}
 	var h histogram
-	var next atomic.Int64
-	var firstErr atomic.Pointer[error]
-	t0 := time.Now()
-	var wg sync.WaitGroup
-	for range o.Conc {
-		wg.Go(func() {
-			for ctx.Err() == nil {
-				i := next.Add(1)
-				if i > int64(o.N) {
-					return
-				}
-				if err := r.handshake(ctx, d, int(i), &h); err != nil {
-					firstErr.CompareAndSwap(nil, &err)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(t0)
+	elapsed, firstErr := handshakes(ctx, o.N, o.Conc, func(i int) error { return r.handshake(ctx, d, i+1, &h) })
 	cpu1, err := r.proc.cpu()
 	if err != nil {
 		return err
@@ -72,7 +54,7 @@ func (r *run) connect(ctx context.Context, d *websocket.Dialer, o ConnectOptions
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	n, err := r.reportHandshakes("connect", &h, elapsed, &firstErr)
+	n, err := r.reportHandshakes("connect", &h, elapsed, firstErr)
 	if err != nil {
 		return err
 	}
@@ -83,13 +65,41 @@ func (r *run) connect(ctx context.Context, d *websocket.Dialer, o ConnectOptions
 	return nil
 }
 
+// handshakes runs one(i) for i in 0 … n-1, conc at a time, until done or
+// ctx ends, and returns the time it took and the first error any call
+// returned.
+func handshakes(ctx context.Context, n, conc int, one func(i int) error) (time.Duration, error) {
+	var next atomic.Int64
+	var firstErr atomic.Pointer[error]
+	t0 := time.Now()
+	var wg sync.WaitGroup
+	for range conc {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				if err := one(i); err != nil {
+					firstErr.CompareAndSwap(nil, &err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := firstErr.Load(); err != nil {
+		return time.Since(t0), *err
+	}
+	return time.Since(t0), nil
+}
+
 // reportHandshakes adds the figures every connect scenario reports
 // (count, rate, p50, p99) and returns the count; none succeeding is an
 // error carrying the first failure.
-func (r *run) reportHandshakes(scenario string, h *histogram, elapsed time.Duration, firstErr *atomic.Pointer[error]) (float64, error) {
+func (r *run) reportHandshakes(scenario string, h *histogram, elapsed time.Duration, firstErr error) (float64, error) {
 	n := float64(h.count())
 	if n == 0 {
-		return 0, fmt.Errorf("wsgate: bench %s: no handshake succeeded: %w", scenario, *firstErr.Load())
+		return 0, fmt.Errorf("wsgate: bench %s: no handshake succeeded: %w", scenario, firstErr)
 	}
 	r.res.add("handshakes", n, "", Info)
 	r.res.add("handshakes_per_s", n/elapsed.Seconds(), "conns/s", Higher)

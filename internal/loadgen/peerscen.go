@@ -403,25 +403,7 @@ func (r *run) peerConnect(ctx context.Context, d *websocket.Dialer, cw *connectW
 		return err
 	}
 	var h histogram
-	var next atomic.Int64
-	var firstErr atomic.Pointer[error]
-	t0 := time.Now()
-	var wg sync.WaitGroup
-	for range o.Conc {
-		wg.Go(func() {
-			for ctx.Err() == nil {
-				i := int(next.Add(1)) - 1
-				if i >= o.N {
-					return
-				}
-				if err := r.peerHandshake(ctx, d, cw, pc, i, tokens[i], &h); err != nil {
-					firstErr.CompareAndSwap(nil, &err)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(t0)
+	elapsed, firstErr := handshakes(ctx, o.N, o.Conc, func(i int) error { return r.peerHandshake(ctx, d, cw, pc, i, tokens[i], &h) })
 	scpu1, err := r.proc.cpu()
 	if err != nil {
 		return err
@@ -433,7 +415,7 @@ func (r *run) peerConnect(ctx context.Context, d *websocket.Dialer, cw *connectW
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	n, err := r.reportHandshakes("peer connect", &h, elapsed, &firstErr)
+	n, err := r.reportHandshakes("peer connect", &h, elapsed, firstErr)
 	if err != nil {
 		return err
 	}
