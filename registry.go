@@ -28,7 +28,7 @@ type registry struct {
 type regShard struct {
 	mu     sync.Mutex
 	conns  map[string]*session
-	users  map[string]*session // a user's devices, linked through session.next; usually a handful
+	users  map[string]userDevices
 	topics map[string]map[*session]struct{}
 	_      [64]byte // keep neighbouring shard locks off one cache line
 }
@@ -38,7 +38,7 @@ func newRegistry() *registry {
 	for i := range r.shards {
 		sh := &r.shards[i]
 		sh.conns = make(map[string]*session)
-		sh.users = make(map[string]*session)
+		sh.users = make(map[string]userDevices)
 		sh.topics = make(map[string]map[*session]struct{})
 	}
 	return r
@@ -61,10 +61,12 @@ func (r *registry) add(s *session) int {
 	}
 	sh = r.shard(user)
 	sh.mu.Lock()
-	s.next = sh.users[user]
-	sh.users[user] = s
-	n := devices(s)
+	d := sh.users[user]
+	s.next, d.head = d.head, s
+	d.n++
+	sh.users[user] = d
 	sh.mu.Unlock()
+	n := d.n
 	return n
 }
 
@@ -84,43 +86,36 @@ func (r *registry) remove(s *session) int {
 	}
 	sh = r.shard(user)
 	sh.mu.Lock()
-	head := unlink(sh.users[user], s)
-	if head == nil {
+	d := sh.users[user]
+	d.unlink(s)
+	if d.n == 0 {
 		delete(sh.users, user)
 	} else {
-		sh.users[user] = head
+		sh.users[user] = d
 	}
-	n := devices(head)
 	sh.mu.Unlock()
+	n := d.n
 	return n
 }
 
-// unlink removes s from the list that starts at head and returns the
-// list's new head. The caller holds the user's shard lock.
-func unlink(head, s *session) *session {
-	if head == s {
-		next := s.next
-		s.next = nil
-		return next
-	}
-	for p := head; p != nil; p = p.next {
-		if p.next == s {
-			p.next = s.next
-			s.next = nil
-			break
+// userDevices is a user's sessions, linked through session.next (usually
+// a handful), and their count, kept so that a user with thousands of
+// connections does not make every connect walk them all. The caller
+// holds the user's shard lock.
+type userDevices struct {
+	head *session
+	n    int
+}
+
+// unlink removes s from the list.
+func (d *userDevices) unlink(s *session) {
+	for p := &d.head; *p != nil; p = &(*p).next {
+		if *p == s {
+			*p, s.next = s.next, nil
+			d.n--
+			return
 		}
 	}
-	return head
-}
-
-// devices counts the sessions of the list that starts at head. The
-// caller holds the user's shard lock.
-func devices(head *session) int {
-	n := 0
-	for p := head; p != nil; p = p.next {
-		n++
-	}
-	return n
 }
 
 // subscribe adds s to topic's subscribers.
@@ -162,7 +157,7 @@ func (r *registry) conn(id string) *session {
 func (r *registry) appendUser(dst []*session, user string) []*session {
 	sh := r.shard(user)
 	sh.mu.Lock()
-	for p := sh.users[user]; p != nil; p = p.next {
+	for p := sh.users[user].head; p != nil; p = p.next {
 		dst = append(dst, p)
 	}
 	sh.mu.Unlock()
@@ -173,7 +168,7 @@ func (r *registry) appendUser(dst []*session, user string) []*session {
 func (r *registry) userCount(user string) int {
 	sh := r.shard(user)
 	sh.mu.Lock()
-	n := devices(sh.users[user])
+	n := sh.users[user].n
 	sh.mu.Unlock()
 	return n
 }
