@@ -176,7 +176,7 @@ func (s *Server) dispatch(sess *session, to replyTo, action wire.Action, payload
 	s.ctr.requests.Add(1)
 	ctr := s.obs.requested(action)
 	if action <= wire.MaxSystemAction {
-		s.system(sess, to, action, payload)
+		s.system(sess, to, ctr, action, payload)
 		return
 	}
 	h := (*s.handlers.Load())[action]

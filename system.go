@@ -8,8 +8,9 @@ import (
 )
 
 // system handles wsgate's own actions (1–99). They run inline on the
-// executor: each is a registry update or lookup, with no user code.
-func (s *Server) system(sess *session, to replyTo, action wire.Action, payload []byte) {
+// executor: each is a registry update or lookup, with no user code. ctr
+// is the action's counter (dispatch looked it up), which presence times.
+func (s *Server) system(sess *session, to replyTo, ctr *actionCounter, action wire.Action, payload []byte) {
 	switch action {
 	case wire.ActionSubscribe:
 		s.subscribe(sess, to, payload)
@@ -18,7 +19,7 @@ func (s *Server) system(sess *session, to replyTo, action wire.Action, payload [
 	case wire.ActionPresence:
 		// Other nodes' counts may come over the network: a handler call,
 		// with its deadline.
-		s.runHandler(sess, to, s.presence, s.obs.actions.get(action), action, payload)
+		s.runHandler(sess, to, s.presence, ctr, action, payload)
 	case wire.ActionPing:
 		s.sendReply(sess, to, payload)
 	default:
