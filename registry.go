@@ -28,7 +28,7 @@ type registry struct {
 type regShard struct {
 	mu     sync.Mutex
 	conns  map[string]*session
-	users  map[string]userDevices
+	users  map[string]*session // a user's devices, linked through session.next; usually a handful
 	topics map[string]map[*session]struct{}
 	_      [64]byte // keep neighbouring shard locks off one cache line
 }
@@ -38,7 +38,7 @@ func newRegistry() *registry {
 	for i := range r.shards {
 		sh := &r.shards[i]
 		sh.conns = make(map[string]*session)
-		sh.users = make(map[string]userDevices)
+		sh.users = make(map[string]*session)
 		sh.topics = make(map[string]map[*session]struct{})
 	}
 	return r
@@ -61,12 +61,10 @@ func (r *registry) add(s *session) int {
 	}
 	sh = r.shard(user)
 	sh.mu.Lock()
-	d := sh.users[user]
-	s.next, d.head = d.head, s
-	d.n++
-	sh.users[user] = d
+	s.next = sh.users[user]
+	sh.users[user] = s
+	n := devices(s)
 	sh.mu.Unlock()
-	n := d.n
 	return n
 }
 
@@ -86,36 +84,43 @@ func (r *registry) remove(s *session) int {
 	}
 	sh = r.shard(user)
 	sh.mu.Lock()
-	d := sh.users[user]
-	d.unlink(s)
-	if d.n == 0 {
+	head := unlink(sh.users[user], s)
+	if head == nil {
 		delete(sh.users, user)
 	} else {
-		sh.users[user] = d
+		sh.users[user] = head
 	}
+	n := devices(head)
 	sh.mu.Unlock()
-	n := d.n
 	return n
 }
 
-// userDevices is a user's sessions, linked through session.next (usually
-// a handful), and their count, kept so that a user with thousands of
-// connections does not make every connect walk them all. The caller
-// holds the user's shard lock.
-type userDevices struct {
-	head *session
-	n    int
-}
-
-// unlink removes s from the list.
-func (d *userDevices) unlink(s *session) {
-	for p := &d.head; *p != nil; p = &(*p).next {
-		if *p == s {
-			*p, s.next = s.next, nil
-			d.n--
-			return
+// unlink removes s from the list that starts at head and returns the
+// list's new head. The caller holds the user's shard lock.
+func unlink(head, s *session) *session {
+	if head == s {
+		next := s.next
+		s.next = nil
+		return next
+	}
+	for p := head; p != nil; p = p.next {
+		if p.next == s {
+			p.next = s.next
+			s.next = nil
+			break
 		}
 	}
+	return head
+}
+
+// devices counts the sessions of the list that starts at head. The
+// caller holds the user's shard lock.
+func devices(head *session) int {
+	n := 0
+	for p := head; p != nil; p = p.next {
+		n++
+	}
+	return n
 }
 
 // subscribe adds s to topic's subscribers.
@@ -157,7 +162,7 @@ func (r *registry) conn(id string) *session {
 func (r *registry) appendUser(dst []*session, user string) []*session {
 	sh := r.shard(user)
 	sh.mu.Lock()
-	for p := sh.users[user].head; p != nil; p = p.next {
+	for p := sh.users[user]; p != nil; p = p.next {
 		dst = append(dst, p)
 	}
 	sh.mu.Unlock()
@@ -168,7 +173,7 @@ func (r *registry) appendUser(dst []*session, user string) []*session {
 func (r *registry) userCount(user string) int {
 	sh := r.shard(user)
 	sh.mu.Lock()
-	n := sh.users[user].n
+	n := devices(sh.users[user])
 	sh.mu.Unlock()
 	return n
 }
