@@ -189,13 +189,14 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request) bool {
 }
 
 // allowHandshake applies the per-IP handshake rate, answering 429 when it
-// is exceeded. Without a limit the client's address is not worked out
-// (that allocates its text).
+// is exceeded. IPv6 clients are counted by their /64, as the per-IP bound
+// on pending connections counts them (perIPKey): a single host can draw
+// any number of addresses from its network.
 func (s *Server) allowHandshake(w http.ResponseWriter, r *http.Request) bool {
 	if s.ipLimit == nil {
 		return true
 	}
-	ok, wait := s.ipLimit.allow(s.clientIP(r), s.now())
+	ok, wait := s.ipLimit.allow(perIPKey(s.clientAddr(r)), s.now())
 	if !ok {
 		s.ctr.rejRate.Add(1)
 		secs := int64((wait + time.Second - 1) / time.Second)
@@ -205,19 +206,29 @@ func (s *Server) allowHandshake(w http.ResponseWriter, r *http.Request) bool {
 	return ok
 }
 
-// clientIP is the address the per-IP handshake limit counts: the TCP peer,
-// or, when the peer is a trusted proxy, the client it names.
+// clientIP is clientAddr as text, for logs; the peer's address as net/http
+// gave it when it is not an IP and port.
 func (s *Server) clientIP(r *http.Request) string {
+	if addr := s.clientAddr(r); addr.IsValid() {
+		return addr.String()
+	}
+	return r.RemoteAddr
+}
+
+// clientAddr is the client's address: the TCP peer, or, when the peer is
+// a trusted proxy, the client it names. It is the zero Addr when the peer
+// is not an IP and port (a listener of another kind).
+func (s *Server) clientAddr(r *http.Request) netip.Addr {
 	peer, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		return netip.Addr{}
 	}
 	addr := peer.Addr().Unmap()
 	if !s.trusted(addr) {
-		return addr.String()
+		return addr
 	}
 	if ip, err := netip.ParseAddr(strings.TrimSpace(r.Header.Get("X-Real-IP"))); err == nil {
-		return ip.Unmap().String()
+		return ip.Unmap()
 	}
 	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
 	for i := len(hops) - 1; i >= 0; i-- {
@@ -226,10 +237,10 @@ func (s *Server) clientIP(r *http.Request) string {
 			break // a malformed entry: everything left of it is unverifiable
 		}
 		if ip = ip.Unmap(); !s.trusted(ip) {
-			return ip.String()
+			return ip
 		}
 	}
-	return addr.String()
+	return addr
 }
 
 func (s *Server) trusted(ip netip.Addr) bool {

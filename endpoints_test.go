@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -217,4 +218,26 @@ func TestHandshakeRate(t *testing.T) {
 	if errors.As(err, &se) && se.header.Get("Retry-After") != "1" {
 		t.Errorf("Retry-After: got %q, want \"1\"", se.header.Get("Retry-After"))
 	}
+}
+
+// TestHandshakeRateIPv6Network: behind a trusted proxy, IPv6 clients are
+// rate limited by their /64, since one host can use any address of its
+// network; another /64 has a bucket of its own.
+func TestHandshakeRateIPv6Network(t *testing.T) {
+	leakcheck.Check(t)
+	cfg := anon()
+	cfg.HandshakeRate = 1 // burst 2
+	cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	ts := startServer(t, cfg)
+	from := func(ip string) *websocket.DialOptions {
+		return &websocket.DialOptions{Header: http.Header{"X-Real-Ip": {ip}}}
+	}
+	dial(t, ts.wsURL("/ws"), from("2001:db8:1:2::1"))
+	dial(t, ts.wsURL("/ws"), from("2001:db8:1:2::2"))
+	_, err := dialErr(t, ts.wsURL("/ws"), from("2001:db8:1:2:ffff::3"))
+	if got := statusOf(err); got != http.StatusTooManyRequests {
+		t.Fatalf("third handshake from the same /64: got %v (status %d), want 429", err, got)
+	}
+	dial(t, ts.wsURL("/ws"), from("2001:db8:1:3::1")) // another /64
+	dial(t, ts.wsURL("/ws"), from("192.0.2.1"))
 }

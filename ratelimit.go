@@ -3,6 +3,7 @@ package wsgate
 import (
 	"hash/maphash"
 	"math"
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -55,7 +56,7 @@ type ipLimiter struct {
 
 type ipShard struct {
 	mu      sync.Mutex
-	buckets map[string]tokenBucket
+	buckets map[netip.Addr]tokenBucket
 }
 
 // newIPLimiter returns nil when rate is negative (unlimited).
@@ -65,25 +66,27 @@ func newIPLimiter(rate float64) *ipLimiter {
 	}
 	l := &ipLimiter{rate: rate, burst: 2 * rate, seed: maphash.MakeSeed()}
 	for i := range l.shards {
-		l.shards[i].buckets = make(map[string]tokenBucket)
+		l.shards[i].buckets = make(map[netip.Addr]tokenBucket)
 	}
 	return l
 }
 
-// allow takes one handshake token for ip at time now.
-func (l *ipLimiter) allow(ip string, now int64) (bool, time.Duration) {
+// allow takes one handshake token for key (perIPKey of the client's
+// address) at time now.
+func (l *ipLimiter) allow(key netip.Addr, now int64) (bool, time.Duration) {
 	if l == nil {
 		return true, 0
 	}
-	sh := &l.shards[maphash.String(l.seed, ip)%ipShards]
+	a := key.As16()
+	sh := &l.shards[maphash.Bytes(l.seed, a[:])%ipShards]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	b, ok := sh.buckets[ip]
+	b, ok := sh.buckets[key]
 	if !ok && len(sh.buckets) >= ipShardCapacity {
 		l.sweep(sh, now)
 	}
 	allowed, wait := b.take(now, l.rate, l.burst)
-	sh.buckets[ip] = b
+	sh.buckets[key] = b
 	return allowed, wait
 }
 

@@ -1,7 +1,7 @@
 package wsgate
 
 import (
-	"strconv"
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -38,22 +38,23 @@ func TestTokenBucket(t *testing.T) {
 func TestIPLimiterPerIP(t *testing.T) {
 	l := newIPLimiter(1) // burst 2
 	now := int64(1)
+	ip1, ip2 := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
 	for i := range 2 {
-		if ok, _ := l.allow("10.0.0.1", now); !ok {
+		if ok, _ := l.allow(ip1, now); !ok {
 			t.Fatalf("handshake %d within burst: got refused, want allowed", i)
 		}
 	}
-	if ok, _ := l.allow("10.0.0.1", now); ok {
+	if ok, _ := l.allow(ip1, now); ok {
 		t.Error("third handshake: got allowed, want refused")
 	}
-	if ok, _ := l.allow("10.0.0.2", now); !ok {
+	if ok, _ := l.allow(ip2, now); !ok {
 		t.Error("another IP: got refused, want allowed")
 	}
 	if newIPLimiter(-1) != nil {
 		t.Error("negative rate: got a limiter, want nil (unlimited)")
 	}
 	var unlimited *ipLimiter
-	if ok, _ := unlimited.allow("10.0.0.1", now); !ok {
+	if ok, _ := unlimited.allow(ip1, now); !ok {
 		t.Error("nil limiter: got refused, want allowed")
 	}
 }
@@ -64,7 +65,7 @@ func TestIPLimiterBounded(t *testing.T) {
 	l := newIPLimiter(1)
 	now := int64(1)
 	for i := range ipShards * ipShardCapacity * 2 {
-		l.allow("10.1."+strconv.Itoa(i), now)
+		l.allow(netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), now)
 	}
 	for i := range l.shards {
 		if n := len(l.shards[i].buckets); n > ipShardCapacity {

@@ -3,6 +3,7 @@ package wsgate
 import (
 	"container/heap"
 	"math/rand/v2"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -31,7 +32,7 @@ func simulateStorm(clients int, rate float64, seed uint64) stormResult {
 	back := 0
 	for q.Len() > 0 {
 		a := heap.Pop(q).(attempt)
-		if ok, _ := lim.allow("203.0.113.7", int64(a.at)+1); ok {
+		if ok, _ := lim.allow(netip.MustParseAddr("203.0.113.7"), int64(a.at)+1); ok {
 			back++
 			switch back {
 			case clients / 2:
