@@ -66,6 +66,13 @@ type Config struct {
 	// MaxConns bounds open WebSocket connections (/ws and /echo together).
 	// Default 100000; beyond it handshakes get HTTP 503.
 	MaxConns int
+	// MaxConnsPerUser bounds one user's open connections on this node, so
+	// that one token (leaked, or shared by a misbehaving program) cannot
+	// take the node's MaxConns. Default 1000; negative: unlimited. Beyond
+	// it the user's handshakes get HTTP 429 with Retry-After until one of
+	// its connections closes. Handshakes of the user that pass the check
+	// at the same moment may each open one connection more.
+	MaxConnsPerUser int
 	// MaxMessageSize is the largest message read on /ws. Default 64 KiB;
 	// larger messages close the connection with 1009.
 	MaxMessageSize int64
@@ -254,6 +261,7 @@ type Config struct {
 const (
 	defaultAddr               = "127.0.0.1:8080"
 	defaultMaxConns           = 100000
+	defaultMaxConnsPerUser    = 1000
 	defaultMaxMessageSize     = 64 << 10
 	defaultEchoMaxMessageSize = 64 << 10
 	defaultPingInterval       = 30 * time.Second
@@ -285,6 +293,7 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	setDefault(&c.Addr, defaultAddr)
 	setDefault(&c.MaxConns, defaultMaxConns)
+	setDefault(&c.MaxConnsPerUser, defaultMaxConnsPerUser)
 	setDefault(&c.MaxMessageSize, defaultMaxMessageSize)
 	setDefault(&c.EchoMaxMessageSize, defaultEchoMaxMessageSize)
 	setDefault(&c.PingInterval, defaultPingInterval)

@@ -60,8 +60,9 @@
 //
 // Before upgrading a /ws request the server checks, in this order: the
 // per-IP handshake rate (429 with Retry-After), Config.MaxConns (503), the
-// origin policy (403) and Config.Authenticate (401 with the error's
-// message). /echo applies the first two.
+// origin policy (403), Config.Authenticate (401 with the error's message)
+// and Config.MaxConnsPerUser (429 with Retry-After). /echo applies the
+// first two.
 //
 // # Concurrency
 //
@@ -195,7 +196,8 @@
 // Limits are on by default: message size (Config.MaxMessageSize, 64 KiB;
 // larger closes with 1009), inbound message rate per connection
 // (Config.MessageRate; beyond it closes with 4002), handshakes per client IP
-// (Config.HandshakeRate), connections (Config.MaxConns), subscriptions per
+// (Config.HandshakeRate), connections (Config.MaxConns), connections of
+// one user on a node (Config.MaxConnsPerUser, 1000), subscriptions per
 // connection (256), handler goroutines (Config.MaxHandlers, with
 // backpressure) and outbound queue bytes (Config.SendQueueBytes). The handshake rate is
 // keyed by the TCP peer address, or by the client a trusted proxy names

@@ -96,7 +96,7 @@ const maxUserIDLen = 65535
 var wsSubprotocols = []string{wire.Subprotocol, wire.SubprotocolJSON}
 
 // serveWS admits a client in the documented order — handshake rate, capacity,
-// origin, authentication — and only then upgrades.
+// origin, authentication, the user's connections — and only then upgrades.
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if !s.admit(w, r) {
 		return
@@ -133,6 +133,9 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if !s.allowUser(w, r, id.UserID) {
+		return
+	}
 	sess := &session{id: s.ids.newID(), identity: connIdentity{UserID: id.UserID, Topics: id.Topics}}
 	sess.expiry.set(id.Expires)
 	if v := resumeParam(r); v != "" {
@@ -155,6 +158,20 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	s.ctr.hs.count(http.StatusSwitchingProtocols)
 	upgraded = true // onClose releases the slot
+}
+
+// allowUser applies MaxConnsPerUser, answering 429 when user already holds
+// that many connections on this node. The count walks the user's
+// connections, which the limit keeps short.
+func (s *Server) allowUser(w http.ResponseWriter, r *http.Request, user string) bool {
+	lim := s.cfg.MaxConnsPerUser
+	if lim < 0 || user == "" || s.reg.userCount(user) < lim {
+		return true
+	}
+	s.ctr.rejUser.Add(1)
+	w.Header().Set("Retry-After", "5")
+	s.reject(w, r, http.StatusTooManyRequests, "MaxConnsPerUser reached", "wsgate: too many connections for this user")
+	return false
 }
 
 // resumeParam returns the handshake's resume position, "" if none; a

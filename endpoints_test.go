@@ -241,3 +241,42 @@ func TestHandshakeRateIPv6Network(t *testing.T) {
 	dial(t, ts.wsURL("/ws"), from("2001:db8:1:3::1")) // another /64
 	dial(t, ts.wsURL("/ws"), from("192.0.2.1"))
 }
+
+// TestMaxConnsPerUser: a user at MaxConnsPerUser gets 429 with Retry-After
+// and is counted; other users are not affected; a slot freed by a close
+// can be taken again.
+func TestMaxConnsPerUser(t *testing.T) {
+	leakcheck.Check(t)
+	cfg := userAuth()
+	cfg.MaxConnsPerUser = 2
+	ts := startServer(t, cfg)
+	first := as(t, ts, "mallory")
+	as(t, ts, "mallory")
+	opts := &websocket.DialOptions{Header: http.Header{"X-User": {"mallory"}}}
+	_, err := dialErr(t, ts.wsURL("/ws"), opts)
+	if got := statusOf(err); got != http.StatusTooManyRequests {
+		t.Fatalf("third connection of a user limited to 2: got %v (status %d), want 429", err, got)
+	}
+	var se *statusError
+	if errors.As(err, &se) && se.header.Get("Retry-After") == "" {
+		t.Error("429 without Retry-After")
+	}
+	if st := ts.Stats(); st.Rejected.UserLimit != 1 || st.Handshakes.RateLimited != 1 {
+		t.Errorf("counters: got user_limit %d, 429s %d; want 1, 1", st.Rejected.UserLimit, st.Handshakes.RateLimited)
+	}
+	as(t, ts, "trent") // another user
+	_ = first.Close(websocket.StatusNormalClosure, "")
+	gatewaytest.WaitFor(t, "Presence(mallory) == 1", func() bool { return ts.Presence("mallory") == 1 })
+	as(t, ts, "mallory")
+}
+
+// TestMaxConnsPerUserUnlimited: a negative MaxConnsPerUser lifts the limit.
+func TestMaxConnsPerUserUnlimited(t *testing.T) {
+	leakcheck.Check(t)
+	cfg := userAuth()
+	cfg.MaxConnsPerUser = -1
+	ts := startServer(t, cfg)
+	for range 3 {
+		as(t, ts, "mallory")
+	}
+}

@@ -52,6 +52,7 @@ type HandshakeStats struct {
 type HandshakeRejections struct {
 	RateLimited  uint64 `json:"rate_limited"` // 429: HandshakeRate exceeded
 	Overloaded   uint64 `json:"overloaded"`   // 503: MaxConns reached or shutting down
+	UserLimit    uint64 `json:"user_limit"`   // 429: MaxConnsPerUser reached for the user
 	Origin       uint64 `json:"origin"`       // 403: origin not allowed
 	Unauthorized uint64 `json:"unauthorized"` // 401: Authenticate failed
 	Invalid      uint64 `json:"invalid"`      // the WebSocket handshake itself failed (400, 426, ...)
@@ -81,7 +82,7 @@ type counters struct {
 	rateLimited                              atomic.Uint64
 	resumed, replayed, lost, epochRestarts   atomic.Uint64
 	rejRate, rejOverload, rejOrigin, rejAuth atomic.Uint64
-	rejInvalid                               atomic.Uint64
+	rejInvalid, rejUser                      atomic.Uint64
 	panics                                   atomic.Uint64 // handler panics; the engines count their own
 	open                                     atomic.Int64  // /ws and /echo connections, including those mid-handshake (MaxConns)
 	echoConns                                atomic.Int64  // open /echo connections
@@ -116,6 +117,7 @@ func (s *Server) Stats() Stats {
 		Rejected: HandshakeRejections{
 			RateLimited:  c.rejRate.Load(),
 			Overloaded:   c.rejOverload.Load(),
+			UserLimit:    c.rejUser.Load(),
 			Origin:       c.rejOrigin.Load(),
 			Unauthorized: c.rejAuth.Load(),
 			Invalid:      c.rejInvalid.Load(),

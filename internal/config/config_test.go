@@ -196,7 +196,7 @@ func TestParseByteSize(t *testing.T) {
 func TestEveryServerSettingHasAFlag(t *testing.T) {
 	args := []string{
 		"--addr", "127.0.0.1:1", "--insecure-no-auth", "--allowed-origins", "https://x.example",
-		"--max-conns", "1", "--max-message-size", "1", "--echo-max-message-size", "1", "--no-echo",
+		"--max-conns", "1", "--max-conns-per-user", "1", "--max-message-size", "1", "--echo-max-message-size", "1", "--no-echo",
 		"--ping-interval", "1s", "--idle-timeout", "1s", "--send-queue-messages", "1", "--send-queue-bytes", "1",
 		"--max-handlers", "1", "--handler-timeout", "1s", "--message-rate", "1", "--handshake-rate", "1",
 		"--shutdown-timeout", "1s", "--drain-period", "1s", "--mode", "blocking", "--trusted-proxies", "127.0.0.1,10.0.0.0/8",

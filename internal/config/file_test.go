@@ -31,6 +31,7 @@ var sample = []struct{ flag, arg, toml string }{
 	{"backend-concurrency", "3", `3`},
 	{"demo", "true", `true`},
 	{"max-conns", "7", `7`},
+	{"max-conns-per-user", "-1", `-1`},
 	{"max-message-size", "2KiB", `2048`},
 	{"echo-max-message-size", "1MiB", `"1MiB"`},
 	{"no-echo", "true", `true`},

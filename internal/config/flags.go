@@ -37,6 +37,7 @@ func (c *Config) register(fs *flag.FlagSet) *optionalBool {
 	fs.Var(demo, "demo", "register the demo handlers: 100 echo, 110 add friend, 111 get info (default: on when no token verification is configured: first-run mode or --insecure-no-auth)")
 
 	fs.IntVar(&s.MaxConns, "max-conns", 0, "maximum open WebSocket connections, beyond → HTTP 503 (0: what the open-files limit allows, at most 100000)")
+	fs.IntVar(&s.MaxConnsPerUser, "max-conns-per-user", 0, "maximum open WebSocket connections of one user on this node, beyond → HTTP 429 (0: 1000; negative: unlimited)")
 	fs.Var((*byteSize)(&s.MaxMessageSize), "max-message-size", "largest message accepted on /ws, e.g. 64KiB; larger → close 1009 (0: 64KiB)")
 	fs.Var((*byteSize)(&s.EchoMaxMessageSize), "echo-max-message-size", "largest message accepted on /echo; the Autobahn suite needs 16MiB, with --echo-memory 256MiB (0: 64KiB)")
 	fs.BoolVar(&s.DisableEcho, "no-echo", false, "switch off the /echo endpoint")

@@ -41,6 +41,7 @@ func cases() []hcase {
 		{name: "handshake flood from one address, default rate", bound: 100 * mb1, run: floodDefault},
 		{name: "slow consumer", bound: 100 * mb1, run: slowConsumer},
 		{name: "pending connections ×200 from one address", args: []string{"--read-header-timeout", "60s"}, bound: 100 * mb1, run: pendingOneAddress},
+		{name: "one token, 1,500 connections", args: noRate, bound: 100 * mb1, run: oneTokenMany},
 		{name: "garbage and truncated HTTP ×200", bound: 100 * mb1, run: garbageHTTP},
 		{name: "SIGTERM with 5,000 clients", args: noRate, bound: 300 * mb1, exits: true, run: drain},
 

@@ -160,3 +160,46 @@ func (g *gateway) healthyFrom(t *testing.T, ip net.IP) error {
 		}
 	}
 }
+
+// oneTokenMany: one valid token opens 1,500 connections, one after
+// another, past --max-conns-per-user (1,000 by default). The first 1,000
+// are held; the rest get 429 with Retry-After, and are counted; while they
+// are held, the same user's next attempt is still refused and another
+// user connects and gets a push (the health check after the case).
+func oneTokenMany(t *testing.T, g *gateway) string {
+	const tries, limit = 1500, 1000
+	hdr := authz(t, "mallory")
+	var held []*rawConn
+	defer func() {
+		for _, c := range held {
+			_ = c.Close()
+		}
+	}()
+	var ans tally
+	for range tries {
+		c, st, body, err := upgrade(g.addr, "/ws", hdr)
+		switch {
+		case err != nil:
+			ans.add("error: " + err.Error())
+		case st == http.StatusSwitchingProtocols:
+			held = append(held, c)
+			ans.add("HTTP 101")
+		default:
+			if c != nil {
+				_ = c.Close()
+			}
+			ans.add(fmt.Sprintf("HTTP %d %s", st, strings.TrimSpace(body)))
+		}
+	}
+	refused := "HTTP 429 wsgate: too many connections for this user"
+	if ans.get("HTTP 101") != limit || ans.get(refused) != tries-limit {
+		t.Errorf("got %s, want %d × HTTP 101 and %d × %q", &ans, limit, tries-limit, refused)
+	}
+	if n := g.stats(t).Rejected.UserLimit; n != tries-limit {
+		t.Errorf("Stats.Rejected.UserLimit: got %d, want %d", n, tries-limit)
+	}
+	if err := g.healthy(t); err != nil {
+		t.Errorf("another user while mallory holds %d connections: %v", len(held), err)
+	}
+	return ans.String()
+}
