@@ -44,7 +44,7 @@ type HandshakeStats struct {
 	BadRequest   uint64 `json:"bad_request"`  // 400 (and 405/426/505 from the engine)
 	Unauthorized uint64 `json:"unauthorized"` // 401
 	Forbidden    uint64 `json:"forbidden"`    // 403
-	RateLimited  uint64 `json:"rate_limited"` // 429
+	RateLimited  uint64 `json:"rate_limited"` // 429: HandshakeRate or MaxConnsPerUser
 	Unavailable  uint64 `json:"unavailable"`  // 503
 }
 
