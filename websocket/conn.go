@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,6 +61,7 @@ type Conn struct {
 	imu       sync.Mutex
 	paused    atomic.Bool // the inbox is full: reading stops until it drains
 	finalized bool        // OnClose returned; done is (to be) closed (imu)
+	proto     uint8       // the subprotocol: 0 none, i+1 the engine's protocols[i], protoInExt in connExt; set before the Conn is shared
 	remote    peerAddr    // set before the Conn is shared
 }
 
@@ -71,7 +74,7 @@ type connExt struct {
 	defl  *deflater      // our compressor when it keeps its window between messages (wmu)
 
 	bio         *blockingIO // blocking mode; set before the Conn is shared
-	subprotocol string      // set before the Conn is shared
+	subprotocol string      // when the engine's table is full (Conn.proto); set before the Conn is shared
 	closeErr    error       // why the connection ended; final once the close item is queued (I/O)
 
 	localClose *CloseError   // the close frame we started the handshake with (wmu)
@@ -90,6 +93,33 @@ func (c *Conn) ext() *connExt {
 		return x
 	}
 	return c.x.Load()
+}
+
+// unused reports whether x holds nothing: every field at its zero value
+// (TestConnExtUnusedCoversEveryField keeps this list complete).
+func (x *connExt) unused() bool {
+	return x.q.chunks == nil && x.q.bytes == 0 && x.flate == nil && x.defl == nil &&
+		x.bio == nil && x.subprotocol == "" && x.closeErr == nil && x.localClose == nil &&
+		x.werr == nil && x.room == nil && x.done == nil
+}
+
+// shedExtLocked drops c's connExt when nothing in it is in use any more:
+// the hello written while the 101 was held, or replies queued while
+// corked, leave one behind with an empty queue, and an idle connection
+// should not keep its 128 bytes. Under wmu, which guards the queue and the
+// write-side fields, and on the I/O goroutine or before I/O started, which
+// owns closeErr; imu keeps Done from using x meanwhile. Lock-free readers
+// (deflateParams, blk, ownDeflater) read fields that are nil in x anyway.
+func (c *Conn) shedExtLocked() {
+	x := c.x.Load()
+	if x == nil || c.wflags&(wfClosed|wfBroken|wfCloseSent|wfHeld) != 0 {
+		return
+	}
+	c.imu.Lock()
+	if x.unused() {
+		c.x.Store(nil)
+	}
+	c.imu.Unlock()
 }
 
 // endReason returns why the connection ended, nil while it is open.
@@ -213,7 +243,10 @@ func newConn(e *engine, res handshakeResult, value any) *Conn {
 		c.scheduled = true
 	}
 	if res.subprotocol != "" {
-		c.ext().subprotocol = res.subprotocol
+		c.proto = e.internProtocol(res.subprotocol)
+		if c.proto == protoInExt {
+			c.ext().subprotocol = res.subprotocol
+		}
 	}
 	if res.deflate != nil {
 		c.ext().flate = res.deflate
@@ -235,10 +268,45 @@ func newConn(e *engine, res handshakeResult, value any) *Conn {
 
 // Subprotocol returns the negotiated subprotocol, "" if none.
 func (c *Conn) Subprotocol() string {
-	if x := c.x.Load(); x != nil {
-		return x.subprotocol
+	switch c.proto {
+	case 0:
+		return ""
+	case protoInExt:
+		return c.x.Load().subprotocol // set in newConn, and never shed
 	}
-	return ""
+	return (*c.eng.protocols.Load())[c.proto-1]
+}
+
+// protoInExt is Conn.proto for a subprotocol kept in connExt: the engine's
+// table holds protoInExt-1 names at most.
+const protoInExt = 255
+
+// internProtocol returns the Conn.proto index of the subprotocol p, adding
+// it to the engine's table: a server offers a handful of subprotocols, so
+// each connection keeps one byte instead of a string in its connExt (which
+// an idle connection then does without). The table only grows and is
+// replaced, never changed, so that Subprotocol reads it without a lock.
+func (e *engine) internProtocol(p string) uint8 {
+	if t := e.protocols.Load(); t != nil {
+		if i := slices.Index(*t, p); i >= 0 {
+			return uint8(i + 1)
+		}
+	}
+	e.protoMu.Lock()
+	defer e.protoMu.Unlock()
+	var t []string
+	if old := e.protocols.Load(); old != nil {
+		t = *old
+	}
+	if i := slices.Index(t, p); i >= 0 {
+		return uint8(i + 1)
+	}
+	if len(t) >= protoInExt-1 {
+		return protoInExt
+	}
+	t = append(t[:len(t):len(t)], strings.Clone(p)) // a client's copy may point into a whole response
+	e.protocols.Store(&t)
+	return uint8(len(t))
 }
 
 // Value returns AcceptOptions.Value (nil for client connections).
