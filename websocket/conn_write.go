@@ -330,7 +330,7 @@ func (c *Conn) releaseResponse(response []byte) {
 	q.chunks = append([]outChunk{{b: response}}, q.chunks...)
 	q.bytes += len(response)
 	if c.poller != nil {
-		c.flushLocked() // now, not when the poller next looks
+		c.flushLocked()   // now, not when the poller next looks
 		c.shedExtLocked() // I/O has not started yet (engine.open)
 		return
 	}
