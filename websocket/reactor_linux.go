@@ -346,7 +346,7 @@ func (p *poller) sweep() {
 		if c == nil || c.io == ioDone {
 			continue
 		}
-		if d := c.deadline.Load(); d != 0 {
+		if d := c.closeDeadline(); d != 0 {
 			if p.now >= d {
 				c.finish(c.endErr(errCloseTimeout))
 			}
