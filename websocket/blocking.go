@@ -131,7 +131,7 @@ func (c *Conn) waitResume() error {
 // passes, and its timer; nil and nil while no deadline is armed (a nil
 // channel never fires).
 func (c *Conn) closeExpiry() (<-chan time.Time, *time.Timer) {
-	d := c.deadline.Load()
+	d := c.closeDeadline()
 	if d == 0 {
 		return nil, nil
 	}
@@ -160,7 +160,7 @@ func (c *Conn) setReadDeadline() {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	var t time.Time
-	if d := c.deadline.Load(); d != 0 {
+	if d := c.closeDeadline(); d != 0 {
 		t = time.Unix(0, d)
 	} else if idle := c.eng.cfg.IdleTimeout; idle > 0 {
 		t = time.Now().Add(idle)
@@ -173,7 +173,7 @@ func (c *Conn) setReadDeadline() {
 func (c *Conn) readError(err error) {
 	switch {
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		if d := c.deadline.Load(); d != 0 {
+		if d := c.closeDeadline(); d != 0 {
 			if time.Now().UnixNano() >= d {
 				c.finish(c.endErr(errCloseTimeout))
 			}

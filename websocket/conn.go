@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,7 +22,9 @@ import (
 // refuses data.
 type Conn struct {
 	// What a write touches comes first, in one 64-byte cache line (Conns
-	// are 256-byte objects, so lines do not straddle them): a fanout
+	// are 192-byte objects, three lines, so lines do not straddle them:
+	// keep it so, TestConnSize; the 208-byte class would put half of the
+	// Conns' first 64 bytes across two lines): a fanout
 	// writes to thousands of connections whose Conns are not in cache,
 	// and each line more is a cache miss more per recipient.
 	eng       *engine
@@ -43,14 +47,12 @@ type Conn struct {
 	// them (Activity, the reactor's idle sweep). 32 bits each, in the 8
 	// bytes an int64 of nanoseconds took before.
 
-	value    any
-	deadline atomic.Int64 // unix nanos when waiting for the peer's close ends; 0 = not closing
+	value any
 
-	// Handler side, guarded by imu.
-	inHead *inboxItem
+	// Handler side, guarded by imu: the inbox, a ring through
+	// inboxItem.next whose last item points to the first.
 	inTail *inboxItem
 
-	runNext      *Conn // executor run queue, guarded by executor.mu
 	lprev, lnext *Conn // engine connection list, guarded by engine.mu
 
 	// Owned by the I/O goroutine (the poller, or the blocking reader).
@@ -59,6 +61,7 @@ type Conn struct {
 	imu       sync.Mutex
 	paused    atomic.Bool // the inbox is full: reading stops until it drains
 	finalized bool        // OnClose returned; done is (to be) closed (imu)
+	proto     uint8       // subprotocol: 0 none, i+1 the engine's protocols[i], or protoInExt; set before the Conn is shared
 	remote    peerAddr    // set before the Conn is shared
 }
 
@@ -70,9 +73,10 @@ type connExt struct {
 	flate *deflateParams // negotiated permessage-deflate; set before the Conn is shared
 	defl  *deflater      // our compressor when it keeps its window between messages (wmu)
 
-	bio         *blockingIO // blocking mode; set before the Conn is shared
-	subprotocol string      // set before the Conn is shared
-	closeErr    error       // why the connection ended; final once the close item is queued (I/O)
+	bio         *blockingIO  // blocking mode; set before the Conn is shared
+	subprotocol string       // when the engine's table is full (Conn.proto); set before the Conn is shared
+	closeErr    error        // why the connection ended; final once the close item is queued (I/O)
+	deadline    atomic.Int64 // unix nanos when waiting for the peer's close ends; 0 = not closing (set under wmu)
 
 	localClose *CloseError   // the close frame we started the handshake with (wmu)
 	werr       error         // the write error that broke the connection (wmu)
@@ -92,6 +96,33 @@ func (c *Conn) ext() *connExt {
 	return c.x.Load()
 }
 
+// unused reports whether x holds nothing: every field at its zero value
+// (TestConnExtUnusedCoversEveryField keeps this list complete).
+func (x *connExt) unused() bool {
+	return x.q.chunks == nil && x.q.bytes == 0 && x.flate == nil && x.defl == nil &&
+		x.bio == nil && x.subprotocol == "" && x.closeErr == nil && x.localClose == nil &&
+		x.werr == nil && x.room == nil && x.done == nil && x.deadline.Load() == 0
+}
+
+// shedExtLocked drops c's connExt when nothing in it is in use any more:
+// the hello written while the 101 was held, or replies queued while
+// corked, leave one behind with an empty queue, and an idle connection
+// should not keep its 128 bytes. Under wmu, which guards the queue and the
+// write-side fields, and on the I/O goroutine or before I/O started, which
+// owns closeErr; imu keeps Done from using x meanwhile. Lock-free readers
+// (deflateParams, blk, ownDeflater) read fields that are nil in x anyway.
+func (c *Conn) shedExtLocked() {
+	x := c.x.Load()
+	if x == nil || c.wflags&(wfClosed|wfBroken|wfCloseSent|wfHeld) != 0 {
+		return
+	}
+	c.imu.Lock()
+	if x.unused() {
+		c.x.Store(nil)
+	}
+	c.imu.Unlock()
+}
+
 // endReason returns why the connection ended, nil while it is open.
 // I/O goroutine, or after the close item was queued.
 func (c *Conn) endReason() error {
@@ -107,6 +138,15 @@ func (c *Conn) setEndReason(err error) {
 	if x := c.ext(); x.closeErr == nil {
 		x.closeErr = err
 	}
+}
+
+// closeDeadline returns when waiting for the peer's close ends, in unix
+// nanoseconds; 0 while not closing.
+func (c *Conn) closeDeadline() int64 {
+	if x := c.x.Load(); x != nil {
+		return x.deadline.Load()
+	}
+	return 0
 }
 
 // deflateParams returns the negotiated permessage-deflate parameters, nil
@@ -135,16 +175,16 @@ func (c *Conn) ownDeflater() *deflater {
 	return nil
 }
 
-// peerAddr is a remote TCP address in 20 bytes (a netip.AddrPort takes
-// 32). IPv6 zones are not kept.
+// peerAddr is a remote TCP address in 18 bytes (a netip.AddrPort takes
+// 32). IPv6 zones are not kept, and an IPv4-mapped IPv6 address reads as
+// the IPv4 address (as it always did: a peer is one or the other).
 type peerAddr struct {
-	ip   [16]byte
+	ip   [16]byte // IPv4 as IPv4-mapped IPv6
 	port uint16
-	v4   bool
 }
 
 func makePeerAddr(ap netip.AddrPort) peerAddr {
-	return peerAddr{ip: ap.Addr().As16(), port: ap.Port(), v4: ap.Addr().Is4() || ap.Addr().Is4In6()}
+	return peerAddr{ip: ap.Addr().As16(), port: ap.Port()}
 }
 
 func (a peerAddr) tcpAddr() *net.TCPAddr {
@@ -152,11 +192,7 @@ func (a peerAddr) tcpAddr() *net.TCPAddr {
 }
 
 func (a peerAddr) addrPort() netip.AddrPort {
-	ip := netip.AddrFrom16(a.ip)
-	if a.v4 {
-		ip = ip.Unmap()
-	}
-	return netip.AddrPortFrom(ip, a.port)
+	return netip.AddrPortFrom(netip.AddrFrom16(a.ip).Unmap(), a.port)
 }
 
 // ioState is where the read side stands.
@@ -213,7 +249,10 @@ func newConn(e *engine, res handshakeResult, value any) *Conn {
 		c.scheduled = true
 	}
 	if res.subprotocol != "" {
-		c.ext().subprotocol = res.subprotocol
+		c.proto = e.internProtocol(res.subprotocol)
+		if c.proto == protoInExt {
+			c.ext().subprotocol = res.subprotocol
+		}
 	}
 	if res.deflate != nil {
 		c.ext().flate = res.deflate
@@ -235,10 +274,45 @@ func newConn(e *engine, res handshakeResult, value any) *Conn {
 
 // Subprotocol returns the negotiated subprotocol, "" if none.
 func (c *Conn) Subprotocol() string {
-	if x := c.x.Load(); x != nil {
-		return x.subprotocol
+	switch c.proto {
+	case 0:
+		return ""
+	case protoInExt:
+		return c.x.Load().subprotocol // set in newConn, and never shed
 	}
-	return ""
+	return (*c.eng.protocols.Load())[c.proto-1]
+}
+
+// protoInExt is Conn.proto for a subprotocol kept in connExt: the engine's
+// table holds protoInExt-1 names at most.
+const protoInExt = 255
+
+// internProtocol returns the Conn.proto index of the subprotocol p, adding
+// it to the engine's table: a server offers a handful of subprotocols, so
+// each connection keeps one byte instead of a string in its connExt (which
+// an idle connection then does without). The table only grows and is
+// replaced, never changed, so that Subprotocol reads it without a lock.
+func (e *engine) internProtocol(p string) uint8 {
+	if t := e.protocols.Load(); t != nil {
+		if i := slices.Index(*t, p); i >= 0 {
+			return uint8(i + 1)
+		}
+	}
+	e.protoMu.Lock()
+	defer e.protoMu.Unlock()
+	var t []string
+	if old := e.protocols.Load(); old != nil {
+		t = *old
+	}
+	if i := slices.Index(t, p); i >= 0 {
+		return uint8(i + 1)
+	}
+	if len(t) >= protoInExt-1 {
+		return protoInExt
+	}
+	t = append(t[:len(t):len(t)], strings.Clone(p)) // a client's copy may point into a whole response
+	e.protocols.Store(&t)
+	return uint8(len(t))
 }
 
 // Value returns AcceptOptions.Value (nil for client connections).

@@ -60,11 +60,12 @@ func (c *Conn) sendCloseLocked(code StatusCode, reason string) error {
 
 // armDeadlineLocked starts the close timeout unless it runs already.
 func (c *Conn) armDeadlineLocked() {
-	if c.deadline.Load() != 0 {
+	x := c.ext()
+	if x.deadline.Load() != 0 {
 		return
 	}
 	d := time.Now().Add(c.eng.cfg.CloseTimeout)
-	c.deadline.Store(d.UnixNano())
+	x.deadline.Store(d.UnixNano())
 	if b := c.blk(); b != nil {
 		_ = b.conn.SetReadDeadline(d) // wake a reader blocked without a deadline; failure means it is closed
 		b.wakeReader()                // and one paused for its handler or for Read

@@ -321,6 +321,7 @@ func (c *Conn) releaseResponse(response []byte) {
 		}
 		if n == len(response) {
 			c.flushedLocked() // a shutdown may wait for an empty queue
+			c.shedExtLocked()
 			return
 		}
 		response = response[n:]
@@ -329,7 +330,8 @@ func (c *Conn) releaseResponse(response []byte) {
 	q.chunks = append([]outChunk{{b: response}}, q.chunks...)
 	q.bytes += len(response)
 	if c.poller != nil {
-		c.flushLocked() // now, not when the poller next looks
+		c.flushLocked()   // now, not when the poller next looks
+		c.shedExtLocked() // I/O has not started yet (engine.open)
 		return
 	}
 	c.kickLocked()

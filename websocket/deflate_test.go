@@ -253,7 +253,7 @@ func TestDeflateStreamRelease(t *testing.T) {
 		if err := p.feed(in[len(in)/2:], &recordSink{}); err != nil {
 			t.Fatal(err)
 		}
-		if p.stream == nil {
+		if p.stream() == nil {
 			t.Fatal("got no inflate stream for a 100 KB message split in two")
 		}
 		p.release()

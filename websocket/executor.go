@@ -44,7 +44,8 @@ type executor struct {
 	epoch     time.Time     // base of since
 
 	mu         sync.Mutex
-	head, tail *Conn     // run queue, linked through Conn.runNext
+	runq       []*Conn   // run queue: a ring of queued connections from runq[rhead]; its length a power of two
+	rhead      int       // index of the first queued connection
 	queued     int       // connections on the run queue
 	workers    int       // running worker goroutines
 	all        []*worker // the running workers
@@ -104,15 +105,43 @@ func (e *executor) schedule(c *Conn) {
 	}
 }
 
+// runqKeep is the largest run queue ring kept once it is empty: a burst
+// may grow it, and the memory returns when the burst is over.
+const runqKeep = 256
+
+// appendLocked puts c at the back of the run queue. The queue is a ring
+// of pointers rather than a list linked through the connections: a link
+// would cost every connection 8 bytes for its whole life, the ring only
+// the connections waiting to run, while they wait.
 func (e *executor) appendLocked(c *Conn) {
-	c.runNext = nil
-	if e.tail == nil {
-		e.head = c
-	} else {
-		e.tail.runNext = c
+	if e.queued == len(e.runq) {
+		ring := make([]*Conn, max(16, 2*len(e.runq)))
+		for i := range e.queued {
+			ring[i] = e.runq[(e.rhead+i)&(len(e.runq)-1)]
+		}
+		e.runq, e.rhead = ring, 0
 	}
-	e.tail = c
+	e.runq[(e.rhead+e.queued)&(len(e.runq)-1)] = c
 	e.queued++
+}
+
+// popLocked takes the connection at the front of the run queue, nil if
+// it is empty.
+func (e *executor) popLocked() *Conn {
+	if e.queued == 0 {
+		return nil
+	}
+	c := e.runq[e.rhead]
+	e.runq[e.rhead] = nil
+	e.rhead = (e.rhead + 1) & (len(e.runq) - 1)
+	e.queued--
+	if e.queued == 0 {
+		e.rhead = 0
+		if len(e.runq) > runqKeep {
+			e.runq = nil
+		}
+	}
+	return c
 }
 
 func (e *executor) startLocked() {
@@ -157,13 +186,7 @@ func (e *executor) work(w *worker) {
 func (e *executor) next(w *worker) *Conn {
 	e.mu.Lock()
 	for {
-		if c := e.head; c != nil {
-			e.head = c.runNext
-			if e.head == nil {
-				e.tail = nil
-			}
-			c.runNext = nil
-			e.queued--
+		if c := e.popLocked(); c != nil {
 			w.busy, w.since = true, e.now()
 			e.mu.Unlock()
 			return c
@@ -216,7 +239,7 @@ func (e *executor) growForBlocked() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.grow.armed = false
-	if e.stopped || e.head == nil {
+	if e.stopped || e.queued == 0 {
 		return
 	}
 	now := e.now()
@@ -330,7 +353,7 @@ func (c *Conn) openInline(response []byte) {
 	c.callOpen()
 	c.releaseResponse(response) // after OnOpen's output, a 1011 close if it panicked
 	c.imu.Lock()
-	more := c.inHead != nil
+	more := c.inTail != nil
 	c.scheduled = more
 	c.imu.Unlock()
 	if more {
@@ -357,8 +380,9 @@ func (c *Conn) push(it *inboxItem) {
 	pause := false
 	c.imu.Lock()
 	if c.inTail == nil {
-		c.inHead = it
+		it.next = it
 	} else {
+		it.next = c.inTail.next // the head
 		c.inTail.next = it
 	}
 	c.inTail = it
@@ -424,16 +448,19 @@ func (c *Conn) runInbox() bool {
 // means the inbox is empty and the connection is off the run queue.
 func (c *Conn) popItem() (it *inboxItem, more bool) {
 	c.imu.Lock()
-	it = c.inHead
-	if it == nil {
+	tail := c.inTail
+	if tail == nil {
 		c.scheduled = false
 		c.imu.Unlock()
 		return nil, false
 	}
-	c.inHead = it.next
-	if c.inHead == nil {
+	it = tail.next
+	if it == tail {
 		c.inTail = nil
+	} else {
+		tail.next = it.next
 	}
+	it.next = nil
 	resume := false
 	if it.kind == itemMessage {
 		c.inN--
@@ -442,7 +469,7 @@ func (c *Conn) popItem() (it *inboxItem, more bool) {
 			resume = true
 		}
 	}
-	more = c.inHead != nil
+	more = c.inTail != nil
 	c.imu.Unlock()
 	if resume {
 		c.readingChanged()

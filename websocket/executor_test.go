@@ -184,3 +184,49 @@ func TestExecutorGrowsForBlockedCallbacks(t *testing.T) {
 	close(release)
 	waitUntil(t, "the waiting connections run", func() bool { return running.Load() == int32(workers+2) })
 }
+
+// TestExecutorRunQueueRing drives the run queue's ring against a plain
+// FIFO: order kept across wrap-around and growth, and the ring dropped
+// once a burst has drained.
+func TestExecutorRunQueueRing(t *testing.T) {
+	var e executor
+	conns := make([]*Conn, 2000)
+	for i := range conns {
+		conns[i] = &Conn{inN: int32(i)}
+	}
+	var want []*Conn
+	next := 0
+	push := func(n int) {
+		for range n {
+			e.appendLocked(conns[next%len(conns)])
+			want = append(want, conns[next%len(conns)])
+			next++
+		}
+	}
+	pop := func(n int) {
+		for range n {
+			got := e.popLocked()
+			if len(want) == 0 {
+				if got != nil {
+					t.Fatalf("pop from an empty queue: got conn %d", got.inN)
+				}
+				return
+			}
+			if got != want[0] {
+				t.Fatalf("pop: got conn %d, want %d", got.inN, want[0].inN)
+			}
+			want = want[1:]
+		}
+	}
+	for _, step := range [][2]int{{10, 7}, {12, 3}, {30, 20}, {5, 40}, {1500, 1000}, {700, 1300}, {3, 1}} {
+		push(step[0])
+		pop(step[1])
+		if e.queued != len(want) {
+			t.Fatalf("queued = %d, want %d", e.queued, len(want))
+		}
+	}
+	pop(len(want) + 1)
+	if e.queued != 0 || len(e.runq) > runqKeep {
+		t.Fatalf("after draining: queued %d, ring of %d kept, want 0 and at most %d", e.queued, len(e.runq), runqKeep)
+	}
+}

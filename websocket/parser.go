@@ -3,6 +3,7 @@ package websocket
 import (
 	"encoding/binary"
 	"strconv"
+	"sync"
 )
 
 // fallbackReadLimit applies when parserConfig.readLimit is not positive.
@@ -38,27 +39,24 @@ type frameSink interface {
 // and delivers whole messages.
 //
 // Memory is the point of its design. A connection spends almost all its life
-// idle, so an idle parser holds no buffer: about 90 bytes in all. A message
+// idle, so an idle parser holds no buffer: 56 bytes in all, what only some
+// connections need some of the time waiting in a pooled parserAux. A message
 // that arrives whole inside one feed call is unmasked in place and delivered
 // as a sub-slice of the caller's buffer, with no copy and no allocation. Only
 // a message split across frames or reads is copied, into a buffer taken from
 // a size-class pool and returned as soon as the message is delivered.
 type parser struct {
-	limit     int64          // max message size (decompressed)
-	remaining int64          // payload bytes of the current frame not yet consumed
-	msgLen    int64          // payload bytes of the current message so far (compressed size if compressed)
-	msg       *[]byte        // pooled: a message split across frames or reads; nil when none
-	ctl       *[]byte        // pooled: a control frame payload split across reads; nil when none
-	window    *[]byte        // last 32 KiB of inflated output, kept only with context takeover
-	stream    *inflateStream // a large compressed message being inflated as it arrives
+	limit     int64      // max message size (decompressed)
+	remaining int64      // payload bytes of the current frame not yet consumed
+	msgLen    int64      // payload bytes of the current message so far (compressed size if compressed)
+	msg       *[]byte    // pooled: a message split across frames or reads; nil when none
+	aux       *parserAux // pooled: see parserAux; nil when none
 
-	hdr     [maxHeaderSize]byte // a frame header split across reads
-	hdrLen  uint8               // bytes collected in hdr
-	maskPos uint8               // key offset of the next payload byte
-	key     [4]byte             // masking key of the current frame
-	op      opcode              // current frame
-	msgOp   opcode              // first opcode of the message in progress; opContinuation when none
-	utf8    utf8State           // validator for an uncompressed text message in progress
+	maskPos uint8     // key offset of the next payload byte
+	key     [4]byte   // masking key of the current frame
+	op      opcode    // current frame
+	msgOp   opcode    // first opcode of the message in progress; opContinuation when none
+	utf8    utf8State // validator for an uncompressed text message in progress
 
 	fin        bool // current frame ends its message
 	inPayload  bool // header done; consuming payload
@@ -68,6 +66,57 @@ type parser struct {
 	takeover   bool // inflate context kept across messages
 	chunked    bool // parserConfig.stream
 	closed     bool // a close frame was delivered; input is ignored from now on
+}
+
+// parserAux holds what a parser needs only now and then, so that an idle
+// parser holds none of it: taken from auxPool when first needed, returned
+// at the end of the feed call after which it is empty.
+type parserAux struct {
+	ctl    *[]byte             // pooled: a control frame payload split across reads; nil when none
+	window *[]byte             // last 32 KiB of inflated output, kept only with context takeover
+	stream *inflateStream      // a large compressed message being inflated as it arrives
+	hdr    [maxHeaderSize]byte // a frame header split across reads
+	hdrLen uint8               // bytes collected in hdr
+}
+
+var auxPool = sync.Pool{New: func() any { return new(parserAux) }}
+
+// extra returns p.aux, taking one from the pool if needed.
+func (p *parser) extra() *parserAux {
+	if p.aux == nil {
+		p.aux = auxPool.Get().(*parserAux)
+	}
+	return p.aux
+}
+
+// tidyAux returns p.aux to the pool once it holds nothing.
+func (p *parser) tidyAux() {
+	if a := p.aux; a != nil && a.ctl == nil && a.window == nil && a.stream == nil && a.hdrLen == 0 {
+		p.aux = nil
+		auxPool.Put(a)
+	}
+}
+
+// ctl, window and stream read p.aux's fields; nil without one.
+func (p *parser) ctl() *[]byte {
+	if p.aux == nil {
+		return nil
+	}
+	return p.aux.ctl
+}
+
+func (p *parser) window() *[]byte {
+	if p.aux == nil {
+		return nil
+	}
+	return p.aux.window
+}
+
+func (p *parser) stream() *inflateStream {
+	if p.aux == nil {
+		return nil
+	}
+	return p.aux.stream
 }
 
 // init prepares p for a new connection.
@@ -89,12 +138,15 @@ func (p *parser) init(cfg parserConfig) {
 // release returns pooled buffers; the connection is gone.
 func (p *parser) release() {
 	putMsgBuf(p.msg)
-	putMsgBuf(p.ctl)
-	putMsgBuf(p.window)
-	p.msg, p.ctl, p.window = nil, nil, nil
-	if p.stream != nil {
-		p.stream.release()
-		p.stream = nil
+	p.msg = nil
+	if a := p.aux; a != nil {
+		putMsgBuf(a.ctl)
+		putMsgBuf(a.window)
+		if a.stream != nil {
+			a.stream.release()
+		}
+		*a = parserAux{}
+		p.tidyAux()
 	}
 }
 
@@ -104,6 +156,15 @@ func (p *parser) release() {
 // feed must not be called again. Once a close frame has been delivered the
 // rest of the input is ignored: RFC 6455 §5.5.1 allows nothing after it.
 func (p *parser) feed(b []byte, s frameSink) error {
+	err := p.feedFrames(b, s)
+	if p.aux != nil {
+		p.tidyAux()
+	}
+	return err
+}
+
+// feedFrames is feed without the tidying.
+func (p *parser) feedFrames(b []byte, s frameSink) error {
 	for !p.closed {
 		if !p.inPayload {
 			if len(b) == 0 {
@@ -112,7 +173,7 @@ func (p *parser) feed(b []byte, s frameSink) error {
 			h, n := p.readHeader(b)
 			b = b[n:]
 			if h == nil {
-				return nil // header incomplete; all of b is in p.hdr
+				return nil // header incomplete; all of b is in p.aux.hdr
 			}
 			if err := p.beginFrame(h); err != nil {
 				return err
@@ -156,28 +217,29 @@ func frameHeaderLen(b0, b1 byte) int {
 }
 
 // readHeader returns the complete frame header and how many bytes of b it
-// consumed, or nil once all of b has been stashed in p.hdr. A header that
-// lies entirely in b is used in place.
+// consumed, or nil once all of b has been stashed in p.aux.hdr. A header
+// that lies entirely in b is used in place.
 func (p *parser) readHeader(b []byte) ([]byte, int) {
-	if p.hdrLen == 0 && len(b) >= 2 {
+	if (p.aux == nil || p.aux.hdrLen == 0) && len(b) >= 2 {
 		if need := frameHeaderLen(b[0], b[1]); len(b) >= need {
 			return b[:need], need
 		}
 	}
+	a := p.extra()
 	used := 0
 	for {
 		need := 2
-		if p.hdrLen >= 2 {
-			need = frameHeaderLen(p.hdr[0], p.hdr[1])
+		if a.hdrLen >= 2 {
+			need = frameHeaderLen(a.hdr[0], a.hdr[1])
 		}
-		if int(p.hdrLen) == need {
-			p.hdrLen = 0
-			return p.hdr[:need], used
+		if int(a.hdrLen) == need {
+			a.hdrLen = 0
+			return a.hdr[:need], used // valid until feed returns and tidies
 		}
-		n := copy(p.hdr[p.hdrLen:need], b[used:])
-		p.hdrLen += uint8(n)
+		n := copy(a.hdr[a.hdrLen:need], b[used:])
+		a.hdrLen += uint8(n)
 		used += n
-		if int(p.hdrLen) < need {
+		if int(a.hdrLen) < need {
 			return nil, used
 		}
 	}
@@ -280,9 +342,10 @@ func (p *parser) checkData(op opcode, rsv1 bool, n int64) error {
 func compressedLimit(limit int64) int64 { return limit + limit/8 + 1024 }
 
 // controlPayload consumes control frame payload from b. A payload wholly in
-// b is delivered in place; one split across reads is collected in p.ctl.
+// b is delivered in place; one split across reads is collected in
+// p.aux.ctl.
 func (p *parser) controlPayload(b []byte, s frameSink) (int, error) {
-	if p.ctl == nil && int64(len(b)) >= p.remaining {
+	if p.ctl() == nil && int64(len(b)) >= p.remaining {
 		n := int(p.remaining)
 		payload := b[:n]
 		if p.server {
@@ -294,17 +357,18 @@ func (p *parser) controlPayload(b []byte, s frameSink) (int, error) {
 	n := int(min(int64(len(b)), p.remaining))
 	chunk := b[:n]
 	p.unmask(chunk)
-	if p.ctl == nil {
-		p.ctl = getMsgBuf(maxControlPayload)
+	a := p.extra()
+	if a.ctl == nil {
+		a.ctl = getMsgBuf(maxControlPayload)
 	}
-	*p.ctl = append(*p.ctl, chunk...)
+	*a.ctl = append(*a.ctl, chunk...)
 	if p.remaining -= int64(n); p.remaining > 0 {
 		return n, nil
 	}
 	p.inPayload = false
-	err := p.control(*p.ctl, s)
-	putMsgBuf(p.ctl)
-	p.ctl = nil
+	err := p.control(*a.ctl, s)
+	putMsgBuf(a.ctl)
+	a.ctl = nil
 	return n, err
 }
 
@@ -413,9 +477,9 @@ func (p *parser) dataPayload(b []byte, s frameSink) (int, error) {
 // data is buffered, and once there is enough of it, inflated (and checked)
 // as it arrives.
 func (p *parser) collect(chunk []byte) error {
-	switch {
-	case p.stream != nil:
-		return p.stream.write(chunk)
+	switch st := p.stream(); {
+	case st != nil:
+		return st.write(chunk)
 	case !p.compressed && p.msgOp == opText && !p.utf8.write(chunk):
 		return errInvalidUTF8()
 	}
@@ -425,8 +489,9 @@ func (p *parser) collect(chunk []byte) error {
 	if !p.compressed || p.msg == nil || len(*p.msg) < inflateStreamThreshold {
 		return nil
 	}
-	p.stream = newInflateStream(p.dict(), p.limit, p.msgOp == opText)
-	err := p.stream.write(*p.msg)
+	st := newInflateStream(p.dict(), p.limit, p.msgOp == opText)
+	p.extra().stream = st
+	err := st.write(*p.msg)
 	putMsgBuf(p.msg)
 	p.msg = nil
 	return err
@@ -434,8 +499,8 @@ func (p *parser) collect(chunk []byte) error {
 
 // dict returns the inflate dictionary: the window with context takeover.
 func (p *parser) dict() []byte {
-	if p.takeover && p.window != nil {
-		return *p.window
+	if w := p.window(); p.takeover && w != nil {
+		return *w
 	}
 	return nil
 }
@@ -507,19 +572,20 @@ func (p *parser) finishMessage(data []byte, s frameSink) error {
 func (p *parser) inflate(data []byte) (*[]byte, error) {
 	var out *[]byte
 	var err error
-	if p.stream != nil {
-		out, err = p.stream.finish()
-		p.stream.release()
-		p.stream = nil
+	if st := p.stream(); st != nil {
+		out, err = st.finish()
+		st.release()
+		p.aux.stream = nil
 	} else {
 		out, err = inflateMessage(data, p.dict(), p.limit, p.msgOp == opText)
 	}
 	if err != nil || !p.takeover {
 		return out, err
 	}
-	if p.window == nil {
-		p.window = getMsgBuf(maxWindow)
+	a := p.extra()
+	if a.window == nil {
+		a.window = getMsgBuf(maxWindow)
 	}
-	*p.window = slideWindow(*p.window, *out)
+	*a.window = slideWindow(*a.window, *out)
 	return out, nil
 }

@@ -346,7 +346,7 @@ func (p *poller) sweep() {
 		if c == nil || c.io == ioDone {
 			continue
 		}
-		if d := c.deadline.Load(); d != 0 {
+		if d := c.closeDeadline(); d != 0 {
 			if p.now >= d {
 				c.finish(c.endErr(errCloseTimeout))
 			}
@@ -354,6 +354,15 @@ func (p *poller) sweep() {
 		}
 		if idle > 0 && !c.paused.Load() && p.tick-c.lastRead.Load() >= idleTicks {
 			c.closeIdle()
+			continue
+		}
+		if c.x.Load() != nil {
+			// Replies queued while corked, or a slow reader's backlog,
+			// leave a connExt behind: an idle connection sheds it here
+			// (at most one allocation per second for a busy one).
+			c.wmu.Lock()
+			c.shedExtLocked()
+			c.wmu.Unlock()
 		}
 	}
 }

@@ -191,6 +191,9 @@ type engine struct {
 	panics atomic.Uint64 // recovered callback panics
 	wg     sync.WaitGroup
 
+	protocols atomic.Pointer[[]string] // negotiated subprotocols seen so far, see internProtocol
+	protoMu   sync.Mutex               // serialises additions to protocols
+
 	mu          sync.Mutex
 	conns       connList
 	closing     bool
