@@ -10,10 +10,12 @@
 //   - GET /ws: net/http reads the request; the handler checks the upgrade
 //     headers, verifies the HS256 JWT with golang-jwt and the options
 //     wsgate uses (algorithm fixed, exp required, no leeway), hijacks the
-//     connection, writes the 101 and the full-form hello in one write(2),
-//     puts the connection in a map by user and goes on reading it on the
-//     same goroutine: a subscribe request gets its reply (subscriptions are
-//     not kept), a ping its pong, a close or EOF ends it.
+//     connection, writes the 101 and the full-form hello in one write(2)
+//     and puts the connection in a map by user and in an epoll set: one
+//     goroutine reads every connection, as wsgate's engine does (a
+//     goroutine per connection costs more: the garbage collector scans
+//     every stack). A subscribe request gets its reply (subscriptions are
+//     not kept), a ping its pong, a close or EOF ends the connection.
 //   - POST /api/v1/push: net/http reads the request; the handler checks the
 //     API key, decodes the JSON body {"to":{"user":…},"action":…,"json":…}
 //     with encoding/json, looks the user up in the map, does one write(2)
@@ -89,7 +91,7 @@ func run(args []string) error {
 	case err = <-done:
 	case <-ctx.Done():
 		err = srv.Close() // hijacked connections are not closed by it
-		f.closeAll()
+		f.shutdown()
 		<-done
 	}
 	if errors.Is(err, http.ErrServerClosed) {
