@@ -74,11 +74,14 @@ if [[ -z "${CENTRIFUGO:-}" ]]; then
 fi
 "$CENTRIFUGO" version >&2
 
-# free_port prints a TCP port nobody listens on (Centrifugo needs a fixed one).
+# free_port prints a TCP port nobody listens on (Centrifugo needs a fixed one),
+# below the ephemeral range (32768 and up by default): tens of thousands of
+# client connections hold ports there without listening, and Centrifugo's
+# bind to one of them failed ("address already in use").
 free_port() {
 	local p
 	for ((;;)); do
-		p=$((20000 + RANDOM % 40000))
+		p=$((20000 + RANDOM % 12000))
 		if ! ss -Hltn "sport = :$p" | grep -q .; then
 			echo "$p"
 			return
