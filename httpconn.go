@@ -76,8 +76,11 @@ func (c *watchedConn) Read(p []byte) (int, error) {
 	if n > 0 && !c.arrived.Load() {
 		c.arrived.Store(true)
 	}
+	// The deadline first: net/http aborts its background read after every
+	// request with a deadline in the past, and errors.As on that error
+	// cost about 3 % of a push through the HTTP API.
 	var ne net.Error
-	if err != nil && errors.As(err, &ne) && ne.Timeout() && c.deadline.Load() > abortedDeadline {
+	if err != nil && c.deadline.Load() > abortedDeadline && errors.As(err, &ne) && ne.Timeout() {
 		c.timedOut()
 	}
 	return n, err

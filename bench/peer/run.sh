@@ -20,6 +20,11 @@
 #   OUT         markdown report (default: $TMP/report.md, printed at the end)
 #   KEEP=1      keep the temporary directory (binaries, configs, logs, JSON lines)
 #   NO_FLOOR=1  skip the floor measurement at the end (bench/peer/floor)
+#   FLOOR_SERVER=1  also run connect, personal and personal-nohist against a
+#               third server, "floor" (bench/peer/floor/httpfloor: net/http,
+#               the same JWT verification, one write(2) per push, nothing
+#               else), the floor under those scenarios; the servers' order
+#               then rotates every round
 #
 # Centrifugo is installed with "go install github.com/centrifugal/centrifugo/v6@v6.9.1"
 # (through the Go module proxy) into a temporary GOBIN. Both servers run
@@ -59,6 +64,9 @@ log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
 
 log "building wsgate into $TMP"
 go build -o "$TMP/wsgate" ./cmd/wsgate
+if [[ -n "${FLOOR_SERVER:-}" ]]; then
+	go build -o "$TMP/httpfloor" ./bench/peer/floor/httpfloor
+fi
 if [[ -z "${CENTRIFUGO:-}" ]]; then
 	log "installing centrifugo v6.9.1 into $TMP/gobin (go install; a few minutes the first time)"
 	GOBIN="$TMP/gobin" GOFLAGS=-mod=mod go install github.com/centrifugal/centrifugo/v6@v6.9.1
@@ -66,11 +74,14 @@ if [[ -z "${CENTRIFUGO:-}" ]]; then
 fi
 "$CENTRIFUGO" version >&2
 
-# free_port prints a TCP port nobody listens on (Centrifugo needs a fixed one).
+# free_port prints a TCP port nobody listens on (Centrifugo needs a fixed one),
+# below the ephemeral range (32768 and up by default): tens of thousands of
+# client connections hold ports there without listening, and Centrifugo's
+# bind to one of them failed ("address already in use").
 free_port() {
 	local p
 	for ((;;)); do
-		p=$((20000 + RANDOM % 40000))
+		p=$((20000 + RANDOM % 12000))
 		if ! ss -Hltn "sport = :$p" | grep -q .; then
 			echo "$p"
 			return
@@ -132,6 +143,17 @@ start_server() {
 		done
 		WS_URL=ws://$addr/ws
 		;;
+	floor)
+		"$TMP/httpfloor" --jwt-secret "$SECRET" --api-key "$API_KEY" >"$logf" 2>&1 &
+		SERVER_PID=$!
+		for ((i = 0; i < 200; i++)); do
+			addr=$(grep -s -o -m1 'listening on http://127\.0\.0\.1:[0-9]*' "$logf" | grep -o '127\.0\.0\.1:[0-9]*' || true)
+			[[ -n "$addr" ]] && break
+			kill -0 "$SERVER_PID" 2>/dev/null || break
+			sleep 0.05
+		done
+		WS_URL=ws://$addr/ws
+		;;
 	centrifugo)
 		local port
 		port=$(free_port)
@@ -187,17 +209,24 @@ RESULTS="$TMP/results.jsonl"
 FAILED=()
 START=$(date +%s)
 for ((round = 1; round <= ROUNDS; round++)); do
-	if ((round % 2)); then order=(wsgate centrifugo); else order=(centrifugo wsgate); fi
+	if [[ -n "${FLOOR_SERVER:-}" ]]; then
+		all=(wsgate centrifugo floor)
+		order=("${all[@]:(round - 1) % 3}" "${all[@]:0:(round - 1) % 3}")
+	elif ((round % 2)); then order=(wsgate centrifugo); else order=(centrifugo wsgate); fi
 	for scenario in $SCENARIOS; do
 		history=on variant=""
 		[[ $scenario == personal-nohist ]] && history=off
 		[[ $scenario == idle-lowmem ]] && variant=lowmem
 		for server in "${order[@]}"; do
+			# The floor serves only the scenarios it is the floor of.
+			[[ $server == floor && ! $scenario =~ ^(connect|personal|personal-nohist)$ ]] && continue
 			start_server "$server" "$history" "$variant"
 			log "round $round/$ROUNDS: $scenario on $server ($WS_URL, pid $SERVER_PID)"
+			protocol=$server
+			[[ $server == floor ]] && protocol=wsgate # the floor speaks wsgate's full form
 			# shellcheck disable=SC2046 # word splitting of the scenario flags is intended
 			if ! "$TMP/wsgate" bench peer $(scenario_args "$scenario") --name "peer-$scenario" \
-				--peer "$server" --secret "$SECRET" --api-key "$API_KEY" --url "$WS_URL" --api "$API_URL" \
+				--peer "$protocol" --secret "$SECRET" --api-key "$API_KEY" --url "$WS_URL" --api "$API_URL" \
 				--server-pid "$SERVER_PID" --label "$server" --round "$round" --json "$RESULTS" \
 				--progress 10s --timeout 5m >"$TMP/last.txt"; then
 				FAILED+=("round $round $scenario $server")
@@ -239,7 +268,13 @@ fi
 		echo "| peer-$scenario | \`$(scenario_args "$scenario")\`$note |"
 	done
 	echo
-	"$TMP/wsgate" bench report --servers wsgate,centrifugo --base centrifugo --spread "$RESULTS"
+	if [[ -n "${FLOOR_SERVER:-}" ]]; then
+		echo "The floor (\`bench/peer/floor/httpfloor\`) is a third server in connect, personal and personal-nohist:"
+		echo "net/http, the same HS256 verification with golang-jwt, the 101 and the hello in one write(2),"
+		echo "one write(2) per push, no registry beyond a map, no queue, no sequence, no history."
+		echo
+	fi
+	"$TMP/wsgate" bench report --servers wsgate,centrifugo${FLOOR_SERVER:+,floor} --base centrifugo --spread "$RESULTS"
 } >"$OUT"
 cp "$RESULTS" "$OUT.jsonl" 2>/dev/null || true
 log "wrote $OUT in ${ELAPSED}s"
