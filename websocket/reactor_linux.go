@@ -603,9 +603,9 @@ func takeFD(conn net.Conn) (int, bool, error) {
 	if err == nil {
 		err = derr
 	}
-	if err == nil {
-		err = unix.SetNonblock(fd, true)
-	}
+	// No SetNonblock: O_NONBLOCK belongs to the open file, which the
+	// duplicate shares with Go's descriptor, non-blocking for its poller
+	// (TestTakeFDNonBlocking).
 	if err != nil {
 		if fd >= 0 {
 			_ = unix.Close(fd) // half-made duplicate
