@@ -11,12 +11,16 @@ package memory
 // the broker never heard of. Tombstones count against the total like
 // everything else, so they stay bounded.
 
-// cost is what l adds to the total.
+// cost is what l adds to the total: nothing before its first push.
 func (l *userLog) cost() int64 {
-	switch n := l.retained(); {
+	p := l.p
+	if p == nil {
+		return 0
+	}
+	switch n := p.retained(); {
 	case n > 0:
-		return l.payload + int64(n)*msgOverhead + logOverhead
-	case l.conns == 0 && (l.last > 0 || l.restarted):
+		return p.payload + int64(n)*msgOverhead + logOverhead
+	case l.conns == 0 && (p.last > 0 || p.restarted):
 		return logOverhead // a tombstone
 	}
 	return 0
@@ -24,51 +28,56 @@ func (l *userLog) cost() int64 {
 
 // settle brings l's place on the list and its share of the total up to
 // date; touched (a push) moves it to the most recently pushed end, and so
-// does becoming a tombstone. The caller holds l's stripe.
+// does becoming a tombstone. A log without a pushState is never listed.
+// The caller holds l's stripe.
 func (b *Broker) settle(l *userLog, touched bool, now int64) {
+	p := l.p
+	if p == nil {
+		return
+	}
 	cost := l.cost()
-	tomb := cost > 0 && l.retained() == 0
+	tomb := cost > 0 && p.retained() == 0
 	b.lru.Lock()
 	defer b.lru.Unlock()
-	b.total += cost - l.counted
+	b.total += cost - p.counted
 	switch {
-	case cost == 0 && l.counted > 0:
-		b.unlink(l)
-	case cost > 0 && (l.counted == 0 || touched || tomb && !l.tomb):
-		if l.counted > 0 {
-			b.unlink(l)
+	case cost == 0 && p.counted > 0:
+		b.unlink(p)
+	case cost > 0 && (p.counted == 0 || touched || tomb && !p.tomb):
+		if p.counted > 0 {
+			b.unlink(p)
 		}
-		b.append(l)
-		l.listedAt = l.pushedAt
+		b.append(p)
+		p.listedAt = p.pushedAt
 		if tomb {
-			l.listedAt = now
+			p.listedAt = now
 		}
 	}
-	l.counted, l.tomb = cost, tomb
+	p.counted, p.tomb = cost, tomb
 }
 
-func (b *Broker) unlink(l *userLog) {
-	if l.prev != nil {
-		l.prev.next = l.next
+func (b *Broker) unlink(p *pushState) {
+	if p.prev != nil {
+		p.prev.next = p.next
 	} else {
-		b.head = l.next
+		b.head = p.next
 	}
-	if l.next != nil {
-		l.next.prev = l.prev
+	if p.next != nil {
+		p.next.prev = p.prev
 	} else {
-		b.tail = l.prev
+		b.tail = p.prev
 	}
-	l.prev, l.next = nil, nil
+	p.prev, p.next = nil, nil
 }
 
-func (b *Broker) append(l *userLog) {
-	l.prev = b.tail
+func (b *Broker) append(p *pushState) {
+	p.prev = b.tail
 	if b.tail != nil {
-		b.tail.next = l
+		b.tail.next = p
 	} else {
-		b.head = l
+		b.head = p
 	}
-	b.tail = l
+	b.tail = p
 }
 
 // enforceTotal makes the least recently pushed users forget their messages
@@ -80,22 +89,22 @@ func (b *Broker) append(l *userLog) {
 func (b *Broker) enforceTotal(now int64) {
 	for range 64 {
 		b.lru.Lock()
-		l := b.head
+		p := b.head
 		over := b.total > b.opts.Total
-		expired := l != nil && now-l.listedAt >= int64(b.opts.TTL)
+		expired := p != nil && now-p.listedAt >= int64(b.opts.TTL)
 		b.lru.Unlock()
-		if l == nil || !over && !expired {
+		if p == nil || !over && !expired {
 			return
 		}
-		b.forget(l.user, l, over && !expired, now)
+		b.forget(p.user, p, over && !expired, now)
 	}
 }
 
-// forget drops the messages of victim, user's log, if it is still the
-// least recently pushed one, which makes it a tombstone (or, when its user
-// is connected here, just a cursor); a tombstone goes entirely, and the
-// user's next push starts a new epoch.
-func (b *Broker) forget(user string, victim *userLog, evict bool, now int64) {
+// forget drops the messages of victim, user's pushState, if it is still
+// the least recently pushed one, which makes it a tombstone (or, when its
+// user is connected here, just a cursor); a tombstone goes entirely, and
+// the user's next push starts a new epoch.
+func (b *Broker) forget(user string, victim *pushState, evict bool, now int64) {
 	st := b.stripe(user)
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -105,28 +114,30 @@ func (b *Broker) forget(user string, victim *userLog, evict bool, now int64) {
 		b.evicted += int64(victim.retained())
 	}
 	b.lru.Unlock()
-	if !still || st.logs[user] != victim {
+	l := st.logs[user]
+	if !still || l == nil || l.p != victim {
 		return // pushed to meanwhile: another round picks the new oldest
 	}
 	if victim.retained() == 0 {
-		b.bury(st, victim)
+		b.bury(st, user, l)
 		return
 	}
 	victim.drop(victim.retained())
 	victim.msgs, victim.head = nil, 0
-	b.settle(victim, false, now)
+	b.settle(l, false, now)
 }
 
-// bury forgets a tombstone. The caller holds its stripe.
-func (b *Broker) bury(st *stripe, l *userLog) {
+// bury forgets user's log l, a tombstone. The caller holds its stripe.
+func (b *Broker) bury(st *stripe, user string, l *userLog) {
+	p := l.p
 	b.lru.Lock()
-	b.total -= l.counted
-	if l.counted > 0 {
-		b.unlink(l)
+	b.total -= p.counted
+	if p.counted > 0 {
+		b.unlink(p)
 	}
-	l.counted = 0
+	p.counted = 0
 	b.lru.Unlock()
-	delete(st.logs, l.user)
+	delete(st.logs, user)
 }
 
 // Usage reports the history's accounted bytes, the users with retained
