@@ -20,7 +20,7 @@ func (l *userLog) cost() int64 {
 	switch n := p.retained(); {
 	case n > 0:
 		return p.payload + int64(n)*msgOverhead + logOverhead
-	case l.conns == 0 && (p.last > 0 || p.restarted):
+	case !l.here() && (p.last > 0 || p.restarted):
 		return logOverhead // a tombstone
 	}
 	return 0

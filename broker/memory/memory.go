@@ -46,12 +46,13 @@ type Options struct {
 // connected as cost nothing once their history is gone: a push that is not
 // kept to a user who is not connected leaves no state behind (the user's
 // next push starts a new epoch). A userLog is small (its epoch and
-// connections); the rest of the user's state, a pushState, is made on the
-// user's first push (or when a client restarts its epoch), so that a user
-// who is connected but was never pushed to costs little. The pushStates
-// that retain messages are also on a list in the order of their last
-// push; when the accounted bytes of all of them exceed Options.Total, the
-// least recently pushed lose their messages first.
+// whether the user is connected here); the rest of the user's state, a
+// pushState, is made on the user's first push (or when a client restarts
+// its epoch), so that a user who is connected but was never pushed to
+// costs little. The pushStates that retain messages are also on a list in
+// the order of their last push; when the accounted bytes of all of them
+// exceed Options.Total, the least recently pushed lose their messages
+// first.
 //
 // Lock order: a stripe, then the list lock. deliver is called with no lock
 // held.
@@ -75,13 +76,31 @@ type stripe struct {
 	_    [40]byte // keep neighbouring locks off one cache line
 }
 
-// userLog is one user's epoch and connections here (24 bytes); p holds
-// everything else once the user was pushed to. Its fields are guarded by
-// the user's stripe.
+// userLog is one user's epoch and whether the user has connections here,
+// in one word, and p, everything else once the user was pushed to: 16
+// bytes for a connected user nothing was pushed to. Its fields are guarded
+// by the user's stripe.
 type userLog struct {
-	epoch uint64
-	conns int
-	p     *pushState // nil until the first push or a restarted epoch; never replaced afterwards
+	word uint64     // the epoch (at most broker.MaxSeq), and connected (hereBit)
+	p    *pushState // nil until the first push or a restarted epoch; never replaced afterwards
+}
+
+// hereBit is set in userLog.word while the user has connections here.
+const hereBit = 1 << 63
+
+func (l *userLog) epoch() uint64 { return l.word &^ hereBit }
+
+func (l *userLog) here() bool { return l.word&hereBit != 0 }
+
+// setEpoch starts epoch e for l, keeping whether it is connected.
+func (l *userLog) setEpoch(e uint64) { l.word = l.word&hereBit | e }
+
+// setHere records whether the user has connections here.
+func (l *userLog) setHere(here bool) {
+	l.word &^= hereBit
+	if here {
+		l.word |= hereBit
+	}
 }
 
 // pushState is the position, acknowledgement, retained messages and
@@ -174,7 +193,7 @@ func newEpoch() uint64 { return rand.Uint64N(broker.MaxSeq) + 1 }
 func (st *stripe) logLocked(user string) *userLog {
 	l := st.logs[user]
 	if l == nil {
-		l = &userLog{epoch: newEpoch()}
+		l = &userLog{word: newEpoch()}
 		st.logs[user] = l
 	}
 	return l
@@ -202,7 +221,7 @@ func (l *userLog) last() uint64 {
 // numbered (a user that was pushed to becomes a tombstone instead, see
 // settle). The caller holds st.
 func (st *stripe) dropIfIdleLocked(user string, l *userLog) {
-	if l.conns > 0 || st.logs[user] != l {
+	if l.here() || st.logs[user] != l {
 		return
 	}
 	if p := l.p; p == nil || p.retained() == 0 && p.last == 0 && p.counted == 0 {
@@ -226,7 +245,7 @@ func (b *Broker) Publish(ctx context.Context, m *broker.Message) (int, error) {
 	p.last++
 	ticket := p.tickets
 	p.tickets++
-	m.Epoch, m.Seq = l.epoch, p.last
+	m.Epoch, m.Seq = l.epoch(), p.last
 	kept := &broker.Message{Target: broker.Target{User: user}, Action: m.Action,
 		Payload: bytes.Clone(m.Payload), Epoch: m.Epoch, Seq: m.Seq}
 	b.record(l, kept, now)
@@ -312,7 +331,7 @@ func (b *Broker) Cursor(_ context.Context, user string) (broker.Position, error)
 	defer st.mu.Unlock()
 	l := st.logLocked(user)
 	b.expire(l)
-	pos := broker.Position{Epoch: l.epoch, Seq: l.last()}
+	pos := broker.Position{Epoch: l.epoch(), Seq: l.last()}
 	st.dropIfIdleLocked(user, l)
 	return pos, nil
 }
@@ -335,12 +354,12 @@ func (b *Broker) History(_ context.Context, user string, from broker.Position) (
 	defer st.mu.Unlock()
 	l := st.logLocked(user)
 	b.expire(l)
-	if from.Epoch == l.epoch && from.Seq > l.last() {
+	if from.Epoch == l.epoch() && from.Seq > l.last() {
 		b.restart(user, l) // the client holds numbers this epoch never handed out
 	}
-	h := broker.History{Epoch: l.epoch, Last: l.last()}
+	h := broker.History{Epoch: l.epoch(), Last: l.last()}
 	after := uint64(0)
-	if from.Epoch == l.epoch {
+	if from.Epoch == l.epoch() {
 		after = from.Seq
 	}
 	if p := l.p; p != nil {
@@ -358,7 +377,7 @@ func (b *Broker) History(_ context.Context, user string, from broker.Position) (
 // restart starts a new epoch for user's log l: numbering from 1, nothing
 // retained. The caller holds l's stripe.
 func (b *Broker) restart(user string, l *userLog) {
-	l.epoch = newEpoch()
+	l.setEpoch(newEpoch())
 	p := l.pushed(user)
 	p.last, p.acked, p.restarted = 0, 0, true
 	p.drop(p.retained())
@@ -370,14 +389,14 @@ func (b *Broker) restart(user string, l *userLog) {
 func (b *Broker) Ack(user string, at broker.Position) {
 	st := b.stripe(user)
 	st.mu.Lock()
-	if l := st.logs[user]; l != nil && l.p != nil && at.Epoch == l.epoch && at.Seq <= l.p.last && at.Seq > l.p.acked {
+	if l := st.logs[user]; l != nil && l.p != nil && at.Epoch == l.epoch() && at.Seq <= l.p.last && at.Seq > l.p.acked {
 		l.p.acked = at.Seq
 	}
 	st.mu.Unlock()
 }
 
-// Present records user's connections here; a user with none and no
-// retained messages is forgotten.
+// Present records whether user has connections here (the count itself
+// is not needed); a user with none and no retained messages is forgotten.
 func (b *Broker) Present(user string, conns int) {
 	st := b.stripe(user)
 	st.mu.Lock()
@@ -385,12 +404,12 @@ func (b *Broker) Present(user string, conns int) {
 	switch {
 	case conns > 0:
 		l = st.logLocked(user)
-		l.conns = conns
+		l.setHere(true)
 		if l.p != nil {
 			b.settle(l, false, b.now().UnixNano()) // no longer a tombstone
 		}
 	case l != nil:
-		l.conns = 0
+		l.setHere(false)
 		if l.p != nil {
 			b.settle(l, false, b.now().UnixNano()) // a tombstone if it was pushed to
 		}
@@ -410,7 +429,7 @@ func (b *Broker) Status(_ context.Context, user string) (broker.UserStatus, erro
 	case l == nil:
 		return broker.UserStatus{}, nil
 	case l.p == nil:
-		return broker.UserStatus{Epoch: l.epoch}, nil
+		return broker.UserStatus{Epoch: l.epoch()}, nil
 	}
-	return broker.UserStatus{Epoch: l.epoch, Seq: l.p.last, Acked: l.p.acked}, nil
+	return broker.UserStatus{Epoch: l.epoch(), Seq: l.p.last, Acked: l.p.acked}, nil
 }
