@@ -217,8 +217,8 @@ func TestPresentMemory(t *testing.T) {
 	per := float64(heapBytes()-before) / n
 	runtime.KeepAlive(b)
 	t.Logf("broker memory per connected user: %.0f bytes", per)
-	if per > 96 {
-		t.Errorf("memory per connected user: got %.0f bytes, want at most 96", per)
+	if per > 64 {
+		t.Errorf("memory per connected user: got %.0f bytes, want at most 64", per)
 	}
 }
 
