@@ -254,7 +254,7 @@
 // subscriptions, a 16-byte token bucket, flags, the sequence last sent; 144
 // bytes), its id, one subscription and its registry entries take about 190
 // bytes (TestSessionMemory) besides the engine's 256-byte connection, and
-// the memory broker keeps about 40 bytes for a connected user nobody has
+// the memory broker keeps about 30 bytes for a connected user nobody has
 // pushed to (broker/memory TestPresentMemory), with no goroutine, timer,
 // map or channel per connection — and no goroutine per request, so a
 // burst of requests leaves none behind. Buffers are pooled and held only

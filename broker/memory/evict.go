@@ -159,7 +159,7 @@ func (b *Broker) States() int {
 	for i := range b.stripes {
 		st := &b.stripes[i]
 		st.mu.Lock()
-		n += len(st.logs)
+		n += len(st.logs) + len(st.here)
 		st.mu.Unlock()
 	}
 	return n

@@ -41,16 +41,17 @@ type Options struct {
 
 // Broker is the in-memory broker. Create it with New.
 //
-// Each user with state has a userLog in its stripe. A log exists while it
-// retains messages or the user has connections here, so users nobody is
-// connected as cost nothing once their history is gone: a push that is not
-// kept to a user who is not connected leaves no state behind (the user's
-// next push starts a new epoch). A userLog is small (its epoch and
-// whether the user is connected here); the rest of the user's state, a
-// pushState, is made on the user's first push (or when a client restarts
-// its epoch), so that a user who is connected but was never pushed to
-// costs little. The pushStates that retain messages are also on a list in
-// the order of their last push; when the accounted bytes of all of them
+// Each user with state has an entry in its stripe. A user that has
+// connections here and was never pushed to has only its epoch, in the
+// stripe's here map, so that connected users cost little. Any other user
+// with state has a userLog: its first push (or a client restarting its
+// epoch) makes one, with a pushState for the numbering, acks, history and
+// delivery order. A log exists while it retains messages or the user has
+// connections here, so users nobody is connected as cost nothing once
+// their history is gone: a push that is not kept to a user who is not
+// connected leaves no state behind (the user's next push starts a new
+// epoch). The pushStates that retain messages are also on a list in the
+// order of their last push; when the accounted bytes of all of them
 // exceed Options.Total, the least recently pushed lose their messages
 // first.
 //
@@ -71,18 +72,25 @@ type Broker struct {
 }
 
 type stripe struct {
-	mu   sync.Mutex
+	mu sync.Mutex
+	// here holds the epoch of each user that has connections here and no
+	// log: nothing was pushed to it (a map slot, no object per user). Its
+	// first push moves it to logs (logLocked). A user is in one map at
+	// most.
+	here map[string]uint64
 	logs map[string]*userLog
 	_    [40]byte // keep neighbouring locks off one cache line
 }
 
-// userLog is one user's epoch and whether the user has connections here,
-// in one word, and p, everything else once the user was pushed to: 16
-// bytes for a connected user nothing was pushed to. Its fields are guarded
-// by the user's stripe.
+// userLog is the state of a user that was pushed to (or whose epoch a
+// client restarted): its epoch and whether it has connections here, in
+// one word, and the rest in p. p is nil only while a call looks at a user
+// the broker held nothing for (Cursor, History), which dropIfIdleLocked
+// forgets before the stripe is unlocked. Its fields are guarded by the
+// user's stripe.
 type userLog struct {
 	word uint64     // the epoch (at most broker.MaxSeq), and connected (hereBit)
-	p    *pushState // nil until the first push or a restarted epoch; never replaced afterwards
+	p    *pushState // never replaced once set
 }
 
 // hereBit is set in userLog.word while the user has connections here.
@@ -150,6 +158,7 @@ func New(opts Options) *Broker {
 	opts.Size = max(opts.Size, 0)
 	b := &Broker{opts: opts, now: opts.Now, seed: maphash.MakeSeed()}
 	for i := range b.stripes {
+		b.stripes[i].here = make(map[string]uint64)
 		b.stripes[i].logs = make(map[string]*userLog)
 	}
 	return b
@@ -188,12 +197,17 @@ func (b *Broker) stripe(user string) *stripe {
 // across restarts of the process, which a counter could not promise.
 func newEpoch() uint64 { return rand.Uint64N(broker.MaxSeq) + 1 }
 
-// logLocked returns user's log, creating it with a new epoch. The caller
-// holds st.
+// logLocked returns user's log, creating it with the epoch the user has
+// as a connected user without a log, or else a new one. The caller holds
+// st.
 func (st *stripe) logLocked(user string) *userLog {
 	l := st.logs[user]
 	if l == nil {
 		l = &userLog{word: newEpoch()}
+		if epoch, ok := st.here[user]; ok {
+			delete(st.here, user)
+			l.word = epoch | hereBit
+		}
 		st.logs[user] = l
 	}
 	return l
@@ -329,6 +343,9 @@ func (b *Broker) Cursor(_ context.Context, user string) (broker.Position, error)
 	st := b.stripe(user)
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	if epoch, ok := st.here[user]; ok {
+		return broker.Position{Epoch: epoch}, nil
+	}
 	l := st.logLocked(user)
 	b.expire(l)
 	pos := broker.Position{Epoch: l.epoch(), Seq: l.last()}
@@ -352,6 +369,10 @@ func (b *Broker) History(_ context.Context, user string, from broker.Position) (
 	st := b.stripe(user)
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	if epoch, ok := st.here[user]; ok && (from.Epoch != epoch || from.Seq == 0) {
+		// Nothing numbered and nothing to restart: no log needed.
+		return broker.History{Epoch: epoch, Lost: broker.Lost(from, epoch, 0, 0)}, nil
+	}
 	l := st.logLocked(user)
 	b.expire(l)
 	if from.Epoch == l.epoch() && from.Seq > l.last() {
@@ -402,13 +423,18 @@ func (b *Broker) Present(user string, conns int) {
 	st.mu.Lock()
 	l := st.logs[user]
 	switch {
+	case conns > 0 && l == nil:
+		if _, ok := st.here[user]; !ok {
+			st.here[user] = newEpoch()
+		}
 	case conns > 0:
-		l = st.logLocked(user)
 		l.setHere(true)
 		if l.p != nil {
 			b.settle(l, false, b.now().UnixNano()) // no longer a tombstone
 		}
-	case l != nil:
+	case l == nil:
+		delete(st.here, user)
+	default:
 		l.setHere(false)
 		if l.p != nil {
 			b.settle(l, false, b.now().UnixNano()) // a tombstone if it was pushed to
@@ -427,7 +453,7 @@ func (b *Broker) Status(_ context.Context, user string) (broker.UserStatus, erro
 	l := st.logs[user]
 	switch {
 	case l == nil:
-		return broker.UserStatus{}, nil
+		return broker.UserStatus{Epoch: st.here[user]}, nil
 	case l.p == nil:
 		return broker.UserStatus{Epoch: l.epoch()}, nil
 	}

@@ -35,6 +35,16 @@ func (f *fixture) log() *userLog {
 	return st.logs[f.user]
 }
 
+// here returns the epoch the broker holds for the user as connected
+// without a log.
+func (f *fixture) here() (uint64, bool) {
+	st := f.b.stripe(f.user)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	epoch, ok := st.here[f.user]
+	return epoch, ok
+}
+
 func (f *fixture) cursor() broker.Position {
 	f.t.Helper()
 	p, err := f.b.Cursor(context.Background(), f.user)
@@ -69,7 +79,7 @@ func (f *fixture) listed() (int, int64) {
 }
 
 // TestConnectedNeverPushed: a connected user nothing was pushed to holds
-// only its epoch and connections (no pushState, nothing listed), answers
+// only its epoch (in stripe.here: no log, nothing listed), answers
 // every call like a user with an empty history, and forgets everything
 // when its last connection closes.
 func TestConnectedNeverPushed(t *testing.T) {
@@ -88,14 +98,22 @@ func TestConnectedNeverPushed(t *testing.T) {
 	if h.Epoch != at.Epoch || h.Last != 0 || h.Lost || len(h.Messages) != 0 {
 		t.Errorf("history from its own cursor: %+v, want epoch %d, nothing lost", h, at.Epoch)
 	}
+	h, err = f.b.History(context.Background(), f.user, broker.Position{Epoch: at.Epoch + 1, Seq: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Epoch != at.Epoch || h.Last != 0 || !h.Lost || len(h.Messages) != 0 {
+		t.Errorf("history from another epoch: %+v, want epoch %d, lost", h, at.Epoch)
+	}
 	if s := f.status(); s != (broker.UserStatus{Epoch: at.Epoch}) {
 		t.Errorf("status: %+v, want epoch %d only", s, at.Epoch)
 	}
 	if again := f.cursor(); again != at {
 		t.Errorf("second cursor %+v, want %+v", again, at)
 	}
-	if l := f.log(); l == nil || l.p != nil || !l.here() {
-		t.Fatalf("log of a connected user never pushed to: %+v, want connected and no pushState", l)
+	epoch, ok := f.here()
+	if l := f.log(); l != nil || !ok || epoch != at.Epoch {
+		t.Fatalf("a connected user never pushed to: log %+v, here %v with epoch %d; want no log, here with epoch %d", l, ok, epoch, at.Epoch)
 	}
 	if users, bytes := f.listed(); users != 0 || bytes != 0 {
 		t.Errorf("listed: %d users, %d bytes; want none", users, bytes)
@@ -123,8 +141,11 @@ func TestPushStateLifecycle(t *testing.T) {
 			if got := f.publish(); got != (broker.Position{Epoch: epoch, Seq: 1}) {
 				t.Fatalf("first push numbered %+v, want epoch %d seq 1", got, epoch)
 			}
-			if l := f.log(); l == nil || l.p == nil {
-				t.Fatal("no pushState after the first push")
+			if _, ok := f.here(); ok {
+				t.Error("still kept as connected without a log after the first push")
+			}
+			if l := f.log(); l == nil || l.p == nil || !l.here() {
+				t.Fatalf("log after the first push: %+v, want connected with a pushState", l)
 			}
 			f.b.Ack(f.user, broker.Position{Epoch: epoch, Seq: 1})
 			if s := f.status(); s != (broker.UserStatus{Epoch: epoch, Seq: 1, Acked: 1}) {
@@ -201,8 +222,8 @@ func TestRestartNeverPushed(t *testing.T) {
 }
 
 // TestPresentMemory: what a connected user nothing was pushed to costs
-// the broker (its userLog and its map slot). It was 220 bytes when every
-// connected user had a full log.
+// the broker (a map slot holding its epoch). It was about 200 bytes when
+// every connected user had a full log.
 func TestPresentMemory(t *testing.T) {
 	const n = 20000
 	users := make([]string, n)
@@ -217,8 +238,8 @@ func TestPresentMemory(t *testing.T) {
 	per := float64(heapBytes()-before) / n
 	runtime.KeepAlive(b)
 	t.Logf("broker memory per connected user: %.0f bytes", per)
-	if per > 64 {
-		t.Errorf("memory per connected user: got %.0f bytes, want at most 64", per)
+	if per > 48 {
+		t.Errorf("memory per connected user: got %.0f bytes, want at most 48", per)
 	}
 }
 
