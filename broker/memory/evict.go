@@ -11,16 +11,12 @@ package memory
 // the broker never heard of. Tombstones count against the total like
 // everything else, so they stay bounded.
 
-// cost is what l adds to the total: nothing before its first push.
+// cost is what l adds to the total.
 func (l *userLog) cost() int64 {
-	p := l.p
-	if p == nil {
-		return 0
-	}
-	switch n := p.retained(); {
+	switch n := l.retained(); {
 	case n > 0:
-		return p.payload + int64(n)*msgOverhead + logOverhead
-	case !l.here() && (p.last > 0 || p.restarted):
+		return l.payload + int64(n)*msgOverhead + logOverhead
+	case !l.here && (l.last > 0 || l.restarted):
 		return logOverhead // a tombstone
 	}
 	return 0
@@ -28,56 +24,51 @@ func (l *userLog) cost() int64 {
 
 // settle brings l's place on the list and its share of the total up to
 // date; touched (a push) moves it to the most recently pushed end, and so
-// does becoming a tombstone. A log without a pushState is never listed.
-// The caller holds l's stripe.
+// does becoming a tombstone. The caller holds l's stripe.
 func (b *Broker) settle(l *userLog, touched bool, now int64) {
-	p := l.p
-	if p == nil {
-		return
-	}
 	cost := l.cost()
-	tomb := cost > 0 && p.retained() == 0
+	tomb := cost > 0 && l.retained() == 0
 	b.lru.Lock()
 	defer b.lru.Unlock()
-	b.total += cost - p.counted
+	b.total += cost - l.counted
 	switch {
-	case cost == 0 && p.counted > 0:
-		b.unlink(p)
-	case cost > 0 && (p.counted == 0 || touched || tomb && !p.tomb):
-		if p.counted > 0 {
-			b.unlink(p)
+	case cost == 0 && l.counted > 0:
+		b.unlink(l)
+	case cost > 0 && (l.counted == 0 || touched || tomb && !l.tomb):
+		if l.counted > 0 {
+			b.unlink(l)
 		}
-		b.append(p)
-		p.listedAt = p.pushedAt
+		b.append(l)
+		l.listedAt = l.pushedAt
 		if tomb {
-			p.listedAt = now
+			l.listedAt = now
 		}
 	}
-	p.counted, p.tomb = cost, tomb
+	l.counted, l.tomb = cost, tomb
 }
 
-func (b *Broker) unlink(p *pushState) {
-	if p.prev != nil {
-		p.prev.next = p.next
+func (b *Broker) unlink(l *userLog) {
+	if l.prev != nil {
+		l.prev.next = l.next
 	} else {
-		b.head = p.next
+		b.head = l.next
 	}
-	if p.next != nil {
-		p.next.prev = p.prev
+	if l.next != nil {
+		l.next.prev = l.prev
 	} else {
-		b.tail = p.prev
+		b.tail = l.prev
 	}
-	p.prev, p.next = nil, nil
+	l.prev, l.next = nil, nil
 }
 
-func (b *Broker) append(p *pushState) {
-	p.prev = b.tail
+func (b *Broker) append(l *userLog) {
+	l.prev = b.tail
 	if b.tail != nil {
-		b.tail.next = p
+		b.tail.next = l
 	} else {
-		b.head = p
+		b.head = l
 	}
-	b.tail = p
+	b.tail = l
 }
 
 // enforceTotal makes the least recently pushed users forget their messages
@@ -89,22 +80,22 @@ func (b *Broker) append(p *pushState) {
 func (b *Broker) enforceTotal(now int64) {
 	for range 64 {
 		b.lru.Lock()
-		p := b.head
+		l := b.head
 		over := b.total > b.opts.Total
-		expired := p != nil && now-p.listedAt >= int64(b.opts.TTL)
+		expired := l != nil && now-l.listedAt >= int64(b.opts.TTL)
 		b.lru.Unlock()
-		if p == nil || !over && !expired {
+		if l == nil || !over && !expired {
 			return
 		}
-		b.forget(p.user, p, over && !expired, now)
+		b.forget(l.user, l, over && !expired, now)
 	}
 }
 
-// forget drops the messages of victim, user's pushState, if it is still
-// the least recently pushed one, which makes it a tombstone (or, when its
-// user is connected here, just a cursor); a tombstone goes entirely, and
-// the user's next push starts a new epoch.
-func (b *Broker) forget(user string, victim *pushState, evict bool, now int64) {
+// forget drops the messages of victim, user's log, if it is still the
+// least recently pushed one, which makes it a tombstone (or, when its user
+// is connected here, just a cursor); a tombstone goes entirely, and the
+// user's next push starts a new epoch.
+func (b *Broker) forget(user string, victim *userLog, evict bool, now int64) {
 	st := b.stripe(user)
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -114,30 +105,28 @@ func (b *Broker) forget(user string, victim *pushState, evict bool, now int64) {
 		b.evicted += int64(victim.retained())
 	}
 	b.lru.Unlock()
-	l := st.logs[user]
-	if !still || l == nil || l.p != victim {
+	if !still || st.logs[user] != victim {
 		return // pushed to meanwhile: another round picks the new oldest
 	}
 	if victim.retained() == 0 {
-		b.bury(st, user, l)
+		b.bury(st, victim)
 		return
 	}
 	victim.drop(victim.retained())
 	victim.msgs, victim.head = nil, 0
-	b.settle(l, false, now)
+	b.settle(victim, false, now)
 }
 
-// bury forgets user's log l, a tombstone. The caller holds its stripe.
-func (b *Broker) bury(st *stripe, user string, l *userLog) {
-	p := l.p
+// bury forgets a tombstone. The caller holds its stripe.
+func (b *Broker) bury(st *stripe, l *userLog) {
 	b.lru.Lock()
-	b.total -= p.counted
-	if p.counted > 0 {
-		b.unlink(p)
+	b.total -= l.counted
+	if l.counted > 0 {
+		b.unlink(l)
 	}
-	p.counted = 0
+	l.counted = 0
 	b.lru.Unlock()
-	delete(st.logs, user)
+	delete(st.logs, l.user)
 }
 
 // Usage reports the history's accounted bytes, the users with retained

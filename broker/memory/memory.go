@@ -41,18 +41,17 @@ type Options struct {
 
 // Broker is the in-memory broker. Create it with New.
 //
-// Each user with state has an entry in its stripe. A user that has
-// connections here and was never pushed to has only its epoch, in the
-// stripe's here map, so that connected users cost little. Any other user
-// with state has a userLog: its first push (or a client restarting its
-// epoch) makes one, with a pushState for the numbering, acks, history and
-// delivery order. A log exists while it retains messages or the user has
-// connections here, so users nobody is connected as cost nothing once
-// their history is gone: a push that is not kept to a user who is not
-// connected leaves no state behind (the user's next push starts a new
-// epoch). The pushStates that retain messages are also on a list in the
-// order of their last push; when the accounted bytes of all of them
-// exceed Options.Total, the least recently pushed lose their messages
+// A user that has connections here and was never pushed to has only its
+// epoch, in its stripe's here map (a map slot, no object), so that
+// connected users cost little; its first push (or a client restarting its
+// epoch) moves it to a userLog. Every other user with state has a userLog
+// in its stripe. A log exists while it retains messages or the user has
+// connections here, so users nobody is
+// connected as cost nothing once their history is gone: a push that is not
+// kept to a user who is not connected leaves no state behind (the user's
+// next push starts a new epoch). Logs that retain messages are also on a
+// list in the order of their last push; when the accounted bytes of all of
+// them exceed Options.Total, the least recently pushed lose their messages
 // first.
 //
 // Lock order: a stripe, then the list lock. deliver is called with no lock
@@ -65,69 +64,36 @@ type Broker struct {
 	seed    maphash.Seed
 	stripes [stripes]stripe
 
-	lru        sync.Mutex // guards the list, total and every pushState.counted, listedAt and tomb
-	head, tail *pushState // least recently pushed first
+	lru        sync.Mutex // guards the list, total and every userLog.counted and listedAt
+	head, tail *userLog   // least recently pushed first
 	total      int64      // sum of counted
 	evicted    int64      // messages dropped for the total bound (guarded by lru)
 }
 
 type stripe struct {
-	mu sync.Mutex
-	// here holds the epoch of each user that has connections here and no
-	// log: nothing was pushed to it (a map slot, no object per user). Its
-	// first push moves it to logs (logLocked). A user is in one map at
-	// most.
-	here map[string]uint64
+	mu   sync.Mutex
+	here map[string]uint64 // epochs of connected users without a log; a user is in here or logs, not both
 	logs map[string]*userLog
 	_    [40]byte // keep neighbouring locks off one cache line
 }
 
-// userLog is the state of a user that was pushed to (or whose epoch a
-// client restarted): its epoch and whether it has connections here, in
-// one word, and the rest in p. p is nil only while a call looks at a user
-// the broker held nothing for (Cursor, History), which dropIfIdleLocked
-// forgets before the stripe is unlocked. Its fields are guarded by the
-// user's stripe.
+// userLog is one user's position, acknowledgement, connections here and
+// retained messages.
 type userLog struct {
-	word uint64     // the epoch (at most broker.MaxSeq), and connected (hereBit)
-	p    *pushState // never replaced once set
-}
-
-// hereBit is set in userLog.word while the user has connections here.
-const hereBit = 1 << 63
-
-func (l *userLog) epoch() uint64 { return l.word &^ hereBit }
-
-func (l *userLog) here() bool { return l.word&hereBit != 0 }
-
-// setEpoch starts epoch e for l, keeping whether it is connected.
-func (l *userLog) setEpoch(e uint64) { l.word = l.word&hereBit | e }
-
-// setHere records whether the user has connections here.
-func (l *userLog) setHere(here bool) {
-	l.word &^= hereBit
-	if here {
-		l.word |= hereBit
-	}
-}
-
-// pushState is the position, acknowledgement, retained messages and
-// delivery order of a user who was pushed to (or whose epoch a client
-// restarted). Its fields are guarded by the user's stripe, except those
-// the comments name.
-type pushState struct {
 	user       string
+	epoch      uint64
 	last       uint64
 	acked      uint64
+	here       bool      // the user has connections here
 	msgs       []histMsg // retained, oldest first, from msgs[head]
 	head       int
 	payload    int64 // payload bytes of the retained messages
 	pushedAt   int64 // unix nanoseconds of the last push
-	counted    int64 // what this user adds to Broker.total; > 0 iff listed
+	counted    int64 // what this log adds to Broker.total; > 0 iff listed
 	listedAt   int64 // when it last moved on the list: its last push, or when it became a tombstone
 	tomb       bool  // listed as a tombstone (guarded by the list lock)
 	restarted  bool  // the epoch was started by a client ahead of it: kept like a tombstone
-	prev, next *pushState
+	prev, next *userLog
 
 	// Deliveries leave in the order of numbering: each publisher takes a
 	// ticket with its number (under the stripe lock) and waits until the
@@ -198,48 +164,28 @@ func (b *Broker) stripe(user string) *stripe {
 func newEpoch() uint64 { return rand.Uint64N(broker.MaxSeq) + 1 }
 
 // logLocked returns user's log, creating it with the epoch the user has
-// as a connected user without a log, or else a new one. The caller holds
-// st.
+// as a connected user without a log (here), or else a new one. The caller
+// holds st.
 func (st *stripe) logLocked(user string) *userLog {
 	l := st.logs[user]
 	if l == nil {
-		l = &userLog{word: newEpoch()}
+		l = &userLog{user: user, epoch: newEpoch()}
 		if epoch, ok := st.here[user]; ok {
 			delete(st.here, user)
-			l.word = epoch | hereBit
+			l.epoch, l.here = epoch, true
 		}
 		st.logs[user] = l
 	}
 	return l
 }
 
-// pushed returns l's pushState, making it on first use. The caller holds
-// l's stripe.
-func (l *userLog) pushed(user string) *pushState {
-	if l.p == nil {
-		l.p = &pushState{user: user}
-	}
-	return l.p
-}
-
-// last is the last sequence numbered in l's epoch.
-func (l *userLog) last() uint64 {
-	if l.p == nil {
-		return 0
-	}
-	return l.p.last
-}
-
-// dropIfIdleLocked forgets user's log l when it holds nothing worth
-// keeping: no connection here, no retained message, and no push ever
-// numbered (a user that was pushed to becomes a tombstone instead, see
-// settle). The caller holds st.
-func (st *stripe) dropIfIdleLocked(user string, l *userLog) {
-	if l.here() || st.logs[user] != l {
-		return
-	}
-	if p := l.p; p == nil || p.retained() == 0 && p.last == 0 && p.counted == 0 {
-		delete(st.logs, user)
+// dropIfIdleLocked forgets l when it holds nothing worth keeping: no
+// connection here, no retained message, and no push ever numbered (a user
+// that was pushed to becomes a tombstone instead, see settle). The caller
+// holds st.
+func (st *stripe) dropIfIdleLocked(l *userLog) {
+	if !l.here && l.retained() == 0 && l.last == 0 && l.counted == 0 && st.logs[l.user] == l {
+		delete(st.logs, l.user)
 	}
 }
 
@@ -255,36 +201,35 @@ func (b *Broker) Publish(ctx context.Context, m *broker.Message) (int, error) {
 	st := b.stripe(user)
 	st.mu.Lock()
 	l := st.logLocked(user)
-	p := l.pushed(user)
-	p.last++
-	ticket := p.tickets
-	p.tickets++
-	m.Epoch, m.Seq = l.epoch(), p.last
+	l.last++
+	ticket := l.tickets
+	l.tickets++
+	m.Epoch, m.Seq = l.epoch, l.last
 	kept := &broker.Message{Target: broker.Target{User: user}, Action: m.Action,
 		Payload: bytes.Clone(m.Payload), Epoch: m.Epoch, Seq: m.Seq}
 	b.record(l, kept, now)
-	st.dropIfIdleLocked(user, l)
+	st.dropIfIdleLocked(l)
 	st.mu.Unlock()
 	b.enforceTotal(now)
-	return p.inOrder(ticket, func() (int, error) { return b.deliverTo(ctx, kept) })
+	return l.inOrder(ticket, func() (int, error) { return b.deliverTo(ctx, kept) })
 }
 
-// inOrder runs deliver once every earlier ticket of p has been served, so
+// inOrder runs deliver once every earlier ticket of l has been served, so
 // that concurrent publishers to one user reach deliver in the order of
 // their numbers.
-func (p *pushState) inOrder(ticket uint64, deliver func() (int, error)) (int, error) {
-	p.order.Lock()
-	defer p.order.Unlock()
-	for p.served != ticket {
-		if p.turn == nil {
-			p.turn = sync.NewCond(&p.order)
+func (l *userLog) inOrder(ticket uint64, deliver func() (int, error)) (int, error) {
+	l.order.Lock()
+	defer l.order.Unlock()
+	for l.served != ticket {
+		if l.turn == nil {
+			l.turn = sync.NewCond(&l.order)
 		}
-		p.turn.Wait()
+		l.turn.Wait()
 	}
 	defer func() {
-		p.served++
-		if p.turn != nil {
-			p.turn.Broadcast()
+		l.served++
+		if l.turn != nil {
+			l.turn.Broadcast()
 		}
 	}()
 	return deliver()
@@ -298,44 +243,43 @@ func (b *Broker) deliverTo(ctx context.Context, m *broker.Message) (int, error) 
 }
 
 // record appends m to l's history and applies the per-user limits. The
-// caller holds l's stripe; l has its pushState.
+// caller holds l's stripe.
 func (b *Broker) record(l *userLog, m *broker.Message, now int64) {
-	p := l.p
-	p.pushedAt = now
+	l.pushedAt = now
 	if b.opts.Size > 0 && int64(len(m.Payload)) <= b.opts.Bytes {
-		p.msgs = append(p.msgs, histMsg{at: now, m: m})
-		p.payload += int64(len(m.Payload))
+		l.msgs = append(l.msgs, histMsg{at: now, m: m})
+		l.payload += int64(len(m.Payload))
 	}
-	b.trim(p, now)
+	b.trim(l, now)
 	b.settle(l, true, now)
 }
 
-// trim drops p's oldest messages while it holds too many, too many bytes or
-// expired ones. The caller holds p's stripe and settles p's log afterwards.
-func (b *Broker) trim(p *pushState, now int64) {
-	for p.head < len(p.msgs) {
-		oldest := p.msgs[p.head]
-		if p.retained() <= b.opts.Size && p.payload <= b.opts.Bytes && now-oldest.at < int64(b.opts.TTL) {
+// trim drops l's oldest messages while it holds too many, too many bytes or
+// expired ones. The caller holds l's stripe and settles l afterwards.
+func (b *Broker) trim(l *userLog, now int64) {
+	for l.head < len(l.msgs) {
+		oldest := l.msgs[l.head]
+		if l.retained() <= b.opts.Size && l.payload <= b.opts.Bytes && now-oldest.at < int64(b.opts.TTL) {
 			break
 		}
-		p.drop(1)
+		l.drop(1)
 	}
-	if p.head > 0 && p.head >= len(p.msgs)/2 {
-		p.msgs = append(p.msgs[:0:0], p.msgs[p.head:]...) // nil when empty
-		p.head = 0
-	}
-}
-
-// drop forgets p's n oldest messages.
-func (p *pushState) drop(n int) {
-	for ; n > 0 && p.head < len(p.msgs); n-- {
-		p.payload -= int64(len(p.msgs[p.head].m.Payload))
-		p.msgs[p.head] = histMsg{}
-		p.head++
+	if l.head > 0 && l.head >= len(l.msgs)/2 {
+		l.msgs = append(l.msgs[:0:0], l.msgs[l.head:]...) // nil when empty
+		l.head = 0
 	}
 }
 
-func (p *pushState) retained() int { return len(p.msgs) - p.head }
+// drop forgets l's n oldest messages.
+func (l *userLog) drop(n int) {
+	for ; n > 0 && l.head < len(l.msgs); n-- {
+		l.payload -= int64(len(l.msgs[l.head].m.Payload))
+		l.msgs[l.head] = histMsg{}
+		l.head++
+	}
+}
+
+func (l *userLog) retained() int { return len(l.msgs) - l.head }
 
 // Cursor returns user's position, starting an epoch when the user has
 // none. The state stays while the user is connected here (Present).
@@ -348,17 +292,17 @@ func (b *Broker) Cursor(_ context.Context, user string) (broker.Position, error)
 	}
 	l := st.logLocked(user)
 	b.expire(l)
-	pos := broker.Position{Epoch: l.epoch(), Seq: l.last()}
-	st.dropIfIdleLocked(user, l)
-	return pos, nil
+	p := broker.Position{Epoch: l.epoch, Seq: l.last}
+	st.dropIfIdleLocked(l)
+	return p, nil
 }
 
 // expire applies the age limit to l before it is read. The caller holds
 // l's stripe.
 func (b *Broker) expire(l *userLog) {
 	now := b.now().UnixNano()
-	if p := l.p; p != nil && p.retained() > 0 && now-p.msgs[p.head].at >= int64(b.opts.TTL) {
-		b.trim(p, now)
+	if l.retained() > 0 && now-l.msgs[l.head].at >= int64(b.opts.TTL) {
+		b.trim(l, now)
 		b.settle(l, false, now)
 	}
 }
@@ -375,34 +319,30 @@ func (b *Broker) History(_ context.Context, user string, from broker.Position) (
 	}
 	l := st.logLocked(user)
 	b.expire(l)
-	if from.Epoch == l.epoch() && from.Seq > l.last() {
-		b.restart(user, l) // the client holds numbers this epoch never handed out
+	if from.Epoch == l.epoch && from.Seq > l.last {
+		b.restart(l) // the client holds numbers this epoch never handed out
 	}
-	h := broker.History{Epoch: l.epoch(), Last: l.last()}
+	h := broker.History{Epoch: l.epoch, Last: l.last}
 	after := uint64(0)
-	if from.Epoch == l.epoch() {
+	if from.Epoch == l.epoch {
 		after = from.Seq
 	}
-	if p := l.p; p != nil {
-		for _, hm := range p.msgs[p.head:] {
-			if hm.m.Seq > after {
-				h.Messages = append(h.Messages, *hm.m)
-			}
+	for _, hm := range l.msgs[l.head:] {
+		if hm.m.Seq > after {
+			h.Messages = append(h.Messages, *hm.m)
 		}
 	}
 	h.Lost = broker.Lost(from, h.Epoch, h.Last, len(h.Messages))
-	st.dropIfIdleLocked(user, l)
+	st.dropIfIdleLocked(l)
 	return h, nil
 }
 
-// restart starts a new epoch for user's log l: numbering from 1, nothing
-// retained. The caller holds l's stripe.
-func (b *Broker) restart(user string, l *userLog) {
-	l.setEpoch(newEpoch())
-	p := l.pushed(user)
-	p.last, p.acked, p.restarted = 0, 0, true
-	p.drop(p.retained())
-	p.msgs, p.head = nil, 0
+// restart starts a new epoch for l: numbering from 1, nothing retained.
+// The caller holds l's stripe.
+func (b *Broker) restart(l *userLog) {
+	l.epoch, l.last, l.acked, l.restarted = newEpoch(), 0, 0, true
+	l.drop(l.retained())
+	l.msgs, l.head = nil, 0
 	b.settle(l, false, b.now().UnixNano())
 }
 
@@ -410,14 +350,14 @@ func (b *Broker) restart(user string, l *userLog) {
 func (b *Broker) Ack(user string, at broker.Position) {
 	st := b.stripe(user)
 	st.mu.Lock()
-	if l := st.logs[user]; l != nil && l.p != nil && at.Epoch == l.epoch() && at.Seq <= l.p.last && at.Seq > l.p.acked {
-		l.p.acked = at.Seq
+	if l := st.logs[user]; l != nil && at.Epoch == l.epoch && at.Seq <= l.last && at.Seq > l.acked {
+		l.acked = at.Seq
 	}
 	st.mu.Unlock()
 }
 
-// Present records whether user has connections here (the count itself
-// is not needed); a user with none and no retained messages is forgotten.
+// Present records whether user has connections here (their number is not
+// needed); a user with none and no retained messages is forgotten.
 func (b *Broker) Present(user string, conns int) {
 	st := b.stripe(user)
 	st.mu.Lock()
@@ -428,18 +368,14 @@ func (b *Broker) Present(user string, conns int) {
 			st.here[user] = newEpoch()
 		}
 	case conns > 0:
-		l.setHere(true)
-		if l.p != nil {
-			b.settle(l, false, b.now().UnixNano()) // no longer a tombstone
-		}
+		l.here = true
+		b.settle(l, false, b.now().UnixNano()) // no longer a tombstone
 	case l == nil:
 		delete(st.here, user)
 	default:
-		l.setHere(false)
-		if l.p != nil {
-			b.settle(l, false, b.now().UnixNano()) // a tombstone if it was pushed to
-		}
-		st.dropIfIdleLocked(user, l)
+		l.here = false
+		b.settle(l, false, b.now().UnixNano()) // a tombstone if it was pushed to
+		st.dropIfIdleLocked(l)
 	}
 	st.mu.Unlock()
 }
@@ -450,12 +386,8 @@ func (b *Broker) Status(_ context.Context, user string) (broker.UserStatus, erro
 	st := b.stripe(user)
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	l := st.logs[user]
-	switch {
-	case l == nil:
-		return broker.UserStatus{Epoch: st.here[user]}, nil
-	case l.p == nil:
-		return broker.UserStatus{Epoch: l.epoch()}, nil
+	if l := st.logs[user]; l != nil {
+		return broker.UserStatus{Epoch: l.epoch, Seq: l.last, Acked: l.acked}, nil
 	}
-	return broker.UserStatus{Epoch: l.epoch(), Seq: l.p.last, Acked: l.p.acked}, nil
+	return broker.UserStatus{Epoch: st.here[user]}, nil // 0 when the user has no state
 }

@@ -128,10 +128,10 @@ func TestConnectedNeverPushed(t *testing.T) {
 	}
 }
 
-// TestPushStateLifecycle follows one user through connected-never-pushed,
+// TestUserLifecycle follows one user through connected-never-pushed,
 // first push, disconnect (a tombstone), reconnect, disconnect and the
 // tombstone's expiry: the epoch stays the same until the state is gone.
-func TestPushStateLifecycle(t *testing.T) {
+func TestUserLifecycle(t *testing.T) {
 	for _, size := range []int{0, 10} {
 		t.Run("size "+strconv.Itoa(size), func(t *testing.T) {
 			f := newFixture(t, size)
@@ -144,8 +144,8 @@ func TestPushStateLifecycle(t *testing.T) {
 			if _, ok := f.here(); ok {
 				t.Error("still kept as connected without a log after the first push")
 			}
-			if l := f.log(); l == nil || l.p == nil || !l.here() {
-				t.Fatalf("log after the first push: %+v, want connected with a pushState", l)
+			if l := f.log(); l == nil || !l.here || l.epoch != epoch {
+				t.Fatalf("log after the first push: %+v, want connected, epoch %d", l, epoch)
 			}
 			f.b.Ack(f.user, broker.Position{Epoch: epoch, Seq: 1})
 			if s := f.status(); s != (broker.UserStatus{Epoch: epoch, Seq: 1, Acked: 1}) {
@@ -208,7 +208,7 @@ func TestRestartNeverPushed(t *testing.T) {
 	if p := f.cursor(); p != (broker.Position{Epoch: h.Epoch}) {
 		t.Errorf("cursor after the restart %+v, want epoch %d", p, h.Epoch)
 	}
-	if l := f.log(); l == nil || !l.here() || l.epoch() != h.Epoch || h.Epoch > broker.MaxSeq {
+	if l := f.log(); l == nil || !l.here || l.epoch != h.Epoch || h.Epoch > broker.MaxSeq {
 		t.Errorf("log after the restart: %+v, want connected, epoch %d (at most MaxSeq)", l, h.Epoch)
 	}
 	f.b.Present(f.user, 0)
