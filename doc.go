@@ -253,12 +253,14 @@
 //
 // A gateway holds hundreds of thousands of mostly idle connections, so the
 // per-connection state is small: a session (id, user and topic allow-list,
-// subscriptions, a 16-byte token bucket, flags, the sequence last sent; 176
-// bytes), its id, one subscription and its registry entries take about 220
-// bytes (TestSessionMemory) besides the engine's 256-byte connection, with no goroutine, timer, map or channel per
-// connection — and no goroutine per request, so a burst of requests leaves
-// none behind. Buffers are pooled and held only while a message is being
-// handled or queued. bench/run.sh measures the whole process at about
+// subscriptions, a 16-byte token bucket, flags, the sequence last sent; 144
+// bytes), its id, one subscription and its registry entries take about 190
+// bytes (TestSessionMemory) besides the engine's 256-byte connection, and
+// the memory broker keeps about 30 bytes for a connected user nobody has
+// pushed to (broker/memory TestPresentMemory), with no goroutine, timer,
+// map or channel per connection — and no goroutine per request, so a
+// burst of requests leaves none behind. Buffers are pooled and held only
+// while a message is being handled or queued. bench/run.sh measures the whole process at about
 // 1.3 KiB of RSS per idle connection (18,000 connections, each after one
 // request): about 480 bytes of live heap, the rest being the garbage
 // net/http leaves per handshake and the runtime's own overhead.

@@ -136,7 +136,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if !s.allowUser(w, r, id.UserID) {
 		return
 	}
-	sess := &session{id: s.ids.newID(), identity: connIdentity{UserID: id.UserID, Topics: id.Topics}}
+	sess := &session{id: s.ids.newID(), identity: connIdentity{UserID: id.UserID, Topics: allowTopics(id.Topics)}}
 	sess.expiry.set(id.Expires)
 	if v := resumeParam(r); v != "" {
 		epoch, seq, err := wire.ParseResume(v)

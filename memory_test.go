@@ -33,8 +33,8 @@ func TestSessionMemory(t *testing.T) {
 	runtime.KeepAlive(sessions)
 	runtime.KeepAlive(users)
 	t.Logf("gateway memory per idle connection: %.0f bytes", per)
-	if per > 256 {
-		t.Errorf("memory per session: got %.0f bytes, want at most 256", per)
+	if per > 224 {
+		t.Errorf("memory per session: got %.0f bytes, want at most 224", per)
 	}
 }
 

@@ -131,3 +131,45 @@ func TestRegistryUserDevices(t *testing.T) {
 		})
 	}
 }
+
+// TestRegistryIDClash: a session whose id hashes to a key another
+// session holds is indexed by id beside it, found, listed, counted and
+// removed like any other.
+func TestRegistryIDClash(t *testing.T) {
+	r := newRegistry()
+	s := newTestSession("c1", "")
+	sh, h := r.connShard(s.id)
+	decoy := newTestSession("decoy", "") // holds the key of "c1" as if its id hashed there
+	sh.conns[h] = decoy
+	r.add(s)
+	if sh.clash[s.id] != s || sh.conns[h] != decoy {
+		t.Fatal("a session whose key is taken must go to clash, leaving the holder")
+	}
+	if got := r.conn("c1"); got != s {
+		t.Errorf("conn c1: got %v, want the clashing session", got)
+	}
+	var all []*session
+	for i := range registryShards {
+		all = r.appendShard(all, i)
+	}
+	if got := ids(all); !slices.Equal(got, []string{"c1", "decoy"}) {
+		t.Errorf("all sessions: got %v, want [c1 decoy]", got)
+	}
+	if c, _, _ := r.counts(); c != 2 {
+		t.Errorf("conns counted: got %d, want 2", c)
+	}
+	r.remove(s)
+	if got := r.conn("c1"); got != nil || sh.conns[h] != decoy || len(sh.clash) != 0 {
+		t.Errorf("after removing c1: conn %v, holder kept %v, %d clashing; want nil, true, 0", got, sh.conns[h] == decoy, len(sh.clash))
+	}
+	// The holder leaves first: the clashing session is still found.
+	r.add(s)
+	delete(sh.conns, h)
+	if got := r.conn("c1"); got != s {
+		t.Errorf("conn c1 after the holder left: got %v, want it", got)
+	}
+	r.remove(s)
+	if c, _, _ := r.counts(); c != 0 {
+		t.Errorf("conns counted after all left: got %d, want 0", c)
+	}
+}

@@ -106,7 +106,7 @@ func (s *Server) dropSlow(sess *session) {
 // this call did; the close is the caller's (dropSlow, or settle after a
 // sync lock).
 func (s *Server) markSlow(sess *session) bool {
-	if sess.slow.CompareAndSwap(false, true) {
+	if !sess.flags.set(flagSlow) {
 		s.ctr.slowConsumers.Add(1)
 		return true
 	}

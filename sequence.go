@@ -135,7 +135,7 @@ func (s *Server) greet(sess *session, from *broker.Position) bool {
 		sess.seq = from.Seq // never above h.Last: a client ahead gets a new epoch
 	}
 	s.sendHello(sess, h.Epoch, max(h.Last, sess.seq))
-	sess.ready.Store(true) // before unlocking: the next push must find it ready
+	sess.flags.set(flagReady) // before unlocking: the next push must find it ready
 	pos := broker.Position{Epoch: h.Epoch, Seq: h.Last}
 	if from != nil {
 		pos = *from
@@ -264,7 +264,7 @@ func resumeLoss(from broker.Position, h broker.History) string {
 // where it is told what is lost.
 func (s *Server) restartLocked(sess *session) {
 	s.ctr.epochRestarts.Add(1)
-	sess.restart.Store(true)
+	sess.flags.set(flagRestart)
 }
 
 // sendSeqLocked queues the sequenced push m on sess unless sess already had
@@ -326,7 +326,7 @@ func (s *Server) deliverSeqLocked(st *syncStripe, p *pusher, sess *session, m *b
 	case syncOff:
 		// Simple form (or closing): no hello to wait for, and reachable
 		// must not take the sync lock this goroutine already holds.
-		if !sess.ready.Load() {
+		if !sess.flags.has(flagReady) {
 			return 0
 		}
 		return p.send(sess)
@@ -385,10 +385,10 @@ func (s *Server) buffer(p *pending, m *broker.Message) {
 // a close decided there. The caller holds no lock.
 func (s *Server) settle(sess *session) {
 	sess.conn.Flush()
-	if sess.slow.Load() {
+	if sess.flags.has(flagSlow) {
 		_ = sess.conn.Close(closeSlowConsumer, "slow consumer") // already closing is fine
 	}
-	if sess.restart.Load() {
+	if sess.flags.has(flagRestart) {
 		_ = sess.conn.Close(closeRestart, "wsgate: the user's sequence restarted; reconnect to resume") // already closing is fine
 	}
 }

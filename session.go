@@ -88,20 +88,45 @@ type session struct {
 	dupTo    uint64      // sequences up to this may arrive live again after a replay; 0 = none
 	acked    uint64      // highest sequence the client acknowledged (executor only)
 	expiry   tokenExpiry // the token's deadline (token.go)
-	ready    atomic.Bool // the hello is queued: pushes may follow it
-	slow     atomic.Bool // closed as a slow consumer (counted once)
-	restart  atomic.Bool // to be closed with 1012: the user's sequence moved to another epoch
+	flags    connFlags   // flagReady, flagSlow, flagRestart
 	sync     syncState   // replaying or live
 	form     form
 	limited  bool // closed for exceeding MessageRate; later messages are dropped
 	resuming bool // the handshake named a position (epoch, seq) to resume from
 }
 
+// connFlags are a session's flags that other goroutines read: each is set
+// once and never cleared. One word for all of them keeps a session in the
+// 144-byte size class.
+type connFlags struct{ v atomic.Uint32 }
+
+const (
+	flagReady   uint32 = 1 << iota // the hello is queued: pushes may follow it
+	flagSlow                       // closed as a slow consumer (counted once)
+	flagRestart                    // to be closed with 1012: the user's sequence moved to another epoch
+)
+
+// has reports whether flag is set.
+func (f *connFlags) has(flag uint32) bool { return f.v.Load()&flag != 0 }
+
+// set sets flag and reports whether it was set already.
+func (f *connFlags) set(flag uint32) bool { return f.v.Or(flag)&flag != 0 }
+
 // connIdentity is what a session keeps of its Identity; the deadline
 // (Identity.Expires) lives in session.expiry.
 type connIdentity struct {
 	UserID string
-	Topics []string // Identity.Topics: nil allows every topic
+	Topics *[]string // Identity.Topics (allowTopics): nil allows every topic
+}
+
+// allowTopics returns what connIdentity keeps of Identity.Topics: nil for
+// nil (every topic allowed, the common case), so that a session without an
+// allow-list does not carry a slice header.
+func allowTopics(topics []string) *[]string {
+	if topics == nil {
+		return nil
+	}
+	return &topics
 }
 
 // refusal is the Value of a connection accepted only to tell a browser
@@ -150,7 +175,7 @@ func (id *connIdentity) mayAccess(topic string) bool {
 	if id.Topics == nil {
 		return true
 	}
-	for _, p := range id.Topics {
+	for _, p := range *id.Topics {
 		if p == topic {
 			return true
 		}
@@ -196,7 +221,7 @@ func sessionOf(c *websocket.Conn) (*session, bool) {
 // onOpen registers a new /ws connection. The engine sends the client its
 // 101 only after onOpen returns, so a client whose handshake has finished
 // can be reached by Push, Presence and Disconnect. Pushes skip a full-form
-// connection until its hello is queued (session.ready), so the hello is
+// connection until its hello is queued (flagReady), so the hello is
 // always the first frame it reads; sequenced connections buffer their
 // user's pushes meanwhile (greet).
 func (s *Server) onOpen(c *websocket.Conn) {
@@ -229,10 +254,10 @@ func (s *Server) onOpen(c *websocket.Conn) {
 		st := s.syncs.stripe(helloKey(sess))
 		st.mu.Lock()
 		s.sendHello(sess, 0, 0)
-		sess.ready.Store(true) // before unlocking: see reachable
+		sess.flags.set(flagReady) // before unlocking: see reachable
 		st.mu.Unlock()
 	default:
-		sess.ready.Store(true)
+		sess.flags.set(flagReady)
 	}
 	s.ctr.accepted.Add(1)
 	s.obs.forms[sess.form].Add(1)
@@ -308,7 +333,7 @@ func helloKey(sess *session) string {
 // that already has its hello is always reachable, and no push ever
 // precedes the hello. The wait is one enqueue long.
 func (s *Server) reachable(sess *session) bool {
-	if sess.ready.Load() {
+	if sess.flags.has(flagReady) {
 		return true
 	}
 	if sess.form == formSimple {
@@ -316,7 +341,7 @@ func (s *Server) reachable(sess *session) bool {
 	}
 	st := s.syncs.stripe(helloKey(sess))
 	st.mu.Lock()
-	ready := sess.ready.Load()
+	ready := sess.flags.has(flagReady)
 	st.mu.Unlock()
 	return ready
 }

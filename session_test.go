@@ -1,6 +1,10 @@
 package wsgate
 
-import "testing"
+import (
+	"testing"
+	"time"
+	"unsafe"
+)
 
 func TestMayAccess(t *testing.T) {
 	tests := []struct {
@@ -19,7 +23,7 @@ func TestMayAccess(t *testing.T) {
 		{[]string{"a", "b*"}, "bee", true},
 	}
 	for _, tt := range tests {
-		id := connIdentity{Topics: tt.topics}
+		id := connIdentity{Topics: allowTopics(tt.topics)}
 		if got := id.mayAccess(tt.topic); got != tt.want {
 			t.Errorf("Topics %q, topic %q: got %v, want %v", tt.topics, tt.topic, got, tt.want)
 		}
@@ -46,5 +50,43 @@ func TestIDsUnique(t *testing.T) {
 				t.Fatalf("id %q: got %d bytes, want at most 16", id, len(id))
 			}
 		}
+	}
+}
+
+// TestTokenExpiryWord: the deadline and the warned flag share one word;
+// setting a deadline clears the flag, warning twice reports the first.
+func TestTokenExpiryWord(t *testing.T) {
+	var e tokenExpiry
+	if e.deadline() != 0 || e.warned() {
+		t.Fatalf("zero value: deadline %d, warned %v; want none", e.deadline(), e.warned())
+	}
+	at := time.Unix(1700000000, 123456789)
+	e.set(at)
+	if got := e.deadline(); got != at.UnixNano()&^1 || at.UnixNano()-got > 1 {
+		t.Errorf("deadline %d, want %d (to the even nanosecond)", got, at.UnixNano())
+	}
+	if e.warn() || !e.warned() || !e.warn() {
+		t.Error("first warn must report none given and leave the flag set; the second must see it")
+	}
+	if got := e.deadline(); got != at.UnixNano()&^1 {
+		t.Errorf("deadline after warning %d, want %d", got, at.UnixNano()&^1)
+	}
+	e.set(at.Add(time.Hour))
+	if e.warned() || e.deadline() != at.Add(time.Hour).UnixNano()&^1 {
+		t.Errorf("after a refresh: warned %v, deadline %d; want a new deadline, not warned", e.warned(), e.deadline())
+	}
+	e.warn()
+	e.set(time.Time{})
+	if e.deadline() != 0 || e.warned() {
+		t.Errorf("after setting no deadline: %d, warned %v; want none", e.deadline(), e.warned())
+	}
+}
+
+// TestSessionSize: the session of every connection stays in the 144-byte
+// size class (it was 176 before the allow-list moved behind a pointer and
+// the token's warned flag into its deadline word).
+func TestSessionSize(t *testing.T) {
+	if n := unsafe.Sizeof(session{}); n > 144 {
+		t.Errorf("session is %d bytes, want at most 144", n)
 	}
 }

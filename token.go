@@ -25,35 +25,42 @@ import (
 const closeTokenExpired = websocket.StatusCode(wire.CloseTokenExpired)
 
 // tokenExpiry is a connection's deadline in Unix nanoseconds (0: none)
-// and whether it was warned about it. The executor writes it on refresh
-// while the heartbeat reads it, hence atomics.
-type tokenExpiry struct {
-	at     atomic.Int64
-	warned atomic.Bool
-}
+// and, in its lowest bit, whether it was warned about it: one word, so
+// that a session stays in its size class (the deadline is kept to the
+// even nanosecond at or before it). The executor writes it on refresh
+// while the heartbeat reads it, hence an atomic.
+type tokenExpiry struct{ v atomic.Int64 }
 
 func (e *tokenExpiry) set(t time.Time) {
-	if t.IsZero() {
-		e.at.Store(0)
-	} else {
-		e.at.Store(t.UnixNano())
+	at := int64(0)
+	if !t.IsZero() {
+		at = t.UnixNano() &^ 1
 	}
-	e.warned.Store(false)
+	e.v.Store(at)
 }
+
+// deadline returns the deadline in Unix nanoseconds, 0 for none.
+func (e *tokenExpiry) deadline() int64 { return e.v.Load() &^ 1 }
+
+// warned reports whether the connection was warned about the deadline.
+func (e *tokenExpiry) warned() bool { return e.v.Load()&1 != 0 }
+
+// warn records the warning and reports whether it had been given already.
+func (e *tokenExpiry) warn() bool { return e.v.Or(1)&1 != 0 }
 
 // checkExpiry warns or closes sess as its token's deadline nears or
 // passes; now is Unix nanoseconds.
 func (s *Server) checkExpiry(sess *session, now int64) {
-	at := sess.expiry.at.Load()
+	at := sess.expiry.deadline()
 	if at == 0 {
 		return
 	}
 	left := time.Duration(at - now)
-	if left <= 0 && (sess.form == formSimple || sess.expiry.warned.Load()) {
+	if left <= 0 && (sess.form == formSimple || sess.expiry.warned()) {
 		_ = sess.conn.Close(closeTokenExpired, "wsgate: token expired: reconnect with a fresh token") // already closing is fine
 		return
 	}
-	if sess.form == formSimple || left > 2*s.cfg.PingInterval || sess.expiry.warned.Swap(true) {
+	if sess.form == formSimple || left > 2*s.cfg.PingInterval || sess.expiry.warn() {
 		return
 	}
 	msg := "wsgate: token expires in " + strconv.FormatInt(int64(max(left, 0).Round(time.Second)/time.Second), 10) +

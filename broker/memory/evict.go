@@ -16,7 +16,7 @@ func (l *userLog) cost() int64 {
 	switch n := l.retained(); {
 	case n > 0:
 		return l.payload + int64(n)*msgOverhead + logOverhead
-	case l.conns == 0 && (l.last > 0 || l.restarted):
+	case !l.here && (l.last > 0 || l.restarted):
 		return logOverhead // a tombstone
 	}
 	return 0
@@ -148,7 +148,7 @@ func (b *Broker) States() int {
 	for i := range b.stripes {
 		st := &b.stripes[i]
 		st.mu.Lock()
-		n += len(st.logs)
+		n += len(st.logs) + len(st.here)
 		st.mu.Unlock()
 	}
 	return n

@@ -41,8 +41,12 @@ type Options struct {
 
 // Broker is the in-memory broker. Create it with New.
 //
-// Each user with state has a userLog in its stripe. A log exists while it
-// retains messages or the user has connections here, so users nobody is
+// A user that has connections here and was never pushed to has only its
+// epoch, in its stripe's here map (a map slot, no object), so that
+// connected users cost little; its first push (or a client restarting its
+// epoch) moves it to a userLog. Every other user with state has a userLog
+// in its stripe. A log exists while it retains messages or the user has
+// connections here, so users nobody is
 // connected as cost nothing once their history is gone: a push that is not
 // kept to a user who is not connected leaves no state behind (the user's
 // next push starts a new epoch). Logs that retain messages are also on a
@@ -68,6 +72,7 @@ type Broker struct {
 
 type stripe struct {
 	mu   sync.Mutex
+	here map[string]uint64 // epochs of connected users without a log; a user is in here or logs, not both
 	logs map[string]*userLog
 	_    [40]byte // keep neighbouring locks off one cache line
 }
@@ -79,7 +84,7 @@ type userLog struct {
 	epoch      uint64
 	last       uint64
 	acked      uint64
-	conns      int
+	here       bool      // the user has connections here
 	msgs       []histMsg // retained, oldest first, from msgs[head]
 	head       int
 	payload    int64 // payload bytes of the retained messages
@@ -119,6 +124,7 @@ func New(opts Options) *Broker {
 	opts.Size = max(opts.Size, 0)
 	b := &Broker{opts: opts, now: opts.Now, seed: maphash.MakeSeed()}
 	for i := range b.stripes {
+		b.stripes[i].here = make(map[string]uint64)
 		b.stripes[i].logs = make(map[string]*userLog)
 	}
 	return b
@@ -157,12 +163,17 @@ func (b *Broker) stripe(user string) *stripe {
 // across restarts of the process, which a counter could not promise.
 func newEpoch() uint64 { return rand.Uint64N(broker.MaxSeq) + 1 }
 
-// logLocked returns user's log, creating it with a new epoch. The caller
+// logLocked returns user's log, creating it with the epoch the user has
+// as a connected user without a log (here), or else a new one. The caller
 // holds st.
 func (st *stripe) logLocked(user string) *userLog {
 	l := st.logs[user]
 	if l == nil {
 		l = &userLog{user: user, epoch: newEpoch()}
+		if epoch, ok := st.here[user]; ok {
+			delete(st.here, user)
+			l.epoch, l.here = epoch, true
+		}
 		st.logs[user] = l
 	}
 	return l
@@ -173,7 +184,7 @@ func (st *stripe) logLocked(user string) *userLog {
 // that was pushed to becomes a tombstone instead, see settle). The caller
 // holds st.
 func (st *stripe) dropIfIdleLocked(l *userLog) {
-	if l.conns == 0 && l.retained() == 0 && l.last == 0 && l.counted == 0 && st.logs[l.user] == l {
+	if !l.here && l.retained() == 0 && l.last == 0 && l.counted == 0 && st.logs[l.user] == l {
 		delete(st.logs, l.user)
 	}
 }
@@ -276,6 +287,9 @@ func (b *Broker) Cursor(_ context.Context, user string) (broker.Position, error)
 	st := b.stripe(user)
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	if epoch, ok := st.here[user]; ok {
+		return broker.Position{Epoch: epoch}, nil
+	}
 	l := st.logLocked(user)
 	b.expire(l)
 	p := broker.Position{Epoch: l.epoch, Seq: l.last}
@@ -299,6 +313,10 @@ func (b *Broker) History(_ context.Context, user string, from broker.Position) (
 	st := b.stripe(user)
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	if epoch, ok := st.here[user]; ok && (from.Epoch != epoch || from.Seq == 0) {
+		// Nothing numbered and nothing to restart: no log needed.
+		return broker.History{Epoch: epoch, Lost: broker.Lost(from, epoch, 0, 0)}, nil
+	}
 	l := st.logLocked(user)
 	b.expire(l)
 	if from.Epoch == l.epoch && from.Seq > l.last {
@@ -338,19 +356,24 @@ func (b *Broker) Ack(user string, at broker.Position) {
 	st.mu.Unlock()
 }
 
-// Present records user's connections here; a user with none and no
-// retained messages is forgotten.
+// Present records whether user has connections here (their number is not
+// needed); a user with none and no retained messages is forgotten.
 func (b *Broker) Present(user string, conns int) {
 	st := b.stripe(user)
 	st.mu.Lock()
 	l := st.logs[user]
 	switch {
+	case conns > 0 && l == nil:
+		if _, ok := st.here[user]; !ok {
+			st.here[user] = newEpoch()
+		}
 	case conns > 0:
-		l = st.logLocked(user)
-		l.conns = conns
+		l.here = true
 		b.settle(l, false, b.now().UnixNano()) // no longer a tombstone
-	case l != nil:
-		l.conns = 0
+	case l == nil:
+		delete(st.here, user)
+	default:
+		l.here = false
 		b.settle(l, false, b.now().UnixNano()) // a tombstone if it was pushed to
 		st.dropIfIdleLocked(l)
 	}
@@ -366,5 +389,5 @@ func (b *Broker) Status(_ context.Context, user string) (broker.UserStatus, erro
 	if l := st.logs[user]; l != nil {
 		return broker.UserStatus{Epoch: l.epoch, Seq: l.last, Acked: l.acked}, nil
 	}
-	return broker.UserStatus{}, nil
+	return broker.UserStatus{Epoch: st.here[user]}, nil // 0 when the user has no state
 }
