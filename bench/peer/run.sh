@@ -125,6 +125,22 @@ centrifugo_config() {
 EOF
 }
 
+# listening_addr LOG: the 127.0.0.1:PORT that the server starting as
+# $SERVER_PID logs it listens on ("listening on …"), waiting up to 10 s;
+# empty if it exits or never says.
+listening_addr() {
+	local i addr
+	for ((i = 0; i < 200; i++)); do
+		addr=$(grep -s -o -m1 'listening on [a-z:/]*127\.0\.0\.1:[0-9]*' "$1" | grep -o '127\.0\.0\.1:[0-9]*' || true)
+		if [[ -n "$addr" ]]; then
+			echo "$addr"
+			return
+		fi
+		kill -0 "$SERVER_PID" 2>/dev/null || return 0
+		sleep 0.05
+	done
+}
+
 # start_server NAME HISTORY [VARIANT]: a fresh server; sets SERVER_PID, WS_URL, API_URL.
 start_server() {
 	local name=$1 history=$2 variant=${3:-} logf="$TMP/$1.$RANDOM.log" addr="" i
@@ -135,23 +151,13 @@ start_server() {
 		"$TMP/wsgate" serve --addr 127.0.0.1:0 --jwt-secret "$SECRET" --api-key "$API_KEY" \
 			--message-rate -1 --handshake-rate -1 --log-level warn "${hist[@]}" >"$logf" 2>&1 &
 		SERVER_PID=$!
-		for ((i = 0; i < 200; i++)); do
-			addr=$(grep -s -o -m1 'listening on [a-z:/]*127\.0\.0\.1:[0-9]*' "$logf" | grep -o '127\.0\.0\.1:[0-9]*' || true)
-			[[ -n "$addr" ]] && break
-			kill -0 "$SERVER_PID" 2>/dev/null || break
-			sleep 0.05
-		done
+		addr=$(listening_addr "$logf")
 		WS_URL=ws://$addr/ws
 		;;
 	floor)
 		"$TMP/httpfloor" --jwt-secret "$SECRET" --api-key "$API_KEY" >"$logf" 2>&1 &
 		SERVER_PID=$!
-		for ((i = 0; i < 200; i++)); do
-			addr=$(grep -s -o -m1 'listening on http://127\.0\.0\.1:[0-9]*' "$logf" | grep -o '127\.0\.0\.1:[0-9]*' || true)
-			[[ -n "$addr" ]] && break
-			kill -0 "$SERVER_PID" 2>/dev/null || break
-			sleep 0.05
-		done
+		addr=$(listening_addr "$logf")
 		WS_URL=ws://$addr/ws
 		;;
 	centrifugo)
