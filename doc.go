@@ -260,10 +260,13 @@
 // pushed to (broker/memory TestPresentMemory), with no goroutine, timer,
 // map or channel per connection — and no goroutine per request, so a
 // burst of requests leaves none behind. Buffers are pooled and held only
-// while a message is being handled or queued. bench/run.sh measures the whole process at about
-// 1.3 KiB of RSS per idle connection (18,000 connections, each after one
-// request): about 480 bytes of live heap, the rest being the garbage
-// net/http leaves per handshake and the runtime's own overhead.
+// while a message is being handled or queued. bench/peer/run.sh measures
+// the whole process at about 1.5 KiB of RSS per idle connection (18,000
+// connections, each with a token and a subscription; bench/run.sh, anonymous
+// ones, about 1.1 KiB): about 0.6 KiB of live heap, the rest being the
+// garbage net/http leaves per handshake, which the collector lets
+// accumulate up to the live heap's size under GOGC=100 (docs/DEPLOYMENT.md,
+// "Memory").
 // Users nobody pushed to recently have no history; a sequenced connection
 // has a push buffer only while it waits for or runs a replay.
 package wsgate
