@@ -184,10 +184,17 @@ type acceptValue [28]byte
 
 // set computes the value for key; a valid key (24 bytes) is hashed
 // without allocating.
-func (a *acceptValue) set(key string) {
+func (a *acceptValue) set(key string) { AppendAcceptKey(a[:0], key) }
+
+// AppendAcceptKey appends to dst the Sec-WebSocket-Accept value that
+// answers the Sec-WebSocket-Key key (RFC 6455 §4.2.2: the base64 of the
+// SHA-1 of the key and the protocol's GUID), without allocating for a
+// valid key when dst has room for the 28 bytes. Accept and Dial do this
+// themselves; it is for programs that answer a handshake by hand.
+func AppendAcceptKey(dst []byte, key string) []byte {
 	var buf [64]byte
 	sum := sha1.Sum(append(append(buf[:0], key...), websocketGUID...))
-	base64.StdEncoding.Encode(a[:], sum[:])
+	return base64.StdEncoding.AppendEncode(dst, sum[:])
 }
 
 // originAllowed applies check, or the same-origin default when check is nil.

@@ -472,3 +472,15 @@ func TestPlainSwitchingProtocols(t *testing.T) {
 		t.Errorf("allocations per 101: got %v, want 1", n)
 	}
 }
+
+// TestAppendAcceptKey: the RFC 6455 §1.3 sample, appended after what dst
+// holds, and without allocating when dst has room.
+func TestAppendAcceptKey(t *testing.T) {
+	if got := string(AppendAcceptKey([]byte("Accept: "), rfcSampleKey)); got != "Accept: "+rfcSampleAccept {
+		t.Errorf("got %q, want %q", got, "Accept: "+rfcSampleAccept)
+	}
+	buf := make([]byte, 0, 28)
+	if n := testing.AllocsPerRun(100, func() { buf = AppendAcceptKey(buf[:0], rfcSampleKey) }); n != 0 && !raceDetectorOn() {
+		t.Errorf("allocations: got %v, want 0", n)
+	}
+}

@@ -32,8 +32,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/sha1"
-	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -249,10 +247,9 @@ func answerUpgrade(c net.Conn) error {
 		return fmt.Errorf("floor: upgrade request: %w", err)
 	}
 	_ = c.SetReadDeadline(time.Time{}) // as above
-	h := sha1.Sum([]byte(req.Header.Get("Sec-WebSocket-Key") + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
-	resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " +
-		base64.StdEncoding.EncodeToString(h[:]) + "\r\n\r\n"
-	if _, err := io.WriteString(c, resp); err != nil {
+	resp := []byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ")
+	resp = append(websocket.AppendAcceptKey(resp, req.Header.Get("Sec-WebSocket-Key")), "\r\n\r\n"...)
+	if _, err := c.Write(resp); err != nil {
 		return fmt.Errorf("floor: upgrade response: %w", err)
 	}
 	return nil

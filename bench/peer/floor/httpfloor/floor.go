@@ -1,9 +1,7 @@
 package main
 
 import (
-	"crypto/sha1"
 	"crypto/subtle"
-	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -20,6 +18,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/sys/unix"
 
+	"github.com/wsgate/wsgate/websocket"
 	"github.com/wsgate/wsgate/wire"
 )
 
@@ -109,8 +108,6 @@ func (f *floor) verify(r *http.Request) (string, error) {
 	}
 	return c.Subject, nil
 }
-
-const websocketGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 // upgrade is the connect floor: check, verify, hijack, one write of the
 // 101 and the hello, then the connection is the reactor's.
@@ -301,10 +298,8 @@ func (f *floor) serve(p *peer, op byte, payload []byte) bool {
 
 // appendResponse appends the 101 that accepts key with the full form.
 func appendResponse(b []byte, key string) []byte {
-	var kb [64]byte
-	sum := sha1.Sum(append(append(kb[:0], key...), websocketGUID...))
 	b = append(b, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Protocol: "+wire.Subprotocol+"\r\nSec-WebSocket-Accept: "...)
-	b = base64.StdEncoding.AppendEncode(b, sum[:])
+	b = websocket.AppendAcceptKey(b, key)
 	return append(b, "\r\n\r\n"...)
 }
 
