@@ -119,12 +119,13 @@ type Config struct {
 	// connection with 4002.
 	MessageRate float64
 	// HandshakeRate is the upgrade rate allowed per client IP (for IPv6,
-	// per /64), per second, with a burst of twice the rate. 0 means the default 500; negative
-	// disables it. Exceeding it gets HTTP 429 with Retry-After. The default
-	// brings 18,000 clients behind one NAT back within about a minute after
-	// their node restarts, and keeps one address from sending more than 500
-	// handshakes a second on to Authenticate, OnConnect and the Broker
-	// (docs/DEPLOYMENT.md, "Handshake rate").
+	// per /64), per second, with a burst of twice the rate. 0 means the
+	// default 500; negative disables it. Exceeding it gets HTTP 429 with
+	// Retry-After. The default brings 18,000 clients behind one NAT back
+	// within about a minute after their node restarts, and keeps one
+	// address from sending more than 500 handshakes a second on to
+	// Authenticate, OnConnect and the Broker (docs/DEPLOYMENT.md,
+	// "Handshake rate").
 	HandshakeRate float64
 
 	// Broker numbers, keeps and carries pushes, and shares them, per-user
