@@ -3,8 +3,12 @@ package wsgate_test
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"net/http"
 	"runtime"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/wsgate/wsgate"
 	"github.com/wsgate/wsgate/internal/gatewaytest"
@@ -126,5 +130,80 @@ func TestParallelTopicPush(t *testing.T) {
 	}
 	if got := ts.Stats().Pushes - pushesBefore; got != 3 {
 		t.Errorf("Stats.Pushes: got %d more, want 3", got)
+	}
+}
+
+// TestBroadcastsCrossUserPushes: split broadcasts (whose writes go to the
+// kernel in batches, holding their connections' write locks until each
+// batch is sent), sequenced pushes to the same users (which write under
+// their user's sync lock) and users connecting at the same moment (whose
+// sessions a broadcast finds not yet ready) neither deadlock nor reorder:
+// every connection gets every broadcast and its user's pushes in order.
+func TestBroadcastsCrossUserPushes(t *testing.T) {
+	leakcheck.Check(t)
+	if runtime.GOMAXPROCS(0) < 4 {
+		prev := runtime.GOMAXPROCS(4)
+		t.Cleanup(func() { runtime.GOMAXPROCS(prev) })
+	}
+	cfg := userAuth()
+	cfg.HandshakeRate = -1
+	ts := startServer(t, cfg)
+	const users, each, broadcasts, userPushes = 8, 4, 40, 20
+	var conns []*websocket.Conn
+	for u := range users {
+		for range each {
+			conns = append(conns, as(t, ts, fmt.Sprintf("u%d", u), wire.Subprotocol))
+		}
+	}
+	wsgate.AddOpenConns(ts.Server, wsgate.ParallelFanoutMin)
+	defer wsgate.AddOpenConns(ts.Server, -wsgate.ParallelFanoutMin)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := range broadcasts {
+			if _, err := ts.Push(context.Background(), wsgate.Target{All: true}, 140, fmt.Appendf(nil, "all %d", i)); err != nil {
+				t.Errorf("broadcast %d: %v", i, err)
+			}
+		}
+	})
+	wg.Go(func() {
+		for i := range userPushes {
+			for u := range users {
+				if _, err := ts.Push(context.Background(), wsgate.Target{User: fmt.Sprintf("u%d", u)}, 141, fmt.Appendf(nil, "user %d", i)); err != nil {
+					t.Errorf("push %d to u%d: %v", i, u, err)
+				}
+			}
+		}
+	})
+	wg.Go(func() {
+		for i := range 2 * users {
+			c, err := dialErr(t, ts.wsURL("/ws"), &websocket.DialOptions{
+				Header: http.Header{"X-User": {fmt.Sprintf("u%d", i%users)}}, Subprotocols: []string{wire.Subprotocol}})
+			if err != nil {
+				t.Errorf("dial: %v", err)
+				continue
+			}
+			_ = c.CloseNow()
+		}
+	})
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("broadcasts and user pushes did not finish: deadlock")
+	}
+	for i, c := range conns {
+		nextAll, nextUser := 0, 0
+		for nextAll < broadcasts || nextUser < userPushes {
+			f := readFrame(t, c)
+			switch got := string(f.Payload); {
+			case f.Action == 140 && got == fmt.Sprintf("all %d", nextAll):
+				nextAll++
+			case f.Action == 141 && got == fmt.Sprintf("user %d", nextUser):
+				nextUser++
+			default:
+				t.Fatalf("conn %d: got push %d %q, want broadcast %d or user push %d", i, f.Action, got, nextAll, nextUser)
+			}
+		}
 	}
 }

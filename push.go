@@ -154,8 +154,10 @@ type pusher struct {
 	s       *Server
 	action  wire.Action
 	payload []byte
-	seq     uint64 // the full forms' sequence number; 0 = unsequenced
-	queue   bool   // only queue (under a sync lock): the caller settles each connection
+	seq     uint64          // the full forms' sequence number; 0 = unsequenced
+	queue   bool            // only queue (under a sync lock): the caller settles each connection
+	batch   websocket.Batch // deliverAll's writes; unused for one connection
+	batched bool            // send through batch (deliverAll)
 	frames  [numForms]*websocket.PreparedMessage
 	framed  bool
 	err     error // framing error; stops the push
@@ -275,18 +277,29 @@ func (p *pusher) broadcastPart(ctx context.Context, part, parts int) (int, error
 	return n, nil
 }
 
+// deliverAll delivers to every session of list, and returns to how many.
+// The writes go to the kernel in batches (websocket.Batch): a write the
+// kernel then refuses is not counted, as a refused WritePrepared is not.
 func (p *pusher) deliverAll(list []*session) int {
+	p.batched = true
 	n := 0
 	for _, sess := range list {
 		n += p.deliver(sess)
 	}
-	return n
+	p.batched = false
+	return n - p.batch.Send()
 }
 
 // deliver queues the push on one connection and returns 1 if it was queued.
 func (p *pusher) deliver(sess *session) int {
-	if !p.s.reachable(sess) {
-		return 0 // registered a moment ago; the client has no hello yet, so it is not connected to its eyes
+	if !sess.flags.has(flagReady) {
+		// reachable may wait for a sync lock whose holder is waiting to
+		// write to a connection whose write lock the batch holds.
+		n := -p.batch.Send()
+		if !p.s.reachable(sess) {
+			return n // registered a moment ago; the client has no hello yet, so it is not connected to its eyes
+		}
+		return n + p.send(sess)
 	}
 	return p.send(sess)
 }
@@ -298,9 +311,12 @@ func (p *pusher) send(sess *session) int {
 		return 0
 	}
 	var err error
-	if p.queue {
+	switch {
+	case p.queue:
 		err = sess.conn.Enqueue(pm)
-	} else {
+	case p.batched:
+		err = p.batch.WritePrepared(sess.conn, pm)
+	default:
 		err = sess.conn.WritePrepared(pm)
 	}
 	switch {

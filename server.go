@@ -124,6 +124,7 @@ func (s *Server) wsEngineConfig() websocket.Config {
 		IdleCloseCode:      websocket.StatusCode(wire.CloseIdleTimeout),
 		IdleCloseReason:    "idle timeout",
 		Logger:             s.cfg.Logger, // recovered callback panics, with their stack
+		DisableIOURing:     s.cfg.DisableIOURing,
 
 		Compression:                s.cfg.Compression,
 		CompressionContextTakeover: s.cfg.CompressionContextTakeover,

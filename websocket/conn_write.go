@@ -87,21 +87,32 @@ func (c *Conn) WritePrepared(pm *PreparedMessage) error {
 }
 
 func (c *Conn) writePreparedLocked(pm *PreparedMessage) error {
-	if err := c.dataWritableLocked(); err != nil {
+	frame, err := c.sharedFrameLocked(pm)
+	if frame == nil {
 		return err
 	}
+	return c.transmitLocked(nil, frame, nil, true)
+}
+
+// sharedFrameLocked makes the checks of a prepared write and returns the
+// shared frame bytes to send to c. It returns nil when a check failed
+// (err), or when c frames the message itself, which it has then sent.
+func (c *Conn) sharedFrameLocked(pm *PreparedMessage) ([]byte, error) {
+	if err := c.dataWritableLocked(); err != nil {
+		return nil, err
+	}
 	if c.eng.client || c.ownDeflater() != nil || c.smallWindow() {
-		return c.sendDataLocked(opcode(pm.typ), pm.data)
+		return nil, c.sendDataLocked(opcode(pm.typ), pm.data)
 	}
 	compressed := c.deflateParams() != nil && len(pm.data) >= c.eng.cfg.CompressionThreshold
 	frame, err := pm.frame(compressed)
 	if err != nil {
-		return fmt.Errorf("websocket: prepare frame: %w", err)
+		return nil, fmt.Errorf("websocket: prepare frame: %w", err)
 	}
 	if c.queueFullLocked(len(frame)) {
-		return ErrWriteQueueFull
+		return nil, ErrWriteQueueFull
 	}
-	return c.transmitLocked(nil, frame, nil, true)
+	return frame, nil
 }
 
 // Ping sends a ping, to keep intermediaries from timing the connection
@@ -252,7 +263,7 @@ func (c *Conn) sendFrameFinLocked(op opcode, fin, rsv1 bool, payload []byte, con
 // bytes belong to the caller and are copied.
 func (c *Conn) transmitLocked(hdr, body []byte, pooled *[]byte, shared bool) error {
 	c.noteWriteLocked()
-	if c.poller != nil && c.queuedLocked() == 0 && c.wflags&(wfCorked|wfHeld|wfDeferred) == 0 {
+	if c.directLocked() {
 		n, err := c.writeDirect(hdr, body)
 		if err != nil {
 			if pooled != nil {
@@ -291,6 +302,13 @@ func (c *Conn) transmitLocked(hdr, body []byte, pooled *[]byte, shared bool) err
 	}
 	c.kickLocked()
 	return nil
+}
+
+// directLocked reports whether a write may go straight to the socket: in
+// reactor mode, with nothing queued before it, and neither corked, held
+// for the 101 nor deferred by Enqueue.
+func (c *Conn) directLocked() bool {
+	return c.poller != nil && c.queuedLocked() == 0 && c.wflags&(wfCorked|wfHeld|wfDeferred) == 0
 }
 
 // copyChunk is queued output holding a pooled copy of b.

@@ -91,6 +91,13 @@ type Config struct {
 	// Pollers is the number of reactor epoll goroutines. Default
 	// GOMAXPROCS.
 	Pollers int
+	// DisableIOURing makes a Batch write to each connection with its own
+	// write(2), as Conn.WritePrepared does, instead of handing the kernel
+	// up to 128 writes in one io_uring submission. A Batch uses io_uring
+	// only where it is there and works (Linux, not disabled by the
+	// kernel.io_uring_disabled sysctl or a seccomp profile, such as
+	// Docker's default one), checked once per process. Default false.
+	DisableIOURing bool
 	// Logger receives the engine's rare events worth a log line: a
 	// recovered callback panic, with its value and stack (level Error).
 	// nil discards them.

@@ -23,6 +23,7 @@ import (
 	"github.com/wsgate/wsgate/internal/backend"
 	"github.com/wsgate/wsgate/internal/config"
 	"github.com/wsgate/wsgate/internal/web"
+	"github.com/wsgate/wsgate/websocket"
 )
 
 // demoTokenTTL is how long the token printed in first-run mode is valid.
@@ -111,7 +112,11 @@ func serve(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) er
 	ms.printBanner(&banner)
 	printAdminBanner(&banner, cfg, ln.Addr())
 	_, _ = stdout.Write(banner.Bytes()) // a closed stdout does not stop the gateway
-	logger.Info("serving", "addr", ln.Addr().String())
+	fanoutWrites := "write(2) per connection"
+	if websocket.IOURingUsable() && !cfg.Server.DisableIOURing {
+		fanoutWrites = "io_uring batches"
+	}
+	logger.Info("serving", "addr", ln.Addr().String(), "fanout_writes", fanoutWrites)
 	if err := srv.Serve(ctx, ln); err != nil {
 		return err
 	}

@@ -199,7 +199,7 @@ func TestEveryServerSettingHasAFlag(t *testing.T) {
 		"--max-conns", "1", "--max-conns-per-user", "1", "--max-message-size", "1", "--echo-max-message-size", "1", "--no-echo",
 		"--ping-interval", "1s", "--idle-timeout", "1s", "--send-queue-messages", "1", "--send-queue-bytes", "1",
 		"--max-handlers", "1", "--handler-timeout", "1s", "--message-rate", "1", "--handshake-rate", "1",
-		"--shutdown-timeout", "1s", "--drain-period", "1s", "--mode", "blocking", "--trusted-proxies", "127.0.0.1,10.0.0.0/8",
+		"--shutdown-timeout", "1s", "--drain-period", "1s", "--mode", "blocking", "--no-io-uring", "--trusted-proxies", "127.0.0.1,10.0.0.0/8",
 		"--history-size", "1", "--history-bytes", "1", "--history-ttl", "1s", "--history-memory", "1",
 		"--count-actions", "110,111",
 		"--read-header-timeout", "1s", "--read-timeout", "1s", "--http-idle-timeout", "1s", "--max-header-bytes", "1",

@@ -48,6 +48,7 @@ var sample = []struct{ flag, arg, toml string }{
 	{"history-ttl", "1h", `"1h"`},
 	{"history-memory", "1MiB", `"1MiB"`},
 	{"mode", "blocking", `"blocking"`},
+	{"no-io-uring", "true", `true`},
 	{"shutdown-timeout", "4s", `"4s"`},
 	{"drain-period", "6s", `"6s"`},
 	{"log-level", "debug", `"debug"`},

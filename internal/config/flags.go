@@ -55,6 +55,7 @@ func (c *Config) register(fs *flag.FlagSet) *optionalBool {
 	fs.DurationVar(&s.HistoryTTL, "history-ttl", 0, "how long a push is kept for resuming clients (0: 24h)")
 	fs.Var((*byteSize)(&s.HistoryMemory), "history-memory", "memory for the history of all users; the least recently pushed lose theirs first (0: 128MiB)")
 	fs.Var((*modeValue)(&s.Mode), "mode", "I/O `mode`: auto (epoll reactor on Linux), reactor or blocking (goroutine per connection)")
+	fs.BoolVar(&s.DisableIOURing, "no-io-uring", false, "write pushes to many connections with one write(2) each instead of io_uring batches (io_uring is skipped anyway where the kernel or a seccomp profile refuses it)")
 	fs.BoolVar(&s.Compression, "compression", false, "negotiate permessage-deflate on /ws and /echo with clients that offer it: messages of 128 bytes or more are compressed, each on its own (CPU per message, no memory while idle)")
 	fs.BoolVar(&s.CompressionContextTakeover, "compression-context-takeover", false, "with --compression, keep each connection's compression window between messages: better ratios, but about 1.2MB per connection that sent a compressed message (see docs/DEPLOYMENT.md)")
 
