@@ -185,7 +185,7 @@ type Config struct {
 	Mode websocket.Mode
 	// DisableIOURing makes pushes to many connections (topics, broadcasts)
 	// write to each with its own write(2) instead of handing the kernel
-	// up to 128 writes per io_uring submission. io_uring is used only where
+	// up to 64 writes per io_uring submission. io_uring is used only where
 	// it is there and works (Linux; not disabled by the
 	// kernel.io_uring_disabled sysctl or a seccomp profile such as
 	// Docker's default one, in which case the writes fall back by

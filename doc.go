@@ -92,7 +92,7 @@
 // shared by every recipient: a broadcast costs a few allocations however
 // many connections it reaches, and none per recipient. Nearly all of a
 // broadcast's time is the kernel's, writing to each connection: the
-// writes go to the kernel 128 at a time in one io_uring submission where
+// writes go to the kernel 64 at a time in one io_uring submission where
 // Linux allows it (websocket.Batch; Config.DisableIOURing), which saves
 // the cost of entering the kernel once per recipient, and with 1,024 or
 // more connections open the broadcast is spread over up to GOMAXPROCS

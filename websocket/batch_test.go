@@ -53,7 +53,7 @@ func prepared(t testing.TB, s string) *websocket.PreparedMessage {
 // peer once and in order.
 func TestBatchDelivers(t *testing.T) {
 	batchEachWay(t, func(t *testing.T, cfg websocket.Config) {
-		const n = 300 // more than one batch of 128
+		const n = 300 // several batches of 64
 		servers, clients := batchFixture(t, cfg, n)
 		var b websocket.Batch
 		for round := range 3 {

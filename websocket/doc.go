@@ -101,7 +101,7 @@
 // the caller decides whether to drop the message or the connection.
 // Write(ctx) waits for room instead. Read and NextReader are for
 // pull-mode connections only. A Batch writes one PreparedMessage to many
-// reactor-mode connections with one system call per 128 of them
+// reactor-mode connections with one system call per 64 of them
 // (io_uring, where Linux allows it), for broadcasts.
 //
 // A panic in a callback is recovered, as net/http recovers a handler's, and

@@ -93,7 +93,7 @@ type Config struct {
 	Pollers int
 	// DisableIOURing makes a Batch write to each connection with its own
 	// write(2), as Conn.WritePrepared does, instead of handing the kernel
-	// up to 128 writes in one io_uring submission. A Batch uses io_uring
+	// up to 64 writes in one io_uring submission. A Batch uses io_uring
 	// only where it is there and works (Linux, not disabled by the
 	// kernel.io_uring_disabled sysctl or a seccomp profile, such as
 	// Docker's default one), checked once per process. Default false.

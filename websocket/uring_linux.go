@@ -165,7 +165,7 @@ func (r *uring) send(entries []batchEntry) []sendResult {
 			// kernel does not do. Wait for them.
 			wait, flags = n-answered, uringEnterGetEvents
 		}
-		m, _, e := unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(toSubmit), uintptr(wait), flags, 0, 0)
+		m, e := uringEnter(r.fd, toSubmit, wait, flags)
 		switch {
 		case e == unix.EINTR:
 		case e != 0 && toSubmit > 0:
@@ -194,6 +194,21 @@ func (r *uring) send(entries []batchEntry) []sendResult {
 	}
 	runtime.KeepAlive(entries) // the kernel read the frames through raw addresses
 	return res
+}
+
+// uringEnter is io_uring_enter. A submission that waits for nothing
+// skips the Go scheduler's syscall bookkeeping, as writeFD does: it never
+// blocks (every send is MSG_DONTWAIT), and a batch takes long enough
+// (tens to hundreds of microseconds) that sysmon would otherwise hand
+// the goroutine's P to another thread during every batch, and the
+// goroutine would wait for one afterwards, behind whatever runs.
+func uringEnter(fd int, toSubmit, wait uint32, flags uintptr) (uintptr, unix.Errno) {
+	if wait == 0 {
+		m, _, e := unix.RawSyscall6(unix.SYS_IO_URING_ENTER, uintptr(fd), uintptr(toSubmit), 0, flags, 0, 0)
+		return m, e
+	}
+	m, _, e := unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(fd), uintptr(toSubmit), uintptr(wait), flags, 0, 0)
+	return m, e
 }
 
 // reap collects the completions waiting in the ring into res.
@@ -332,7 +347,7 @@ func probeSend(r *uring) bool {
 			msgFlags: unix.MSG_DONTWAIT | unix.MSG_NOSIGNAL, userData: uint64(i)}
 	}
 	atomic.StoreUint32(r.sqTail, tail+2)
-	m, _, e := unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), 2, 0, 0, 0, 0)
+	m, e := uringEnter(r.fd, 2, 0, 0)
 	var res [2]sendResult
 	got := r.reap(res[:])
 	runtime.KeepAlive(chunk)
