@@ -147,3 +147,46 @@ func TestBatchRetiredRing(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchPoolExhausted: with every ring of the pool in use, a Batch
+// writes with write(2) instead of waiting for one, and the pool makes no
+// more rings than its bound.
+func TestBatchPoolExhausted(t *testing.T) {
+	putRing(needRing(t))
+	var held []*uring
+	for r := getRing(); r != nil; r = getRing() {
+		held = append(held, r)
+	}
+	defer func() {
+		for _, r := range held {
+			putRing(r)
+		}
+	}()
+	if len(held) > uringPool.maxRings {
+		t.Fatalf("the pool handed out %d rings, bound %d", len(held), uringPool.maxRings)
+	}
+	conns, peers := rawPeers(t, Config{Mode: ModeReactor}, 2)
+	pm, err := NewPreparedMessage(BinaryMessage, []byte("no ring"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b Batch
+	for _, c := range conns {
+		if err := b.WritePrepared(c, pm); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b.ring != nil {
+		t.Fatal("the batch got a ring from an exhausted pool")
+	}
+	if failed := b.Send(); failed != 0 {
+		t.Fatalf("%d refused", failed)
+	}
+	want := append([]byte{0x82, byte(len("no ring"))}, "no ring"...)
+	for i, p := range peers {
+		got := make([]byte, len(want))
+		if _, err := io.ReadFull(p, got); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("peer %d: got % x, %v; want % x", i, got, err, want)
+		}
+	}
+}
