@@ -14,11 +14,11 @@ import (
 func TestSessionMemory(t *testing.T) {
 	const n = 20000
 	users := make([]string, n) // identities arrive from Authenticate; their strings count
-	r := newRegistry()
 	g, err := newIDGenerator()
 	if err != nil {
 		t.Fatal(err)
 	}
+	r := newRegistry(g)
 	sessions := make([]*session, 0, n)
 	before := heapBytes()
 	for i := range n {

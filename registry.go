@@ -20,6 +20,7 @@ const maxPooledSnapshot = 1 << 16
 // Readers snapshot the sessions they need into a pooled slice, unlock, and
 // only then write to connections: no I/O and no user code runs under a lock.
 type registry struct {
+	ids       *idGenerator // parses the ids looked up (conn)
 	seed      maphash.Seed
 	shards    [registryShards]regShard
 	snapshots sync.Pool // *[]*session
@@ -27,19 +28,17 @@ type registry struct {
 
 type regShard struct {
 	mu sync.Mutex
-	// conns holds the sessions by the hash of their id (the hash that
-	// picked the shard; a uint64 key costs a third less than a string
-	// key); the rare session whose id's hash is taken by another one goes
-	// to clash, by id.
+	// conns holds the sessions by their id's counter (session.id), which
+	// also picks the shard: a uint64 key costs a third less than a string
+	// key, and needs no string kept per session.
 	conns  map[uint64]*session
-	clash  map[string]*session // nil until needed
 	users  map[string]*session // a user's devices, linked through session.next; usually a handful
 	topics map[string]map[*session]struct{}
 	_      [64]byte // keep neighbouring shard locks off one cache line
 }
 
-func newRegistry() *registry {
-	r := &registry{seed: maphash.MakeSeed()}
+func newRegistry(ids *idGenerator) *registry {
+	r := &registry{ids: ids, seed: maphash.MakeSeed()}
 	for i := range r.shards {
 		sh := &r.shards[i]
 		sh.conns = make(map[uint64]*session)
@@ -53,25 +52,18 @@ func (r *registry) shard(key string) *regShard {
 	return &r.shards[maphash.String(r.seed, key)%registryShards]
 }
 
-// connShard returns the shard of connection id and its key there.
-func (r *registry) connShard(id string) (*regShard, uint64) {
-	h := maphash.String(r.seed, id)
-	return &r.shards[h%registryShards], h
+// connShard returns the shard of the connection whose id has counter n.
+// Counters are consecutive, so they spread evenly.
+func (r *registry) connShard(n uint64) *regShard {
+	return &r.shards[n%registryShards]
 }
 
 // add indexes s by id and user and returns how many sessions its user now
 // has (0 for an anonymous session). Topics are added later by subscribe.
 func (r *registry) add(s *session) int {
-	sh, h := r.connShard(s.id)
+	sh := r.connShard(s.id)
 	sh.mu.Lock()
-	if sh.conns[h] == nil {
-		sh.conns[h] = s
-	} else {
-		if sh.clash == nil {
-			sh.clash = make(map[string]*session)
-		}
-		sh.clash[s.id] = s
-	}
+	sh.conns[s.id] = s
 	sh.mu.Unlock()
 	user := s.identity.UserID
 	if user == "" {
@@ -92,13 +84,9 @@ func (r *registry) remove(s *session) int {
 	for _, t := range s.topics {
 		r.unsubscribe(s, t)
 	}
-	sh, h := r.connShard(s.id)
+	sh := r.connShard(s.id)
 	sh.mu.Lock()
-	if sh.conns[h] == s {
-		delete(sh.conns, h)
-	} else {
-		delete(sh.clash, s.id)
-	}
+	delete(sh.conns, s.id)
 	sh.mu.Unlock()
 	user := s.identity.UserID
 	if user == "" {
@@ -171,14 +159,16 @@ func (r *registry) unsubscribe(s *session, topic string) {
 	sh.mu.Unlock()
 }
 
-// conn returns the session with id, or nil.
+// conn returns the session with id, or nil: also for any text that is not
+// exactly an id this server issued (idGenerator.parse).
 func (r *registry) conn(id string) *session {
-	sh, h := r.connShard(id)
-	sh.mu.Lock()
-	s := sh.conns[h]
-	if s == nil || s.id != id {
-		s = sh.clash[id]
+	n := r.ids.parse(id)
+	if n == 0 {
+		return nil
 	}
+	sh := r.connShard(n)
+	sh.mu.Lock()
+	s := sh.conns[n]
 	sh.mu.Unlock()
 	return s
 }
@@ -214,15 +204,12 @@ func (r *registry) appendTopic(dst []*session, topic string) []*session {
 	return dst
 }
 
-// appendShard appends every session whose id hashes to shard i; walking all
+// appendShard appends every session whose id falls in shard i; walking all
 // shards visits every session once.
 func (r *registry) appendShard(dst []*session, i int) []*session {
 	sh := &r.shards[i]
 	sh.mu.Lock()
 	for _, s := range sh.conns {
-		dst = append(dst, s)
-	}
-	for _, s := range sh.clash {
 		dst = append(dst, s)
 	}
 	sh.mu.Unlock()
@@ -234,7 +221,7 @@ func (r *registry) counts() (conns, users, topics int) {
 	for i := range r.shards {
 		sh := &r.shards[i]
 		sh.mu.Lock()
-		conns += len(sh.conns) + len(sh.clash)
+		conns += len(sh.conns)
 		users += len(sh.users)
 		topics += len(sh.topics)
 		sh.mu.Unlock()
