@@ -31,10 +31,16 @@ type regShard struct {
 	// conns holds the sessions by their id's counter (session.id), which
 	// also picks the shard: a uint64 key costs a third less than a string
 	// key, and needs no string kept per session.
-	conns  map[uint64]*session
-	users  map[string]*session // a user's devices, linked through session.next; usually a handful
-	topics map[string]map[*session]struct{}
-	_      [64]byte // keep neighbouring shard locks off one cache line
+	conns map[uint64]*session
+	// users holds each user's devices (a list linked through
+	// session.next, usually a handful) by the hash of the user id (the
+	// hash that picked the shard; a uint64 key costs a third less than a
+	// string key); a user whose hash another user's list holds goes to
+	// userClash, by id (userHead, setUserHead).
+	users     map[uint64]*session
+	userClash map[string]*session // nil until needed
+	topics    map[string]map[*session]struct{}
+	_         [64]byte // keep neighbouring shard locks off one cache line
 }
 
 func newRegistry(ids *idGenerator) *registry {
@@ -42,7 +48,7 @@ func newRegistry(ids *idGenerator) *registry {
 	for i := range r.shards {
 		sh := &r.shards[i]
 		sh.conns = make(map[uint64]*session)
-		sh.users = make(map[string]*session)
+		sh.users = make(map[uint64]*session)
 		sh.topics = make(map[string]map[*session]struct{})
 	}
 	return r
@@ -50,6 +56,45 @@ func newRegistry(ids *idGenerator) *registry {
 
 func (r *registry) shard(key string) *regShard {
 	return &r.shards[maphash.String(r.seed, key)%registryShards]
+}
+
+// userShard returns the shard of user and the hash that keys it there.
+func (r *registry) userShard(user string) (*regShard, uint64) {
+	h := maphash.String(r.seed, user)
+	return &r.shards[h%registryShards], h
+}
+
+// userHead returns the first session of user (hash h), or nil. The caller
+// holds the shard's lock.
+func (sh *regShard) userHead(h uint64, user string) *session {
+	if p := sh.users[h]; p != nil && p.identity.UserID == user {
+		return p
+	}
+	return sh.userClash[user]
+}
+
+// setUserHead makes head the first session of user (hash h); nil forgets
+// the user. A user's list is under its hash unless another user's list
+// holds the hash; then it is in userClash, and moves back to its hash
+// once that is free. The caller holds the shard's lock.
+func (sh *regShard) setUserHead(h uint64, user string, head *session) {
+	if p := sh.users[h]; p == nil || p.identity.UserID == user {
+		delete(sh.userClash, user) // when it moves back from there
+		if head == nil {
+			delete(sh.users, h)
+		} else {
+			sh.users[h] = head
+		}
+		return
+	}
+	switch {
+	case head == nil:
+		delete(sh.userClash, user)
+	case sh.userClash == nil:
+		sh.userClash = map[string]*session{user: head}
+	default:
+		sh.userClash[user] = head
+	}
 }
 
 // connShard returns the shard of the connection whose id has counter n.
@@ -69,10 +114,10 @@ func (r *registry) add(s *session) int {
 	if user == "" {
 		return 0
 	}
-	sh = r.shard(user)
+	sh, h := r.userShard(user)
 	sh.mu.Lock()
-	s.next = sh.users[user]
-	sh.users[user] = s
+	s.next = sh.userHead(h, user)
+	sh.setUserHead(h, user, s)
 	n := devices(s)
 	sh.mu.Unlock()
 	return n
@@ -92,14 +137,10 @@ func (r *registry) remove(s *session) int {
 	if user == "" {
 		return -1
 	}
-	sh = r.shard(user)
+	sh, h := r.userShard(user)
 	sh.mu.Lock()
-	head := unlink(sh.users[user], s)
-	if head == nil {
-		delete(sh.users, user)
-	} else {
-		sh.users[user] = head
-	}
+	head := unlink(sh.userHead(h, user), s)
+	sh.setUserHead(h, user, head)
 	n := devices(head)
 	sh.mu.Unlock()
 	return n
@@ -175,9 +216,9 @@ func (r *registry) conn(id string) *session {
 
 // appendUser appends user's sessions to dst.
 func (r *registry) appendUser(dst []*session, user string) []*session {
-	sh := r.shard(user)
+	sh, h := r.userShard(user)
 	sh.mu.Lock()
-	for p := sh.users[user]; p != nil; p = p.next {
+	for p := sh.userHead(h, user); p != nil; p = p.next {
 		dst = append(dst, p)
 	}
 	sh.mu.Unlock()
@@ -186,9 +227,9 @@ func (r *registry) appendUser(dst []*session, user string) []*session {
 
 // userCount returns how many sessions user has open.
 func (r *registry) userCount(user string) int {
-	sh := r.shard(user)
+	sh, h := r.userShard(user)
 	sh.mu.Lock()
-	n := devices(sh.users[user])
+	n := devices(sh.userHead(h, user))
 	sh.mu.Unlock()
 	return n
 }
@@ -222,7 +263,7 @@ func (r *registry) counts() (conns, users, topics int) {
 		sh := &r.shards[i]
 		sh.mu.Lock()
 		conns += len(sh.conns)
-		users += len(sh.users)
+		users += len(sh.users) + len(sh.userClash)
 		topics += len(sh.topics)
 		sh.mu.Unlock()
 	}

@@ -174,3 +174,62 @@ func TestRegistryConnLookup(t *testing.T) {
 		t.Errorf("conns counted after remove: got %d, want 0", c)
 	}
 }
+
+// TestRegistryUserClash: a user whose hash another user's list holds is
+// kept by id beside it, found, counted and removed like any other, and
+// moves back under its hash once that is free.
+func TestRegistryUserClash(t *testing.T) {
+	r := newRegistry(testIDs)
+	sh, h := r.userShard("carol")
+	decoy := newTestSession("decoy", "dave") // holds carol's hash as if dave's id hashed there
+	sh.users[h] = decoy
+	c1, c2, c3 := newTestSession("c1", "carol"), newTestSession("c2", "carol"), newTestSession("c3", "carol")
+	if n := r.add(c1); n != 1 {
+		t.Fatalf("add c1: got %d devices, want 1", n)
+	}
+	if n := r.add(c2); n != 2 {
+		t.Fatalf("add c2: got %d devices, want 2", n)
+	}
+	if sh.users[h] != decoy || sh.userClash["carol"] == nil {
+		t.Fatal("a user whose hash is taken must go to userClash, leaving the holder")
+	}
+	if got := ids(r.appendUser(nil, "carol")); !slices.Equal(got, []string{"c1", "c2"}) {
+		t.Errorf("carol's sessions: got %v, want [c1 c2]", got)
+	}
+	if got := r.userCount("carol"); got != 2 {
+		t.Errorf("carol's count: got %d, want 2", got)
+	}
+	if _, users, _ := r.counts(); users != 2 {
+		t.Errorf("users counted: got %d, want 2 (dave and carol)", users)
+	}
+	if n := r.remove(c1); n != 1 {
+		t.Errorf("remove c1: got %d devices left, want 1", n)
+	}
+	// The holder leaves: carol is still found, and her next device moves
+	// her list back under her hash.
+	delete(sh.users, h)
+	if got := ids(r.appendUser(nil, "carol")); !slices.Equal(got, []string{"c2"}) {
+		t.Errorf("carol's sessions after the holder left: got %v, want [c2]", got)
+	}
+	if n := r.add(c3); n != 2 {
+		t.Errorf("add c3: got %d devices, want 2", n)
+	}
+	if sh.users[h] != c3 || len(sh.userClash) != 0 {
+		t.Errorf("after add c3: head under the hash %v, %d in userClash; want c3, 0", ids([]*session{sh.users[h]}), len(sh.userClash))
+	}
+	if got := ids(r.appendUser(nil, "carol")); !slices.Equal(got, []string{"c2", "c3"}) {
+		t.Errorf("carol's sessions: got %v, want [c2 c3]", got)
+	}
+	r.remove(c2)
+	r.remove(c3)
+	if _, users, _ := r.counts(); users != 0 || len(sh.userClash) != 0 {
+		t.Errorf("after all left: %d users, %d in userClash; want 0, 0", users, len(sh.userClash))
+	}
+	// A clashing user whose last device leaves while the holder stays.
+	sh.users[h] = decoy
+	r.add(c1)
+	r.remove(c1)
+	if sh.users[h] != decoy || len(sh.userClash) != 0 || r.userCount("carol") != 0 {
+		t.Errorf("clashing user gone: holder kept %v, %d in userClash, carol %d; want true, 0, 0", sh.users[h] == decoy, len(sh.userClash), r.userCount("carol"))
+	}
+}
