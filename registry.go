@@ -39,7 +39,7 @@ type regShard struct {
 	// userClash, by id (userHead, setUserHead).
 	users     map[uint64]*session
 	userClash map[string]*session // nil until needed
-	topics    map[string]map[*session]struct{}
+	topics    map[string]subscribers
 	_         [64]byte // keep neighbouring shard locks off one cache line
 }
 
@@ -49,7 +49,7 @@ func newRegistry(ids *idGenerator) *registry {
 		sh := &r.shards[i]
 		sh.conns = make(map[uint64]*session)
 		sh.users = make(map[uint64]*session)
-		sh.topics = make(map[string]map[*session]struct{})
+		sh.topics = make(map[string]subscribers)
 	}
 	return r
 }
@@ -174,27 +174,31 @@ func devices(head *session) int {
 	return n
 }
 
-// subscribe adds s to topic's subscribers.
-func (r *registry) subscribe(s *session, topic string) {
+// subscribe adds s to topic's subscribers and returns the topic as the
+// registry keeps it, for s's own list: one string per topic rather than
+// one per subscription.
+func (r *registry) subscribe(s *session, topic string) string {
 	sh := r.shard(topic)
 	sh.mu.Lock()
-	subs := sh.topics[topic]
-	if subs == nil {
-		subs = make(map[*session]struct{})
-		sh.topics[topic] = subs
+	subs, ok := sh.topics[topic]
+	if !ok {
+		subs.topic = topic
 	}
-	subs[s] = struct{}{}
+	subs.add(s)
+	sh.topics[topic] = subs
 	sh.mu.Unlock()
+	return subs.topic
 }
 
 // unsubscribe removes s from topic's subscribers and forgets empty topics.
 func (r *registry) unsubscribe(s *session, topic string) {
 	sh := r.shard(topic)
 	sh.mu.Lock()
-	if subs := sh.topics[topic]; subs != nil {
-		delete(subs, s)
-		if len(subs) == 0 {
+	if subs, ok := sh.topics[topic]; ok && subs.remove(s) {
+		if subs.n == 0 {
 			delete(sh.topics, topic)
+		} else {
+			sh.topics[topic] = subs
 		}
 	}
 	sh.mu.Unlock()
@@ -238,8 +242,8 @@ func (r *registry) userCount(user string) int {
 func (r *registry) appendTopic(dst []*session, topic string) []*session {
 	sh := r.shard(topic)
 	sh.mu.Lock()
-	for s := range sh.topics[topic] {
-		dst = append(dst, s)
+	if subs, ok := sh.topics[topic]; ok {
+		dst = subs.appendTo(dst)
 	}
 	sh.mu.Unlock()
 	return dst

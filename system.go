@@ -44,8 +44,7 @@ func (s *Server) subscribe(sess *session, to replyTo, payload []byte) {
 		s.sendError(sess, to, wire.CodeLimitExceeded, "too many subscriptions")
 		return
 	default:
-		sess.topics = append(sess.topics, topic)
-		s.reg.subscribe(sess, topic)
+		sess.topics = append(sess.topics, s.reg.subscribe(sess, topic))
 	}
 	s.sendReply(sess, to, nil)
 }

@@ -1,0 +1,123 @@
+package wsgate
+
+import (
+	"math/rand/v2"
+	"testing"
+)
+
+// checkSubscribers verifies t against the model: the same sessions, the
+// count, and every session reachable from its home slot without crossing
+// a free one (what lookups and backward-shift deletion rely on).
+func checkSubscribers(tb testing.TB, t *subscribers, model map[*session]bool) {
+	tb.Helper()
+	if t.n != len(model) {
+		tb.Fatalf("count: got %d, want %d", t.n, len(model))
+	}
+	got := t.appendTo(nil)
+	if len(got) != len(model) {
+		tb.Fatalf("appendTo: got %d sessions, want %d", len(got), len(model))
+	}
+	for _, s := range got {
+		if !model[s] {
+			tb.Fatalf("appendTo: session %d is not subscribed", s.id)
+		}
+	}
+	if t.n*4 > len(t.slots)*3 {
+		tb.Fatalf("%d sessions in %d slots: fuller than 3/4", t.n, len(t.slots))
+	}
+	mask := len(t.slots) - 1
+	for i, s := range t.slots {
+		if s == nil {
+			continue
+		}
+		for j := home(s.id, mask); j != i; j = (j + 1) & mask {
+			if t.slots[j] == nil {
+				tb.Fatalf("session %d in slot %d: a free slot %d lies between it and its home", s.id, i, j)
+			}
+		}
+	}
+}
+
+// TestSubscribersRandom adds and removes sessions at random (twice added,
+// never added and removed twice included) and checks the set against a map
+// after every step, for ids that are consecutive, random, or all equal
+// (the longest probe runs).
+func TestSubscribersRandom(t *testing.T) {
+	for _, ids := range []struct {
+		name string
+		id   func(rng *rand.Rand, i int) uint64
+	}{
+		{"consecutive", func(_ *rand.Rand, i int) uint64 { return uint64(i + 1) }},
+		{"random", func(rng *rand.Rand, _ int) uint64 { return rng.Uint64() }},
+		{"equal", func(*rand.Rand, int) uint64 { return 7 }},
+	} {
+		t.Run(ids.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(5, 6))
+			pool := make([]*session, 300)
+			for i := range pool {
+				pool[i] = &session{id: ids.id(rng, i)}
+			}
+			var set subscribers
+			model := map[*session]bool{}
+			for step := range 20000 {
+				s := pool[rng.IntN(len(pool))]
+				// Phases: mostly adding, then mostly removing, so that the
+				// table grows and shrinks.
+				adding := rng.IntN(10) < 7
+				if step/2000%2 == 1 {
+					adding = !adding
+				}
+				if adding {
+					if got := set.add(s); got == model[s] {
+						t.Fatalf("step %d: add of a session subscribed=%v reported %v", step, model[s], got)
+					}
+					model[s] = true
+				} else {
+					if got := set.remove(s); got != model[s] {
+						t.Fatalf("step %d: remove of a session subscribed=%v reported %v", step, model[s], got)
+					}
+					delete(model, s)
+				}
+				checkSubscribers(t, &set, model)
+			}
+		})
+	}
+}
+
+// TestSubscribersShrink: a topic that grew big and emptied again gives
+// its table back.
+func TestSubscribersShrink(t *testing.T) {
+	var set subscribers
+	list := make([]*session, 10000)
+	for i := range list {
+		list[i] = &session{id: uint64(i + 1)}
+		set.add(list[i])
+	}
+	big := len(set.slots)
+	for _, s := range list[1:] {
+		set.remove(s)
+	}
+	checkSubscribers(t, &set, map[*session]bool{list[0]: true})
+	if len(set.slots) > 8 {
+		t.Errorf("one session left of 10000: got %d slots (of %d at most), want at most 8", len(set.slots), big)
+	}
+}
+
+// BenchmarkRegistryAppendTopic measures a fanout's snapshot of a topic
+// with 10,000 subscribers.
+func BenchmarkRegistryAppendTopic(b *testing.B) {
+	r := newRegistry(testIDs)
+	for range 10000 {
+		s := newTestSession("s", "")
+		r.add(s)
+		r.subscribe(s, "big")
+	}
+	dst := make([]*session, 0, 10000)
+	b.ResetTimer()
+	for range b.N {
+		dst = r.appendTopic(dst[:0], "big")
+	}
+	if len(dst) != 10000 {
+		b.Fatalf("snapshot: got %d sessions, want 10000", len(dst))
+	}
+}
