@@ -126,7 +126,7 @@ func (r *registry) add(s *session) int {
 // remove drops every index entry of s, including its subscriptions, and
 // returns how many sessions its user still has (-1 for an anonymous one).
 func (r *registry) remove(s *session) int {
-	for _, t := range s.topics {
+	for t := range s.topics.all() {
 		r.unsubscribe(s, t)
 	}
 	sh := r.connShard(s.id)

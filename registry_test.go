@@ -34,10 +34,10 @@ func TestRegistryIndexes(t *testing.T) {
 		r.add(s)
 	}
 	for _, topic := range []string{"news", "sport"} {
-		a1.topics = append(a1.topics, topic)
+		a1.topics.add(topic)
 		r.subscribe(a1, topic)
 	}
-	b.topics = append(b.topics, "news")
+	b.topics.add("news")
 	r.subscribe(b, "news")
 
 	if got := ids(r.appendUser(nil, "alice")); !slices.Equal(got, []string{"a1", "a2"}) {

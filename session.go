@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base32"
+	"iter"
 	"math"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -80,7 +82,7 @@ const maxSubscriptions = 256
 type session struct {
 	conn     *websocket.Conn
 	identity connIdentity
-	topics   []string    // current subscriptions, small
+	topics   topicList   // current subscriptions
 	next     *session    // the next session of the same user (registry)
 	id       uint64      // the counter of its connection id (idGenerator), never 0
 	bucket   tokenBucket // inbound message rate
@@ -153,28 +155,99 @@ func (s *session) info(id string) ConnInfo {
 	return ci
 }
 
-// subscribed reports whether the session is subscribed to topic.
-func (s *session) subscribed(topic string) bool {
-	for _, t := range s.topics {
-		if t == topic {
-			return true
-		}
-	}
-	return false
+// topicList is a session's subscriptions, in no particular order: the
+// first inline, any others behind a pointer. Most connections subscribe to
+// one topic or none, and then it costs no allocation: a slice took the
+// same three words in the session and a backing array besides. Topics are
+// never empty, so first == "" means none.
+type topicList struct {
+	first string
+	rest  *[]string // nil when there is at most one
 }
 
-// dropTopic removes topic from the session's list.
-func (s *session) dropTopic(topic string) {
-	for i, t := range s.topics {
-		if t == topic {
-			last := len(s.topics) - 1
-			s.topics[i] = s.topics[last]
-			s.topics[last] = ""
-			s.topics = s.topics[:last]
+// len returns the number of topics.
+func (l *topicList) len() int {
+	switch {
+	case l.first == "":
+		return 0
+	case l.rest == nil:
+		return 1
+	}
+	return 1 + len(*l.rest)
+}
+
+// has reports whether topic is in the list.
+func (l *topicList) has(topic string) bool {
+	if l.first == topic {
+		return topic != ""
+	}
+	return l.rest != nil && slices.Contains(*l.rest, topic)
+}
+
+// add appends topic, which must not be in the list or empty.
+func (l *topicList) add(topic string) {
+	switch {
+	case l.first == "":
+		l.first = topic
+	case l.rest == nil:
+		l.rest = &[]string{topic}
+	default:
+		*l.rest = append(*l.rest, topic)
+	}
+}
+
+// drop removes topic if it is in the list.
+func (l *topicList) drop(topic string) {
+	if l.first == topic {
+		l.first = ""
+		if l.rest != nil { // the last of the rest takes its place
+			l.first = l.pop()
+		}
+		return
+	}
+	if l.rest == nil {
+		return
+	}
+	if i := slices.Index(*l.rest, topic); i >= 0 {
+		rest := *l.rest
+		rest[i] = rest[len(rest)-1]
+		l.pop() // the last, now at i
+	}
+}
+
+// pop removes and returns the last topic of rest, which is not empty, and
+// forgets rest once it is.
+func (l *topicList) pop() string {
+	rest := *l.rest
+	last := rest[len(rest)-1]
+	rest[len(rest)-1] = ""
+	if len(rest) == 1 {
+		l.rest = nil
+	} else {
+		*l.rest = rest[:len(rest)-1]
+	}
+	return last
+}
+
+// all yields every topic; the list must not change meanwhile.
+func (l *topicList) all() iter.Seq[string] {
+	return func(yield func(string) bool) {
+		if l.first == "" || !yield(l.first) || l.rest == nil {
 			return
+		}
+		for _, t := range *l.rest {
+			if !yield(t) {
+				return
+			}
 		}
 	}
 }
+
+// subscribed reports whether the session is subscribed to topic.
+func (s *session) subscribed(topic string) bool { return s.topics.has(topic) }
+
+// dropTopic removes topic from the session's list.
+func (s *session) dropTopic(topic string) { s.topics.drop(topic) }
 
 // mayAccess reports whether identity allows subscribing to topic: Topics nil
 // allows everything; otherwise an exact pattern or a prefix pattern ending in
@@ -327,7 +400,7 @@ func (s *Server) onClose(c *websocket.Conn, err error) {
 	if n := s.reg.remove(sess); n >= 0 {
 		s.broker.Present(sess.identity.UserID, n)
 	}
-	sess.topics = nil
+	sess.topics = topicList{}
 	s.ctr.open.Add(-1)
 	s.obs.forms[sess.form].Add(-1)
 	code := int(websocket.CloseStatus(err))

@@ -125,3 +125,49 @@ func TestSessionSize(t *testing.T) {
 		t.Errorf("session is %d bytes, want at most 128", n)
 	}
 }
+
+// TestTopicList adds and drops topics at random and checks the list
+// against a set after every step: its length, membership, what all
+// yields, and that one topic or none keeps nothing behind the pointer.
+func TestTopicList(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	names := []string{"a", "b", "c", "d", "e", "news", "sport", "x"}
+	var l topicList
+	model := map[string]bool{}
+	for step := range 5000 {
+		topic := names[rng.IntN(len(names))]
+		if rng.IntN(2) == 0 {
+			if !l.has(topic) {
+				l.add(topic)
+			}
+			model[topic] = true
+		} else {
+			l.drop(topic)
+			delete(model, topic)
+		}
+		if l.len() != len(model) {
+			t.Fatalf("step %d: len got %d, want %d", step, l.len(), len(model))
+		}
+		seen := map[string]bool{}
+		for x := range l.all() {
+			if !model[x] || seen[x] {
+				t.Fatalf("step %d: all yields %q (subscribed %v, seen %v)", step, x, model[x], seen[x])
+			}
+			seen[x] = true
+		}
+		if len(seen) != len(model) {
+			t.Fatalf("step %d: all yields %d topics, want %d", step, len(seen), len(model))
+		}
+		for _, x := range names {
+			if l.has(x) != model[x] {
+				t.Fatalf("step %d: has(%q) got %v, want %v", step, x, l.has(x), model[x])
+			}
+		}
+		if len(model) <= 1 && l.rest != nil {
+			t.Fatalf("step %d: %d topics but rest is kept", step, len(model))
+		}
+	}
+	if l.has("") {
+		t.Error(`has(""): got true, want false`)
+	}
+}
