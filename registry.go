@@ -29,9 +29,8 @@ type registry struct {
 type regShard struct {
 	mu sync.Mutex
 	// conns holds the sessions by their id's counter (session.id), which
-	// also picks the shard: a uint64 key costs a third less than a string
-	// key, and needs no string kept per session.
-	conns map[uint64]*session
+	// also picks the shard.
+	conns sessionSet
 	// users holds each user's devices (a list linked through
 	// session.next, usually a handful) by the hash of the user id (the
 	// hash that picked the shard; a uint64 key costs a third less than a
@@ -47,7 +46,6 @@ func newRegistry(ids *idGenerator) *registry {
 	r := &registry{ids: ids, seed: maphash.MakeSeed()}
 	for i := range r.shards {
 		sh := &r.shards[i]
-		sh.conns = make(map[uint64]*session)
 		sh.users = make(map[uint64]*session)
 		sh.topics = make(map[string]subscribers)
 	}
@@ -108,7 +106,7 @@ func (r *registry) connShard(n uint64) *regShard {
 func (r *registry) add(s *session) int {
 	sh := r.connShard(s.id)
 	sh.mu.Lock()
-	sh.conns[s.id] = s
+	sh.conns.add(s)
 	sh.mu.Unlock()
 	user := s.identity.UserID
 	if user == "" {
@@ -131,7 +129,7 @@ func (r *registry) remove(s *session) int {
 	}
 	sh := r.connShard(s.id)
 	sh.mu.Lock()
-	delete(sh.conns, s.id)
+	sh.conns.remove(s)
 	sh.mu.Unlock()
 	user := s.identity.UserID
 	if user == "" {
@@ -213,7 +211,7 @@ func (r *registry) conn(id string) *session {
 	}
 	sh := r.connShard(n)
 	sh.mu.Lock()
-	s := sh.conns[n]
+	s := sh.conns.find(n)
 	sh.mu.Unlock()
 	return s
 }
@@ -254,9 +252,7 @@ func (r *registry) appendTopic(dst []*session, topic string) []*session {
 func (r *registry) appendShard(dst []*session, i int) []*session {
 	sh := &r.shards[i]
 	sh.mu.Lock()
-	for _, s := range sh.conns {
-		dst = append(dst, s)
-	}
+	dst = sh.conns.appendTo(dst)
 	sh.mu.Unlock()
 	return dst
 }
@@ -266,7 +262,7 @@ func (r *registry) counts() (conns, users, topics int) {
 	for i := range r.shards {
 		sh := &r.shards[i]
 		sh.mu.Lock()
-		conns += len(sh.conns)
+		conns += sh.conns.n
 		users += len(sh.users) + len(sh.userClash)
 		topics += len(sh.topics)
 		sh.mu.Unlock()

@@ -2,26 +2,32 @@ package wsgate
 
 import "math/bits"
 
-// subscribers is one topic's set of sessions, in its registry shard
-// (guarded by the shard's lock): an open-addressing hash table of session
-// pointers with linear probing, placed by the session's id counter and
-// deleted by backward shift, so that it needs no tombstones.
+// sessionSet is a set of sessions, guarded by its registry shard's lock:
+// an open-addressing hash table of session pointers with linear probing,
+// placed by the session's id counter and deleted by backward shift, so
+// that it needs no tombstones. The registry keeps its connections (by id)
+// and each topic's subscribers in one.
 //
-// It exists for memory: a map[*session]struct{} pads each slot to 16
-// bytes, so a big topic cost about 31 bytes per subscriber at the load
-// its growth leaves it at (18,000 subscribers, bench/peer scenario idle);
-// here a slot is one pointer, about 14 bytes per subscriber, and a topic
-// with one subscriber costs a two-slot table instead of a map with a
-// 136-byte group. A snapshot (appendTopic) is a scan of one array, which
-// is faster than walking a map.
-type subscribers struct {
-	topic string     // the topic, shared by its subscribers' lists (session.topics)
+// It exists for memory: a map[uint64]*session takes 16 bytes a slot and
+// a map[*session]struct{} pads its slots to 16 bytes too, so each cost
+// about 31 bytes per session at the load their growth leaves them at
+// (18,000 connections, bench/peer scenario idle); here a slot is one
+// pointer, about 14 bytes per session, and a topic with one subscriber
+// costs a two-slot table instead of a map with a 136-byte group. A
+// snapshot (appendTo) is a scan of one array, faster than walking a map.
+type sessionSet struct {
 	slots []*session // len a power of two (or 0); nil = free
 	n     int        // sessions in slots
 }
 
-// minSubscriberSlots is the smallest table.
-const minSubscriberSlots = 2
+// subscribers is one topic's subscribers.
+type subscribers struct {
+	topic string // the topic, shared by its subscribers' lists (session.topics)
+	sessionSet
+}
+
+// minSetSlots is the smallest table.
+const minSetSlots = 2
 
 // home returns the slot where a session with id counter id belongs in a
 // table of mask+1 slots: Fibonacci hashing, which spreads consecutive
@@ -36,9 +42,9 @@ func home(id uint64, mask int) int {
 }
 
 // add inserts s; it reports false if s was already there.
-func (t *subscribers) add(s *session) bool {
+func (t *sessionSet) add(s *session) bool {
 	if (t.n+1)*4 > len(t.slots)*3 { // keep at most 3/4 full
-		t.resize(max(2*len(t.slots), minSubscriberSlots))
+		t.resize(max(2*len(t.slots), minSetSlots))
 	}
 	mask := len(t.slots) - 1
 	for i := home(s.id, mask); ; i = (i + 1) & mask {
@@ -53,10 +59,24 @@ func (t *subscribers) add(s *session) bool {
 	}
 }
 
+// find returns the session with id counter id, or nil.
+func (t *sessionSet) find(id uint64) *session {
+	if t.n == 0 {
+		return nil
+	}
+	mask := len(t.slots) - 1
+	for i := home(id, mask); t.slots[i] != nil; i = (i + 1) & mask {
+		if t.slots[i].id == id {
+			return t.slots[i]
+		}
+	}
+	return nil
+}
+
 // remove deletes s; it reports false if s was not there. A table that
 // falls below 1/8 full halves, so that memory returns when a big topic
-// empties.
-func (t *subscribers) remove(s *session) bool {
+// or a busy node empties.
+func (t *sessionSet) remove(s *session) bool {
 	if t.n == 0 {
 		return false
 	}
@@ -78,14 +98,14 @@ func (t *subscribers) remove(s *session) bool {
 	}
 	t.slots[i] = nil
 	t.n--
-	if len(t.slots) > minSubscriberSlots && t.n*8 < len(t.slots) {
+	if len(t.slots) > minSetSlots && t.n*8 < len(t.slots) {
 		t.resize(len(t.slots) / 2)
 	}
 	return true
 }
 
 // resize moves the sessions into a table of size slots.
-func (t *subscribers) resize(size int) {
+func (t *sessionSet) resize(size int) {
 	old := t.slots
 	t.slots = make([]*session, size)
 	mask := size - 1
@@ -102,7 +122,7 @@ func (t *subscribers) resize(size int) {
 }
 
 // appendTo appends every session to dst.
-func (t *subscribers) appendTo(dst []*session) []*session {
+func (t *sessionSet) appendTo(dst []*session) []*session {
 	for _, s := range t.slots {
 		if s != nil {
 			dst = append(dst, s)

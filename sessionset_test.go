@@ -5,11 +5,23 @@ import (
 	"testing"
 )
 
-// checkSubscribers verifies t against the model: the same sessions, the
-// count, and every session reachable from its home slot without crossing
+// checkSet verifies t against the model: the same sessions, the
+// count, find of every session of pool (by its id when ids are unique),
+// and every session reachable from its home slot without crossing
 // a free one (what lookups and backward-shift deletion rely on).
-func checkSubscribers(tb testing.TB, t *subscribers, model map[*session]bool) {
+func checkSet(tb testing.TB, t *sessionSet, model map[*session]bool, pool []*session, unique bool) {
 	tb.Helper()
+	for _, s := range pool {
+		f := t.find(s.id)
+		switch {
+		case model[s] && (f == nil || f.id != s.id):
+			tb.Fatalf("find %d: got %v, want a session with that id", s.id, f)
+		case unique && model[s] && f != s:
+			tb.Fatalf("find %d: got another session", s.id)
+		case unique && !model[s] && f != nil:
+			tb.Fatalf("find %d: got a session, want none", s.id)
+		}
+	}
 	if t.n != len(model) {
 		tb.Fatalf("count: got %d, want %d", t.n, len(model))
 	}
@@ -38,11 +50,11 @@ func checkSubscribers(tb testing.TB, t *subscribers, model map[*session]bool) {
 	}
 }
 
-// TestSubscribersRandom adds and removes sessions at random (twice added,
+// TestSessionSetRandom adds and removes sessions at random (twice added,
 // never added and removed twice included) and checks the set against a map
 // after every step, for ids that are consecutive, random, or all equal
 // (the longest probe runs).
-func TestSubscribersRandom(t *testing.T) {
+func TestSessionSetRandom(t *testing.T) {
 	for _, ids := range []struct {
 		name string
 		id   func(rng *rand.Rand, i int) uint64
@@ -57,7 +69,7 @@ func TestSubscribersRandom(t *testing.T) {
 			for i := range pool {
 				pool[i] = &session{id: ids.id(rng, i)}
 			}
-			var set subscribers
+			var set sessionSet
 			model := map[*session]bool{}
 			for step := range 20000 {
 				s := pool[rng.IntN(len(pool))]
@@ -78,16 +90,16 @@ func TestSubscribersRandom(t *testing.T) {
 					}
 					delete(model, s)
 				}
-				checkSubscribers(t, &set, model)
+				checkSet(t, &set, model, pool, ids.name != "equal")
 			}
 		})
 	}
 }
 
-// TestSubscribersShrink: a topic that grew big and emptied again gives
+// TestSessionSetShrink: a topic that grew big and emptied again gives
 // its table back.
-func TestSubscribersShrink(t *testing.T) {
-	var set subscribers
+func TestSessionSetShrink(t *testing.T) {
+	var set sessionSet
 	list := make([]*session, 10000)
 	for i := range list {
 		list[i] = &session{id: uint64(i + 1)}
@@ -97,7 +109,7 @@ func TestSubscribersShrink(t *testing.T) {
 	for _, s := range list[1:] {
 		set.remove(s)
 	}
-	checkSubscribers(t, &set, map[*session]bool{list[0]: true})
+	checkSet(t, &set, map[*session]bool{list[0]: true}, list, true)
 	if len(set.slots) > 8 {
 		t.Errorf("one session left of 10000: got %d slots (of %d at most), want at most 8", len(set.slots), big)
 	}
