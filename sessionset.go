@@ -26,8 +26,13 @@ type subscribers struct {
 	sessionSet
 }
 
-// minSetSlots is the smallest table.
-const minSetSlots = 2
+// minSetSlots is the smallest table; tables up to shrinkFloor slots are
+// not halved, so that connections or subscriptions coming and going in a
+// small set do not reallocate its table each time.
+const (
+	minSetSlots = 2
+	shrinkFloor = 16
+)
 
 // home returns the slot where a session with id counter id belongs in a
 // table of mask+1 slots: Fibonacci hashing, which spreads consecutive
@@ -73,9 +78,9 @@ func (t *sessionSet) find(id uint64) *session {
 	return nil
 }
 
-// remove deletes s; it reports false if s was not there. A table that
-// falls below 1/8 full halves, so that memory returns when a big topic
-// or a busy node empties.
+// remove deletes s; it reports false if s was not there. A table of more
+// than shrinkFloor slots that falls below 1/8 full halves, so that memory
+// returns when a big topic or a busy node empties.
 func (t *sessionSet) remove(s *session) bool {
 	if t.n == 0 {
 		return false
@@ -98,7 +103,7 @@ func (t *sessionSet) remove(s *session) bool {
 	}
 	t.slots[i] = nil
 	t.n--
-	if len(t.slots) > minSetSlots && t.n*8 < len(t.slots) {
+	if len(t.slots) > shrinkFloor && t.n*8 < len(t.slots) {
 		t.resize(len(t.slots) / 2)
 	}
 	return true

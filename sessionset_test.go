@@ -2,6 +2,7 @@ package wsgate
 
 import (
 	"math/rand/v2"
+	"strconv"
 	"testing"
 )
 
@@ -110,8 +111,8 @@ func TestSessionSetShrink(t *testing.T) {
 		set.remove(s)
 	}
 	checkSet(t, &set, map[*session]bool{list[0]: true}, list, true)
-	if len(set.slots) > 8 {
-		t.Errorf("one session left of 10000: got %d slots (of %d at most), want at most 8", len(set.slots), big)
+	if len(set.slots) > shrinkFloor {
+		t.Errorf("one session left of 10000: got %d slots (of %d at most), want at most %d", len(set.slots), big, shrinkFloor)
 	}
 }
 
@@ -131,5 +132,24 @@ func BenchmarkRegistryAppendTopic(b *testing.B) {
 	}
 	if len(dst) != 10000 {
 		b.Fatalf("snapshot: got %d sessions, want 10000", len(dst))
+	}
+}
+
+// BenchmarkRegistryChurn measures a connection coming and going (the
+// registry's part of a handshake and a close, its user included) while 100
+// others are open, as in bench/peer's connect scenario (100 dialers).
+func BenchmarkRegistryChurn(b *testing.B) {
+	r := newRegistry(testIDs)
+	open := make([]*session, 100)
+	for i := range open {
+		open[i] = newTestSession("s", "u"+strconv.Itoa(i))
+		r.add(open[i])
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		k := i % len(open)
+		r.remove(open[k])
+		open[k] = &session{id: testIDs.newID(), identity: open[k].identity}
+		r.add(open[k])
 	}
 }
