@@ -74,11 +74,12 @@ const maxSubscriptions = 256
 // session is the gateway's state for one /ws connection. It is kept small
 // because a gateway holds hundreds of thousands of them: no goroutine, timer,
 // map or channel per session, no string of its own (its connection id is
-// made when asked for, from its counter), and fields ordered so that none
-// pads (128 bytes; it took 224 with the whole Identity and a refusal reason
-// in it, 144 with its id as a string and a two-word rate bucket). Fields other than the atomics are written only
-// before the connection is registered or from the engine's callbacks, which
-// the engine serialises per connection.
+// written out when asked for, from its counter), and fields ordered so
+// that none pads (128 bytes; it took 224 with the whole Identity and a
+// refusal reason in it, 144 with its id as a string and a two-word rate
+// bucket). Fields other than the atomics are written only before the
+// connection is registered or from the engine's callbacks, which the
+// engine serialises per connection.
 type session struct {
 	conn     *websocket.Conn
 	identity connIdentity
