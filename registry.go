@@ -32,21 +32,16 @@ type regShard struct {
 	// also picks the shard.
 	conns sessionSet
 	// users holds each user's devices (a list linked through
-	// session.next, usually a handful) by the hash of the user id (the
-	// hash that picked the shard; a uint64 key costs a third less than a
-	// string key); a user whose hash another user's list holds goes to
-	// userClash, by id (userHead, setUserHead).
-	users     map[uint64]*session
-	userClash map[string]*session // nil until needed
-	topics    map[string]subscribers
-	_         [64]byte // keep neighbouring shard locks off one cache line
+	// session.next, usually a handful) by user id.
+	users  userIndex
+	topics map[string]subscribers
+	_      [64]byte // keep neighbouring shard locks off one cache line
 }
 
 func newRegistry(ids *idGenerator) *registry {
 	r := &registry{ids: ids, seed: maphash.MakeSeed()}
 	for i := range r.shards {
 		sh := &r.shards[i]
-		sh.users = make(map[uint64]*session)
 		sh.topics = make(map[string]subscribers)
 	}
 	return r
@@ -60,39 +55,6 @@ func (r *registry) shard(key string) *regShard {
 func (r *registry) userShard(user string) (*regShard, uint64) {
 	h := maphash.String(r.seed, user)
 	return &r.shards[h%registryShards], h
-}
-
-// userHead returns the first session of user (hash h), or nil. The caller
-// holds the shard's lock.
-func (sh *regShard) userHead(h uint64, user string) *session {
-	if p := sh.users[h]; p != nil && p.identity.UserID == user {
-		return p
-	}
-	return sh.userClash[user]
-}
-
-// setUserHead makes head the first session of user (hash h); nil forgets
-// the user. A user's list is under its hash unless another user's list
-// holds the hash; then it is in userClash, and moves back to its hash
-// once that is free. The caller holds the shard's lock.
-func (sh *regShard) setUserHead(h uint64, user string, head *session) {
-	if p := sh.users[h]; p == nil || p.identity.UserID == user {
-		delete(sh.userClash, user) // when it moves back from there
-		if head == nil {
-			delete(sh.users, h)
-		} else {
-			sh.users[h] = head
-		}
-		return
-	}
-	switch {
-	case head == nil:
-		delete(sh.userClash, user)
-	case sh.userClash == nil:
-		sh.userClash = map[string]*session{user: head}
-	default:
-		sh.userClash[user] = head
-	}
 }
 
 // connShard returns the shard of the connection whose id has counter n.
@@ -114,8 +76,8 @@ func (r *registry) add(s *session) int {
 	}
 	sh, h := r.userShard(user)
 	sh.mu.Lock()
-	s.next = sh.userHead(h, user)
-	sh.setUserHead(h, user, s)
+	s.next = sh.users.head(h, user)
+	sh.users.set(h, user, s, r.seed)
 	n := devices(s)
 	sh.mu.Unlock()
 	return n
@@ -137,8 +99,8 @@ func (r *registry) remove(s *session) int {
 	}
 	sh, h := r.userShard(user)
 	sh.mu.Lock()
-	head := unlink(sh.userHead(h, user), s)
-	sh.setUserHead(h, user, head)
+	head := unlink(sh.users.head(h, user), s)
+	sh.users.set(h, user, head, r.seed)
 	n := devices(head)
 	sh.mu.Unlock()
 	return n
@@ -220,7 +182,7 @@ func (r *registry) conn(id string) *session {
 func (r *registry) appendUser(dst []*session, user string) []*session {
 	sh, h := r.userShard(user)
 	sh.mu.Lock()
-	for p := sh.userHead(h, user); p != nil; p = p.next {
+	for p := sh.users.head(h, user); p != nil; p = p.next {
 		dst = append(dst, p)
 	}
 	sh.mu.Unlock()
@@ -231,7 +193,7 @@ func (r *registry) appendUser(dst []*session, user string) []*session {
 func (r *registry) userCount(user string) int {
 	sh, h := r.userShard(user)
 	sh.mu.Lock()
-	n := devices(sh.userHead(h, user))
+	n := devices(sh.users.head(h, user))
 	sh.mu.Unlock()
 	return n
 }
@@ -263,7 +225,7 @@ func (r *registry) counts() (conns, users, topics int) {
 		sh := &r.shards[i]
 		sh.mu.Lock()
 		conns += sh.conns.n
-		users += len(sh.users) + len(sh.userClash)
+		users += sh.users.n
 		topics += len(sh.topics)
 		sh.mu.Unlock()
 	}

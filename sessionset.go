@@ -1,6 +1,9 @@
 package wsgate
 
-import "math/bits"
+import (
+	"hash/maphash"
+	"math/bits"
+)
 
 // sessionSet is a set of sessions, guarded by its registry shard's lock:
 // an open-addressing hash table of session pointers with linear probing,
@@ -134,4 +137,106 @@ func (t *sessionSet) appendTo(dst []*session) []*session {
 		}
 	}
 	return dst
+}
+
+// userIndex is a shard's index of users: the first session of each user's
+// list (linked through session.next), in an open-addressing table like
+// sessionSet's, placed by the hash of the user id (the one that picked the
+// shard) and told apart by the id itself, so that users whose hashes
+// collide just probe on. A slot is one pointer where a map from the hash
+// took 16 bytes (and one from the id 24). Deleting and growing need the
+// hashes of other users, which it recomputes from their ids with seed.
+type userIndex struct {
+	slots []*session // len a power of two (or 0); nil = free
+	n     int        // users in slots
+}
+
+// userHome returns the slot where a user with hash h belongs in a table of
+// mask+1 slots: the hash's top bits (its low bits picked the shard).
+func userHome(h uint64, mask int) int {
+	b := bits.Len(uint(mask))
+	if b == 0 {
+		return 0
+	}
+	return int(h >> (64 - b))
+}
+
+// head returns the first session of user (hash h), or nil.
+func (x *userIndex) head(h uint64, user string) *session {
+	if x.n == 0 {
+		return nil
+	}
+	mask := len(x.slots) - 1
+	for i := userHome(h, mask); x.slots[i] != nil; i = (i + 1) & mask {
+		if x.slots[i].identity.UserID == user {
+			return x.slots[i]
+		}
+	}
+	return nil
+}
+
+// set makes head the first session of user (hash h); nil forgets the user.
+func (x *userIndex) set(h uint64, user string, head *session, seed maphash.Seed) {
+	if x.n > 0 {
+		mask := len(x.slots) - 1
+		for i := userHome(h, mask); x.slots[i] != nil; i = (i + 1) & mask {
+			if x.slots[i].identity.UserID != user {
+				continue
+			}
+			if head != nil {
+				x.slots[i] = head
+			} else {
+				x.delete(i, seed)
+			}
+			return
+		}
+	}
+	if head == nil {
+		return
+	}
+	if (x.n+1)*4 > len(x.slots)*3 { // keep at most 3/4 full
+		x.resize(max(2*len(x.slots), minSetSlots), seed)
+	}
+	mask := len(x.slots) - 1
+	i := userHome(h, mask)
+	for x.slots[i] != nil {
+		i = (i + 1) & mask
+	}
+	x.slots[i] = head
+	x.n++
+}
+
+// delete empties slot i by backward shift (as sessionSet.remove does) and
+// halves a table of more than shrinkFloor slots that falls below 1/8 full.
+func (x *userIndex) delete(i int, seed maphash.Seed) {
+	mask := len(x.slots) - 1
+	for j := (i + 1) & mask; x.slots[j] != nil; j = (j + 1) & mask {
+		h := userHome(maphash.String(seed, x.slots[j].identity.UserID), mask)
+		if (j-h)&mask >= (j-i)&mask {
+			x.slots[i] = x.slots[j]
+			i = j
+		}
+	}
+	x.slots[i] = nil
+	x.n--
+	if len(x.slots) > shrinkFloor && x.n*8 < len(x.slots) {
+		x.resize(len(x.slots)/2, seed)
+	}
+}
+
+// resize moves the users into a table of size slots.
+func (x *userIndex) resize(size int, seed maphash.Seed) {
+	old := x.slots
+	x.slots = make([]*session, size)
+	mask := size - 1
+	for _, p := range old {
+		if p == nil {
+			continue
+		}
+		i := userHome(maphash.String(seed, p.identity.UserID), mask)
+		for x.slots[i] != nil {
+			i = (i + 1) & mask
+		}
+		x.slots[i] = p
+	}
 }

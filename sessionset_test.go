@@ -1,6 +1,7 @@
 package wsgate
 
 import (
+	"hash/maphash"
 	"math/rand/v2"
 	"strconv"
 	"testing"
@@ -151,5 +152,61 @@ func BenchmarkRegistryChurn(b *testing.B) {
 		r.remove(open[k])
 		open[k] = &session{id: testIDs.newID(), identity: open[k].identity}
 		r.add(open[k])
+	}
+}
+
+// TestUserIndexRandom sets and forgets users' first sessions at random
+// and checks the index against a map after every step: every user's head,
+// the count, and every head reachable from its home slot without crossing
+// a free one.
+func TestUserIndexRandom(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	seed := maphash.MakeSeed()
+	users := make([]string, 300)
+	for i := range users {
+		users[i] = "user-" + strconv.Itoa(i)
+	}
+	var x userIndex
+	model := map[string]*session{}
+	for step := range 20000 {
+		user := users[rng.IntN(len(users))]
+		h := maphash.String(seed, user)
+		adding := rng.IntN(10) < 7
+		if step/2000%2 == 1 { // phases: the table grows and shrinks
+			adding = !adding
+		}
+		var head *session
+		if adding {
+			head = &session{identity: connIdentity{UserID: user}}
+			model[user] = head
+		} else {
+			delete(model, user)
+		}
+		x.set(h, user, head, seed)
+		if x.n != len(model) {
+			t.Fatalf("step %d: count got %d, want %d", step, x.n, len(model))
+		}
+		for _, u := range users {
+			if got := x.head(maphash.String(seed, u), u); got != model[u] {
+				t.Fatalf("step %d: head of %s: got %p, want %p", step, u, got, model[u])
+			}
+		}
+		if x.n*4 > len(x.slots)*3 {
+			t.Fatalf("step %d: %d users in %d slots: fuller than 3/4", step, x.n, len(x.slots))
+		}
+		mask := len(x.slots) - 1
+		for i, p := range x.slots {
+			if p == nil {
+				continue
+			}
+			for j := userHome(maphash.String(seed, p.identity.UserID), mask); j != i; j = (j + 1) & mask {
+				if x.slots[j] == nil {
+					t.Fatalf("step %d: %s in slot %d: a free slot %d lies between it and its home", step, p.identity.UserID, i, j)
+				}
+			}
+		}
+	}
+	if len(model) == 0 && len(x.slots) > shrinkFloor {
+		t.Errorf("all users gone: %d slots kept, want at most %d", len(x.slots), shrinkFloor)
 	}
 }
