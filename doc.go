@@ -256,7 +256,7 @@
 // is written out only when asked for, user and topic allow-list, its first
 // subscription inline, an 8-byte token bucket, flags, the sequence last
 // sent; 128 bytes), its user id, one subscription and its registry entries
-// take about 200 bytes (TestSessionMemory) besides the engine's 192-byte
+// take about 190 bytes (TestSessionMemory) besides the engine's 192-byte
 // connection, and
 // the memory broker keeps about 30 bytes for a connected user nobody has
 // pushed to (broker/memory TestPresentMemory), with no goroutine, timer,
