@@ -256,18 +256,20 @@
 // # Memory
 //
 // A gateway holds hundreds of thousands of mostly idle connections, so the
-// per-connection state is small: a session (id, user and topic allow-list,
-// subscriptions, a 16-byte token bucket, flags, the sequence last sent; 144
-// bytes), its id, one subscription and its registry entries take about 190
-// bytes (TestSessionMemory) besides the engine's 192-byte connection, and
+// per-connection state is small: a session (the counter of its id, which
+// is written out only when asked for, user and topic allow-list, its first
+// subscription inline, an 8-byte token bucket, flags, the sequence last
+// sent; 128 bytes), its user id, one subscription and its registry entries
+// take about 190 bytes (TestSessionMemory) besides the engine's 192-byte
+// connection, and
 // the memory broker keeps about 30 bytes for a connected user nobody has
 // pushed to (broker/memory TestPresentMemory), with no goroutine, timer,
 // map or channel per connection — and no goroutine per request, so a
 // burst of requests leaves none behind. Buffers are pooled and held only
 // while a message is being handled or queued. bench/peer/run.sh measures
-// the whole process at about 1.5 KiB of RSS per idle connection (18,000
+// the whole process at about 1.3 KiB of RSS per idle connection (18,000
 // connections, each with a token and a subscription; bench/run.sh, anonymous
-// ones, about 1.1 KiB): about 0.6 KiB of live heap, the rest being the
+// ones, about 1.1 KiB): about 0.5 KiB of live heap, the rest being the
 // garbage net/http leaves per handshake, which the collector lets
 // accumulate up to the live heap's size under GOGC=100 (docs/DEPLOYMENT.md,
 // "Memory").

@@ -6,17 +6,20 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/wsgate/wsgate/wire"
 )
 
-// call is one handler call: its Request, the ctx handed to the handler
-// and, for a small request, the copy of its payload, in one allocation.
-// The deadline and cancellation come from the time slot the call started
-// in (deadlines); Value adds the ConnInfo for ConnFrom.
+// call is one handler call: its Request, the ctx handed to the handler,
+// the bytes of its connection's id and, for a small request, the copy of
+// its payload, in one allocation. The deadline and cancellation come from
+// the time slot the call started in (deadlines); Value adds the ConnInfo
+// for ConnFrom.
 type call struct {
 	context.Context
 	req Request
+	id  [maxIDLen]byte          // Request.Conn.ID: written once, never changed
 	buf [callPayloadInline]byte // Request.Payload when it fits
 }
 
@@ -39,10 +42,12 @@ func (c *call) Value(key any) any {
 // with a copy of payload that becomes the handler's (nil for an empty
 // one, as bytes.Clone made it).
 func (s *Server) newCall(sess *session, action wire.Action, payload []byte, now int64) *call {
-	c := &call{
-		Context: s.deadlines.ctx(now),
-		req:     Request{Conn: sess.info(), Action: action},
-	}
+	c := &call{Context: s.deadlines.ctx(now)}
+	// Sessions keep their id as a counter; written out here, into the
+	// call, it costs no allocation of its own. The string aliases c.id,
+	// which nothing writes again: a call is never reused.
+	id := s.ids.appendID(c.id[:0], sess.id)
+	c.req = Request{Conn: sess.info(unsafe.String(unsafe.SliceData(id), len(id))), Action: action}
 	switch {
 	case payload == nil:
 	case len(payload) <= callPayloadInline:

@@ -20,6 +20,7 @@ const maxPooledSnapshot = 1 << 16
 // Readers snapshot the sessions they need into a pooled slice, unlock, and
 // only then write to connections: no I/O and no user code runs under a lock.
 type registry struct {
+	ids       *idGenerator // parses the ids looked up (conn)
 	seed      maphash.Seed
 	shards    [registryShards]regShard
 	snapshots sync.Pool // *[]*session
@@ -27,24 +28,21 @@ type registry struct {
 
 type regShard struct {
 	mu sync.Mutex
-	// conns holds the sessions by the hash of their id (the hash that
-	// picked the shard; a uint64 key costs a third less than a string
-	// key); the rare session whose id's hash is taken by another one goes
-	// to clash, by id.
-	conns  map[uint64]*session
-	clash  map[string]*session // nil until needed
-	users  map[string]*session // a user's devices, linked through session.next; usually a handful
-	topics map[string]map[*session]struct{}
+	// conns holds the sessions by their id's counter (session.id), which
+	// also picks the shard.
+	conns sessionSet
+	// users holds each user's devices (a list linked through
+	// session.next, usually a handful) by user id.
+	users  userIndex
+	topics map[string]subscribers
 	_      [64]byte // keep neighbouring shard locks off one cache line
 }
 
-func newRegistry() *registry {
-	r := &registry{seed: maphash.MakeSeed()}
+func newRegistry(ids *idGenerator) *registry {
+	r := &registry{ids: ids, seed: maphash.MakeSeed()}
 	for i := range r.shards {
 		sh := &r.shards[i]
-		sh.conns = make(map[uint64]*session)
-		sh.users = make(map[string]*session)
-		sh.topics = make(map[string]map[*session]struct{})
+		sh.topics = make(map[string]subscribers)
 	}
 	return r
 }
@@ -53,34 +51,33 @@ func (r *registry) shard(key string) *regShard {
 	return &r.shards[maphash.String(r.seed, key)%registryShards]
 }
 
-// connShard returns the shard of connection id and its key there.
-func (r *registry) connShard(id string) (*regShard, uint64) {
-	h := maphash.String(r.seed, id)
+// userShard returns the shard of user and the hash that keys it there.
+func (r *registry) userShard(user string) (*regShard, uint64) {
+	h := maphash.String(r.seed, user)
 	return &r.shards[h%registryShards], h
+}
+
+// connShard returns the shard of the connection whose id has counter n.
+// Counters are consecutive, so they spread evenly.
+func (r *registry) connShard(n uint64) *regShard {
+	return &r.shards[n%registryShards]
 }
 
 // add indexes s by id and user and returns how many sessions its user now
 // has (0 for an anonymous session). Topics are added later by subscribe.
 func (r *registry) add(s *session) int {
-	sh, h := r.connShard(s.id)
+	sh := r.connShard(s.id)
 	sh.mu.Lock()
-	if sh.conns[h] == nil {
-		sh.conns[h] = s
-	} else {
-		if sh.clash == nil {
-			sh.clash = make(map[string]*session)
-		}
-		sh.clash[s.id] = s
-	}
+	sh.conns.add(s)
 	sh.mu.Unlock()
 	user := s.identity.UserID
 	if user == "" {
 		return 0
 	}
-	sh = r.shard(user)
+	sh, h := r.userShard(user)
 	sh.mu.Lock()
-	s.next = sh.users[user]
-	sh.users[user] = s
+	s.next = sh.users.head(h, user)
+	sh.users.set(h, user, s, r.seed)
 	n := devices(s)
 	sh.mu.Unlock()
 	return n
@@ -89,29 +86,21 @@ func (r *registry) add(s *session) int {
 // remove drops every index entry of s, including its subscriptions, and
 // returns how many sessions its user still has (-1 for an anonymous one).
 func (r *registry) remove(s *session) int {
-	for _, t := range s.topics {
+	for t := range s.topics.all() {
 		r.unsubscribe(s, t)
 	}
-	sh, h := r.connShard(s.id)
+	sh := r.connShard(s.id)
 	sh.mu.Lock()
-	if sh.conns[h] == s {
-		delete(sh.conns, h)
-	} else {
-		delete(sh.clash, s.id)
-	}
+	sh.conns.remove(s)
 	sh.mu.Unlock()
 	user := s.identity.UserID
 	if user == "" {
 		return -1
 	}
-	sh = r.shard(user)
+	sh, h := r.userShard(user)
 	sh.mu.Lock()
-	head := unlink(sh.users[user], s)
-	if head == nil {
-		delete(sh.users, user)
-	} else {
-		sh.users[user] = head
-	}
+	head := unlink(sh.users.head(h, user), s)
+	sh.users.set(h, user, head, r.seed)
 	n := devices(head)
 	sh.mu.Unlock()
 	return n
@@ -145,49 +134,55 @@ func devices(head *session) int {
 	return n
 }
 
-// subscribe adds s to topic's subscribers.
-func (r *registry) subscribe(s *session, topic string) {
+// subscribe adds s to topic's subscribers and returns the topic as the
+// registry keeps it, for s's own list: one string per topic rather than
+// one per subscription.
+func (r *registry) subscribe(s *session, topic string) string {
 	sh := r.shard(topic)
 	sh.mu.Lock()
-	subs := sh.topics[topic]
-	if subs == nil {
-		subs = make(map[*session]struct{})
-		sh.topics[topic] = subs
+	subs, ok := sh.topics[topic]
+	if !ok {
+		subs.topic = topic
 	}
-	subs[s] = struct{}{}
+	subs.add(s)
+	sh.topics[topic] = subs
 	sh.mu.Unlock()
+	return subs.topic
 }
 
 // unsubscribe removes s from topic's subscribers and forgets empty topics.
 func (r *registry) unsubscribe(s *session, topic string) {
 	sh := r.shard(topic)
 	sh.mu.Lock()
-	if subs := sh.topics[topic]; subs != nil {
-		delete(subs, s)
-		if len(subs) == 0 {
+	if subs, ok := sh.topics[topic]; ok && subs.remove(s) {
+		if subs.n == 0 {
 			delete(sh.topics, topic)
+		} else {
+			sh.topics[topic] = subs
 		}
 	}
 	sh.mu.Unlock()
 }
 
-// conn returns the session with id, or nil.
+// conn returns the session with id, or nil: also for any text that is not
+// exactly an id this server issued (idGenerator.parse).
 func (r *registry) conn(id string) *session {
-	sh, h := r.connShard(id)
-	sh.mu.Lock()
-	s := sh.conns[h]
-	if s == nil || s.id != id {
-		s = sh.clash[id]
+	n := r.ids.parse(id)
+	if n == 0 {
+		return nil
 	}
+	sh := r.connShard(n)
+	sh.mu.Lock()
+	s := sh.conns.find(n)
 	sh.mu.Unlock()
 	return s
 }
 
 // appendUser appends user's sessions to dst.
 func (r *registry) appendUser(dst []*session, user string) []*session {
-	sh := r.shard(user)
+	sh, h := r.userShard(user)
 	sh.mu.Lock()
-	for p := sh.users[user]; p != nil; p = p.next {
+	for p := sh.users.head(h, user); p != nil; p = p.next {
 		dst = append(dst, p)
 	}
 	sh.mu.Unlock()
@@ -196,9 +191,9 @@ func (r *registry) appendUser(dst []*session, user string) []*session {
 
 // userCount returns how many sessions user has open.
 func (r *registry) userCount(user string) int {
-	sh := r.shard(user)
+	sh, h := r.userShard(user)
 	sh.mu.Lock()
-	n := devices(sh.users[user])
+	n := devices(sh.users.head(h, user))
 	sh.mu.Unlock()
 	return n
 }
@@ -207,24 +202,19 @@ func (r *registry) userCount(user string) int {
 func (r *registry) appendTopic(dst []*session, topic string) []*session {
 	sh := r.shard(topic)
 	sh.mu.Lock()
-	for s := range sh.topics[topic] {
-		dst = append(dst, s)
+	if subs, ok := sh.topics[topic]; ok {
+		dst = subs.appendTo(dst)
 	}
 	sh.mu.Unlock()
 	return dst
 }
 
-// appendShard appends every session whose id hashes to shard i; walking all
+// appendShard appends every session whose id falls in shard i; walking all
 // shards visits every session once.
 func (r *registry) appendShard(dst []*session, i int) []*session {
 	sh := &r.shards[i]
 	sh.mu.Lock()
-	for _, s := range sh.conns {
-		dst = append(dst, s)
-	}
-	for _, s := range sh.clash {
-		dst = append(dst, s)
-	}
+	dst = sh.conns.appendTo(dst)
 	sh.mu.Unlock()
 	return dst
 }
@@ -234,8 +224,8 @@ func (r *registry) counts() (conns, users, topics int) {
 	for i := range r.shards {
 		sh := &r.shards[i]
 		sh.mu.Lock()
-		conns += len(sh.conns) + len(sh.clash)
-		users += len(sh.users)
+		conns += sh.conns.n
+		users += sh.users.n
 		topics += len(sh.topics)
 		sh.mu.Unlock()
 	}

@@ -3,33 +3,41 @@ package wsgate
 import (
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 )
 
-func newTestSession(id, user string) *session {
-	return &session{id: id, identity: connIdentity{UserID: user}}
+// testIDs is the id generator of the registries under test.
+var testIDs = &idGenerator{prefix: "test0000-"}
+
+// newTestSession returns a session named name (its UserID is user): the
+// name is kept in its allow-list, which the registry never reads, so that
+// tests can list sessions by name.
+func newTestSession(name, user string) *session {
+	return &session{id: testIDs.newID(), identity: connIdentity{UserID: user, Topics: &[]string{name}}}
 }
 
+// ids returns the names of list's sessions (newTestSession), sorted.
 func ids(list []*session) []string {
 	out := make([]string, 0, len(list))
 	for _, s := range list {
-		out = append(out, s.id)
+		out = append(out, (*s.identity.Topics)[0])
 	}
 	slices.Sort(out)
 	return out
 }
 
 func TestRegistryIndexes(t *testing.T) {
-	r := newRegistry()
+	r := newRegistry(testIDs)
 	a1, a2, b, anon := newTestSession("a1", "alice"), newTestSession("a2", "alice"), newTestSession("b", "bob"), newTestSession("x", "")
 	for _, s := range []*session{a1, a2, b, anon} {
 		r.add(s)
 	}
 	for _, topic := range []string{"news", "sport"} {
-		a1.topics = append(a1.topics, topic)
+		a1.topics.add(topic)
 		r.subscribe(a1, topic)
 	}
-	b.topics = append(b.topics, "news")
+	b.topics.add("news")
 	r.subscribe(b, "news")
 
 	if got := ids(r.appendUser(nil, "alice")); !slices.Equal(got, []string{"a1", "a2"}) {
@@ -38,7 +46,7 @@ func TestRegistryIndexes(t *testing.T) {
 	if got := ids(r.appendTopic(nil, "news")); !slices.Equal(got, []string{"a1", "b"}) {
 		t.Errorf("news subscribers: got %v, want [a1 b]", got)
 	}
-	if got := r.conn("x"); got != anon {
+	if got := r.conn(testIDs.format(anon.id)); got != anon {
 		t.Errorf("conn x: got %v, want the anonymous session", got)
 	}
 	var all []*session
@@ -68,7 +76,7 @@ func TestRegistryIndexes(t *testing.T) {
 }
 
 func TestRegistrySnapshotPoolClears(t *testing.T) {
-	r := newRegistry()
+	r := newRegistry(testIDs)
 	for i := range 100 {
 		r.add(newTestSession(strconv.Itoa(i), "u"))
 	}
@@ -103,7 +111,7 @@ func TestRegistryUserDevices(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := newRegistry()
+			r := newRegistry(testIDs)
 			byID := map[string]*session{}
 			left := []string{"d1", "d2", "d3"}
 			for i, id := range left {
@@ -122,7 +130,7 @@ func TestRegistryUserDevices(t *testing.T) {
 					t.Errorf("after removing %s: got %v, want %v", id, got, left)
 				}
 				if byID[id].next != nil {
-					t.Errorf("removed %s still links to %s", id, byID[id].next.id)
+					t.Errorf("removed %s still links to %v", id, ids([]*session{byID[id].next}))
 				}
 			}
 			if _, users, _ := r.counts(); users != 0 {
@@ -132,44 +140,37 @@ func TestRegistryUserDevices(t *testing.T) {
 	}
 }
 
-// TestRegistryIDClash: a session whose id hashes to a key another
-// session holds is indexed by id beside it, found, listed, counted and
-// removed like any other.
-func TestRegistryIDClash(t *testing.T) {
-	r := newRegistry()
-	s := newTestSession("c1", "")
-	sh, h := r.connShard(s.id)
-	decoy := newTestSession("decoy", "") // holds the key of "c1" as if its id hashed there
-	sh.conns[h] = decoy
+// TestRegistryConnLookup: a connection is found by exactly the id it was
+// issued, and by nothing else: not another server's prefix, not the same
+// counter written differently, not a prefix or extension of its id.
+func TestRegistryConnLookup(t *testing.T) {
+	r := newRegistry(testIDs)
+	s := newTestSession("s", "")
 	r.add(s)
-	if sh.clash[s.id] != s || sh.conns[h] != decoy {
-		t.Fatal("a session whose key is taken must go to clash, leaving the holder")
+	id := testIDs.format(s.id)
+	if got := r.conn(id); got != s {
+		t.Fatalf("conn %q: got %v, want the session", id, got)
 	}
-	if got := r.conn("c1"); got != s {
-		t.Errorf("conn c1: got %v, want the clashing session", got)
-	}
-	var all []*session
-	for i := range registryShards {
-		all = r.appendShard(all, i)
-	}
-	if got := ids(all); !slices.Equal(got, []string{"c1", "decoy"}) {
-		t.Errorf("all sessions: got %v, want [c1 decoy]", got)
-	}
-	if c, _, _ := r.counts(); c != 2 {
-		t.Errorf("conns counted: got %d, want 2", c)
+	other := &idGenerator{prefix: "othr0000-"}
+	digits := strconv.FormatUint(s.id, 32)
+	for _, bad := range []string{
+		"", testIDs.prefix, testIDs.prefix + "0", testIDs.prefix + "0" + digits,
+		strings.ToUpper(id), testIDs.prefix + strings.ToUpper(digits) + "x",
+		id + "0", id + " ", " " + id, id[:len(id)-1] + "w",
+		strings.TrimSuffix(testIDs.prefix, "-") + digits, other.format(s.id),
+		testIDs.prefix + "+" + digits,
+		testIDs.prefix + "g000000000000" + digits, // past 64 bits
+		testIDs.prefix + "1" + strings.Repeat("0", 13),
+	} {
+		if got := r.conn(bad); got != nil {
+			t.Errorf("conn %q: got a session, want none", bad)
+		}
 	}
 	r.remove(s)
-	if got := r.conn("c1"); got != nil || sh.conns[h] != decoy || len(sh.clash) != 0 {
-		t.Errorf("after removing c1: conn %v, holder kept %v, %d clashing; want nil, true, 0", got, sh.conns[h] == decoy, len(sh.clash))
+	if got := r.conn(id); got != nil {
+		t.Errorf("conn %q after remove: got a session, want none", id)
 	}
-	// The holder leaves first: the clashing session is still found.
-	r.add(s)
-	delete(sh.conns, h)
-	if got := r.conn("c1"); got != s {
-		t.Errorf("conn c1 after the holder left: got %v, want it", got)
-	}
-	r.remove(s)
 	if c, _, _ := r.counts(); c != 0 {
-		t.Errorf("conns counted after all left: got %d, want 0", c)
+		t.Errorf("conns counted after remove: got %d, want 0", c)
 	}
 }

@@ -73,7 +73,7 @@ func (s *Server) encodeFrame(sess *session, asJSON bool, f *wire.Frame, queue bo
 	}
 	if err != nil {
 		// Only an unknown type or an id over 64 KiB fails: a bug here.
-		s.cfg.Logger.Error("wsgate: encoding frame", "conn", sess.id, "err", err)
+		s.cfg.Logger.Error("wsgate: encoding frame", "conn", s.ids.format(sess.id), "err", err)
 		return
 	}
 	if !queue {

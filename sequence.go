@@ -122,7 +122,7 @@ func (s *Server) greet(sess *session, from *broker.Position) bool {
 		h = broker.History{Epoch: p.Epoch, Last: p.Seq}
 	}
 	if err != nil {
-		s.cfg.Logger.Warn("wsgate: reading the user's position", "conn", sess.id, "user", user, "err", err)
+		s.cfg.Logger.Warn("wsgate: reading the user's position", "conn", s.ids.format(sess.id), "user", user, "err", err)
 		return false
 	}
 	st := s.syncs.stripe(user)
@@ -208,7 +208,7 @@ func (s *Server) finishReplayLocked(st *syncStripe, sess *session, from broker.P
 	switch {
 	case err != nil:
 		s.ctr.lost.Add(1)
-		s.cfg.Logger.Warn("wsgate: replay failed", "conn", sess.id, "err", err)
+		s.cfg.Logger.Warn("wsgate: replay failed", "conn", s.ids.format(sess.id), "err", err)
 		s.notice(sess, "wsgate: history unavailable: pushes after "+strconv.FormatUint(sess.seq, 10)+" may be lost")
 	case h.Epoch != sess.epoch:
 		s.restartLocked(sess)

@@ -79,7 +79,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg:         cfg,
-		reg:         newRegistry(),
+		reg:         newRegistry(ids),
 		ids:         ids,
 		ipLimit:     newIPLimiter(cfg.HandshakeRate),
 		epoch:       time.Now(),

@@ -4,9 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base32"
+	"iter"
 	"math"
 	"net/netip"
+	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -70,17 +73,19 @@ const maxSubscriptions = 256
 
 // session is the gateway's state for one /ws connection. It is kept small
 // because a gateway holds hundreds of thousands of them: no goroutine, timer,
-// map or channel per session, and fields ordered so that none pads (176
-// bytes, a size class below the 224 it took with the whole Identity and a
-// refusal reason in it). Fields other than the atomics are written only
-// before the connection is registered or from the engine's callbacks, which
-// the engine serialises per connection.
+// map or channel per session, no string of its own (its connection id is
+// written out when asked for, from its counter), and fields ordered so
+// that none pads (128 bytes; it took 224 with the whole Identity and a
+// refusal reason in it, 144 with its id as a string and a two-word rate
+// bucket). Fields other than the atomics are written only before the
+// connection is registered or from the engine's callbacks, which the
+// engine serialises per connection.
 type session struct {
 	conn     *websocket.Conn
-	id       string
 	identity connIdentity
-	topics   []string    // current subscriptions, small
+	topics   topicList   // current subscriptions
 	next     *session    // the next session of the same user (registry)
+	id       uint64      // the counter of its connection id (idGenerator), never 0
 	bucket   tokenBucket // inbound message rate
 	// Sequenced delivery (sequence.go), guarded by the user's sync lock.
 	epoch    uint64      // the epoch of the user's sequence this connection follows
@@ -97,7 +102,7 @@ type session struct {
 
 // connFlags are a session's flags that other goroutines read: each is set
 // once and never cleared. One word for all of them keeps a session in the
-// 144-byte size class.
+// 128-byte size class.
 type connFlags struct{ v atomic.Uint32 }
 
 const (
@@ -134,9 +139,15 @@ func allowTopics(topics []string) *[]string {
 // with CloseUnauthorized and this reason, and never registered.
 type refusal struct{ reason string }
 
-// info returns the session's public description.
-func (s *session) info() ConnInfo {
-	ci := ConnInfo{ID: s.id, UserID: s.identity.UserID, Protocol: s.form.String()}
+// connInfo returns sess's public description. Its ID is a new string:
+// hooks and handlers that ask for it pay for it, idle connections do not.
+func (s *Server) connInfo(sess *session) ConnInfo {
+	return sess.info(s.ids.format(sess.id))
+}
+
+// info returns the session's public description with id as its ID.
+func (s *session) info(id string) ConnInfo {
+	ci := ConnInfo{ID: id, UserID: s.identity.UserID, Protocol: s.form.String()}
 	if s.conn != nil {
 		// Kept as an address, not text, and read without allocating:
 		// formatting it cost a noticeable share of every small request.
@@ -145,28 +156,99 @@ func (s *session) info() ConnInfo {
 	return ci
 }
 
-// subscribed reports whether the session is subscribed to topic.
-func (s *session) subscribed(topic string) bool {
-	for _, t := range s.topics {
-		if t == topic {
-			return true
-		}
-	}
-	return false
+// topicList is a session's subscriptions, in no particular order: the
+// first inline, any others behind a pointer. Most connections subscribe to
+// one topic or none, and then it costs no allocation: a slice took the
+// same three words in the session and a backing array besides. Topics are
+// never empty, so first == "" means none.
+type topicList struct {
+	first string
+	rest  *[]string // nil when there is at most one
 }
 
-// dropTopic removes topic from the session's list.
-func (s *session) dropTopic(topic string) {
-	for i, t := range s.topics {
-		if t == topic {
-			last := len(s.topics) - 1
-			s.topics[i] = s.topics[last]
-			s.topics[last] = ""
-			s.topics = s.topics[:last]
+// len returns the number of topics.
+func (l *topicList) len() int {
+	switch {
+	case l.first == "":
+		return 0
+	case l.rest == nil:
+		return 1
+	}
+	return 1 + len(*l.rest)
+}
+
+// has reports whether topic is in the list.
+func (l *topicList) has(topic string) bool {
+	if l.first == topic {
+		return topic != ""
+	}
+	return l.rest != nil && slices.Contains(*l.rest, topic)
+}
+
+// add appends topic, which must not be in the list or empty.
+func (l *topicList) add(topic string) {
+	switch {
+	case l.first == "":
+		l.first = topic
+	case l.rest == nil:
+		l.rest = &[]string{topic}
+	default:
+		*l.rest = append(*l.rest, topic)
+	}
+}
+
+// drop removes topic if it is in the list.
+func (l *topicList) drop(topic string) {
+	if l.first == topic {
+		l.first = ""
+		if l.rest != nil { // the last of the rest takes its place
+			l.first = l.pop()
+		}
+		return
+	}
+	if l.rest == nil {
+		return
+	}
+	if i := slices.Index(*l.rest, topic); i >= 0 {
+		rest := *l.rest
+		rest[i] = rest[len(rest)-1]
+		l.pop() // the last, now at i
+	}
+}
+
+// pop removes and returns the last topic of rest, which is not empty, and
+// forgets rest once it is.
+func (l *topicList) pop() string {
+	rest := *l.rest
+	last := rest[len(rest)-1]
+	rest[len(rest)-1] = ""
+	if len(rest) == 1 {
+		l.rest = nil
+	} else {
+		*l.rest = rest[:len(rest)-1]
+	}
+	return last
+}
+
+// all yields every topic; the list must not change meanwhile.
+func (l *topicList) all() iter.Seq[string] {
+	return func(yield func(string) bool) {
+		if l.first == "" || !yield(l.first) || l.rest == nil {
 			return
+		}
+		for _, t := range *l.rest {
+			if !yield(t) {
+				return
+			}
 		}
 	}
 }
+
+// subscribed reports whether the session is subscribed to topic.
+func (s *session) subscribed(topic string) bool { return s.topics.has(topic) }
+
+// dropTopic removes topic from the session's list.
+func (s *session) dropTopic(topic string) { s.topics.drop(topic) }
 
 // mayAccess reports whether identity allows subscribing to topic: Topics nil
 // allows everything; otherwise an exact pattern or a prefix pattern ending in
@@ -189,27 +271,64 @@ func (id *connIdentity) mayAccess(topic string) bool {
 // idGenerator makes connection ids: a random per-server prefix, so that ids
 // from different gateway nodes (or restarts) do not collide, followed by a
 // counter. Both parts are base32 so ids stay short and URL-safe
-// ("k7q2m9a0-1v").
+// ("k7q2m9a0-1v"). A session keeps only its counter; its id is written out
+// when a hook, handler, hello or log line needs it, and parsed back when
+// one is looked up (parse), so that only the exact text once issued finds
+// a connection.
 type idGenerator struct {
 	prefix string
 	next   atomic.Uint64
 }
+
+// maxIDLen is the longest id: 8 characters of prefix, "-" and at most 13
+// base32 digits of a uint64.
+const maxIDLen = 22
 
 func newIDGenerator() (*idGenerator, error) {
 	var b [5]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return nil, err
 	}
-	enc := base32.NewEncoding("0123456789abcdefghijklmnopqrstuv").WithPadding(base32.NoPadding)
+	enc := base32.NewEncoding(idDigits).WithPadding(base32.NoPadding)
 	return &idGenerator{prefix: enc.EncodeToString(b[:]) + "-"}, nil
 }
 
-// newID returns a fresh id (one allocation).
-func (g *idGenerator) newID() string {
-	var buf [32]byte
-	b := append(buf[:0], g.prefix...)
-	b = strconv.AppendUint(b, g.next.Add(1), 32)
-	return string(b)
+// idDigits are the base32 digits of ids, as strconv writes them.
+const idDigits = "0123456789abcdefghijklmnopqrstuv"
+
+// newID returns a fresh counter (never 0).
+func (g *idGenerator) newID() uint64 { return g.next.Add(1) }
+
+// appendID appends the id with counter n to b.
+func (g *idGenerator) appendID(b []byte, n uint64) []byte {
+	b = append(b, g.prefix...)
+	return strconv.AppendUint(b, n, 32)
+}
+
+// format returns the id with counter n (one allocation).
+func (g *idGenerator) format(n uint64) string {
+	var buf [maxIDLen]byte
+	return string(g.appendID(buf[:0], n))
+}
+
+// parse returns the counter of id, or 0 when id is not one this generator
+// writes: the prefix, then the counter in lowercase base32 without leading
+// zeros, as appendID writes it. Anything else (another node's prefix,
+// "00", uppercase, a counter past 64 bits) names no connection.
+func (g *idGenerator) parse(id string) uint64 {
+	digits, ok := strings.CutPrefix(id, g.prefix)
+	if !ok || digits == "" || digits[0] == '0' {
+		return 0
+	}
+	var n uint64
+	for i := 0; i < len(digits); i++ {
+		d := strings.IndexByte(idDigits, digits[i])
+		if d < 0 || n > math.MaxUint64>>5 {
+			return 0
+		}
+		n = n<<5 | uint64(d)
+	}
+	return n
 }
 
 // sessionOf returns the session the /ws handshake stored on c.
@@ -251,7 +370,7 @@ func (s *Server) onOpen(c *websocket.Conn) {
 			_ = c.Close(websocket.StatusCode(wire.CloseTryAgainLater), "wsgate: delivery state unavailable; try again later") // onClose unregisters it
 		}
 	case sess.form != formSimple:
-		st := s.syncs.stripe(helloKey(sess))
+		st := s.helloStripe(sess)
 		st.mu.Lock()
 		s.sendHello(sess, 0, 0)
 		sess.flags.set(flagReady) // before unlocking: see reachable
@@ -262,7 +381,7 @@ func (s *Server) onOpen(c *websocket.Conn) {
 	s.ctr.accepted.Add(1)
 	s.obs.forms[sess.form].Add(1)
 	if s.cfg.OnConnect != nil {
-		info := sess.info()
+		info := s.connInfo(sess)
 		s.cfg.OnConnect(s.connContext(info), &info)
 	}
 }
@@ -282,7 +401,7 @@ func (s *Server) onClose(c *websocket.Conn, err error) {
 	if n := s.reg.remove(sess); n >= 0 {
 		s.broker.Present(sess.identity.UserID, n)
 	}
-	sess.topics = nil
+	sess.topics = topicList{}
 	s.ctr.open.Add(-1)
 	s.obs.forms[sess.form].Add(-1)
 	code := int(websocket.CloseStatus(err))
@@ -291,7 +410,7 @@ func (s *Server) onClose(c *websocket.Conn, err error) {
 	}
 	s.obs.closes.add(code)
 	if s.cfg.OnDisconnect != nil {
-		info := sess.info()
+		info := s.connInfo(sess)
 		s.cfg.OnDisconnect(&info, code)
 	}
 }
@@ -305,11 +424,12 @@ func (s *Server) connContext(info ConnInfo) context.Context {
 // sendHello queues for a full-form client its ids, its user's epoch and
 // last push sequence, and the limits it must obey.
 func (s *Server) sendHello(sess *session, epoch, seq uint64) {
+	var id [maxIDLen]byte
 	f := wire.Frame{
 		Type:       wire.TypeHello,
 		Seq:        seq,
 		Epoch:      epoch,
-		ConnID:     []byte(sess.id),
+		ConnID:     s.ids.appendID(id[:0], sess.id),
 		UserID:     []byte(sess.identity.UserID),
 		MaxMessage: uint32(min(s.cfg.MaxMessageSize, math.MaxUint32)),
 		Heartbeat:  uint16(min((s.cfg.PingInterval+time.Second-1)/time.Second, math.MaxUint16)), // rounded up: 0 would mean none
@@ -317,14 +437,14 @@ func (s *Server) sendHello(sess *session, epoch, seq uint64) {
 	s.queueFrame(sess, sess.form == formJSON, &f)
 }
 
-// helloKey names the sync stripe under which a full-form connection's hello
-// is queued and the connection marked ready: its user's for a sequenced
-// connection (greet), its own id otherwise.
-func helloKey(sess *session) string {
+// helloStripe returns the sync stripe under which a full-form connection's
+// hello is queued and the connection marked ready: its user's for a
+// sequenced connection (greet), the one its id's counter picks otherwise.
+func (s *Server) helloStripe(sess *session) *syncStripe {
 	if sequenced(sess) {
-		return sess.identity.UserID
+		return s.syncs.stripe(sess.identity.UserID)
 	}
-	return sess.id
+	return &s.syncs.stripes[sess.id%syncStripes]
 }
 
 // reachable reports whether pushes may go to sess. A full-form connection
@@ -339,7 +459,7 @@ func (s *Server) reachable(sess *session) bool {
 	if sess.form == formSimple {
 		return false
 	}
-	st := s.syncs.stripe(helloKey(sess))
+	st := s.helloStripe(sess)
 	st.mu.Lock()
 	ready := sess.flags.has(flagReady)
 	st.mu.Unlock()

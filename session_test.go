@@ -1,6 +1,8 @@
 package wsgate
 
 import (
+	"math"
+	"math/rand/v2"
 	"testing"
 	"time"
 	"unsafe"
@@ -41,7 +43,7 @@ func TestIDsUnique(t *testing.T) {
 	}
 	seen := make(map[string]bool)
 	for range 1000 {
-		for _, id := range []string{g1.newID(), g2.newID()} {
+		for _, id := range []string{g1.format(g1.newID()), g2.format(g2.newID())} {
 			if seen[id] {
 				t.Fatalf("id %q generated twice", id)
 			}
@@ -49,6 +51,38 @@ func TestIDsUnique(t *testing.T) {
 			if len(id) > 16 {
 				t.Fatalf("id %q: got %d bytes, want at most 16", id, len(id))
 			}
+		}
+	}
+}
+
+// TestIDsRoundTrip: parse reads back exactly the counter format wrote,
+// over the whole uint64 range, and writing never takes more than maxIDLen
+// bytes.
+func TestIDsRoundTrip(t *testing.T) {
+	g, err := newIDGenerator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	ns := []uint64{1, 31, 32, 1023, 1024, math.MaxUint64 >> 5, math.MaxUint64>>5 + 1, math.MaxUint64 - 1, math.MaxUint64}
+	for range 1000 {
+		ns = append(ns, rng.Uint64()>>rng.UintN(64))
+	}
+	for _, n := range ns {
+		if n == 0 {
+			continue
+		}
+		id := g.format(n)
+		if len(id) > maxIDLen {
+			t.Fatalf("id %q: got %d bytes, want at most %d", id, len(id), maxIDLen)
+		}
+		if got := g.parse(id); got != n {
+			t.Fatalf("parse(%q): got %d, want %d", id, got, n)
+		}
+	}
+	for _, bad := range []string{g.prefix + "0", g.prefix + "01", g.prefix + "w", g.prefix + "A", g.prefix + "g000000000000"} {
+		if got := g.parse(bad); got != 0 {
+			t.Errorf("parse(%q): got %d, want 0", bad, got)
 		}
 	}
 }
@@ -82,11 +116,58 @@ func TestTokenExpiryWord(t *testing.T) {
 	}
 }
 
-// TestSessionSize: the session of every connection stays in the 144-byte
+// TestSessionSize: the session of every connection stays in the 128-byte
 // size class (it was 176 before the allow-list moved behind a pointer and
-// the token's warned flag into its deadline word).
+// the token's warned flag into its deadline word, 144 before its id became
+// a counter and its rate bucket one word).
 func TestSessionSize(t *testing.T) {
-	if n := unsafe.Sizeof(session{}); n > 144 {
-		t.Errorf("session is %d bytes, want at most 144", n)
+	if n := unsafe.Sizeof(session{}); n > 128 {
+		t.Errorf("session is %d bytes, want at most 128", n)
+	}
+}
+
+// TestTopicList adds and drops topics at random and checks the list
+// against a set after every step: its length, membership, what all
+// yields, and that one topic or none keeps nothing behind the pointer.
+func TestTopicList(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	names := []string{"a", "b", "c", "d", "e", "news", "sport", "x"}
+	var l topicList
+	model := map[string]bool{}
+	for step := range 5000 {
+		topic := names[rng.IntN(len(names))]
+		if rng.IntN(2) == 0 {
+			if !l.has(topic) {
+				l.add(topic)
+			}
+			model[topic] = true
+		} else {
+			l.drop(topic)
+			delete(model, topic)
+		}
+		if l.len() != len(model) {
+			t.Fatalf("step %d: len got %d, want %d", step, l.len(), len(model))
+		}
+		seen := map[string]bool{}
+		for x := range l.all() {
+			if !model[x] || seen[x] {
+				t.Fatalf("step %d: all yields %q (subscribed %v, seen %v)", step, x, model[x], seen[x])
+			}
+			seen[x] = true
+		}
+		if len(seen) != len(model) {
+			t.Fatalf("step %d: all yields %d topics, want %d", step, len(seen), len(model))
+		}
+		for _, x := range names {
+			if l.has(x) != model[x] {
+				t.Fatalf("step %d: has(%q) got %v, want %v", step, x, l.has(x), model[x])
+			}
+		}
+		if len(model) <= 1 && l.rest != nil {
+			t.Fatalf("step %d: %d topics but rest is kept", step, len(model))
+		}
+	}
+	if l.has("") {
+		t.Error(`has(""): got true, want false`)
 	}
 }

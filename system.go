@@ -40,12 +40,11 @@ func (s *Server) subscribe(sess *session, to replyTo, payload []byte) {
 		s.sendError(sess, to, wire.CodeForbidden, "topic not allowed: "+topic)
 		return
 	case sess.subscribed(topic):
-	case len(sess.topics) >= maxSubscriptions:
+	case sess.topics.len() >= maxSubscriptions:
 		s.sendError(sess, to, wire.CodeLimitExceeded, "too many subscriptions")
 		return
 	default:
-		sess.topics = append(sess.topics, topic)
-		s.reg.subscribe(sess, topic)
+		sess.topics.add(s.reg.subscribe(sess, topic))
 	}
 	s.sendReply(sess, to, nil)
 }
