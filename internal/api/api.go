@@ -41,6 +41,7 @@ type API struct {
 	mux    *http.ServeMux
 
 	decoders sync.Pool // of *bodyDecoder
+	states   sync.Pool // of *pushState
 }
 
 // New returns the API for gw. It fails when no API key is configured: an open push
@@ -83,7 +84,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "wsgate: missing or wrong API key (Authorization: Bearer <key>)")
 		return
 	}
-	if r.Method == http.MethodPost && r.URL.Path == "/api/v1/push" {
+	if r.Method == http.MethodPost && r.URL.Path == "/api/v1/push" && r.URL.RawPath == "" {
 		a.push(w, r) // the call that comes by the thousand: what the mux would pick, without its lookup
 		return
 	}
