@@ -35,7 +35,10 @@ func (a *API) push(w http.ResponseWriter, r *http.Request) {
 	if st == nil {
 		st = new(pushState)
 	}
-	defer a.states.Put(st) // after the answer is written: it is built in st
+	defer func() {
+		st.req, st.fields = pushRequest{}, fastFields{} // keep nothing alive in the pool
+		a.states.Put(st)                                // after the answer is written: it is built in st
+	}()
 	to, action, payload, err := a.decodePush(w, r, st)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
@@ -64,6 +67,7 @@ func (a *API) push(w http.ResponseWriter, r *http.Request) {
 // are copies.
 type pushState struct {
 	body   [maxPooledBody]byte
+	req    pushRequest
 	fields fastFields
 	answer [96]byte
 }
@@ -94,8 +98,9 @@ func appendPushAnswer(b []byte, to wsgate.Target, res wsgate.PushResult) []byte 
 
 // decodePush parses and validates a push body; its errors are the client's 400 message.
 func (a *API) decodePush(w http.ResponseWriter, r *http.Request, st *pushState) (wsgate.Target, wire.Action, []byte, error) {
-	var req pushRequest
-	if err := a.decodeBody(w, r, st, &req); err != nil {
+	req := &st.req
+	*req = pushRequest{} // what the last request left
+	if err := a.decodeBody(w, r, st, req); err != nil {
 		return wsgate.Target{}, 0, nil, err
 	}
 	to, err := req.target()
