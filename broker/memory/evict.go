@@ -27,6 +27,9 @@ func (l *userLog) cost() int64 {
 // does becoming a tombstone. The caller holds l's stripe.
 func (b *Broker) settle(l *userLog, touched bool, now int64) {
 	cost := l.cost()
+	if cost == 0 && l.counted == 0 {
+		return // not listed and not to be: nothing to account (every push with history off)
+	}
 	tomb := cost > 0 && l.retained() == 0
 	b.lru.Lock()
 	defer b.lru.Unlock()

@@ -6,7 +6,6 @@
 package memory
 
 import (
-	"bytes"
 	"context"
 	"hash/maphash"
 	"math/rand/v2"
@@ -64,7 +63,7 @@ type Broker struct {
 	seed    maphash.Seed
 	stripes [stripes]stripe
 
-	lru        sync.Mutex // guards the list, total and every userLog.counted and listedAt
+	lru        sync.Mutex // guards the list, total and every userLog.counted (also written under the log's stripe) and listedAt
 	head, tail *userLog   // least recently pushed first
 	total      int64      // sum of counted
 	evicted    int64      // messages dropped for the total bound (guarded by lru)
@@ -205,13 +204,42 @@ func (b *Broker) Publish(ctx context.Context, m *broker.Message) (int, error) {
 	ticket := l.tickets
 	l.tickets++
 	m.Epoch, m.Seq = l.epoch, l.last
-	kept := &broker.Message{Target: broker.Target{User: user}, Action: m.Action,
-		Payload: bytes.Clone(m.Payload), Epoch: m.Epoch, Seq: m.Seq}
+	kept := keep(m)
 	b.record(l, kept, now)
 	st.dropIfIdleLocked(l)
 	st.mu.Unlock()
 	b.enforceTotal(now)
 	return l.inOrder(ticket, func() (int, error) { return b.deliverTo(ctx, kept) })
+}
+
+// keep returns the copy of m that is recorded and delivered: m belongs to
+// the publisher, which may reuse its payload. A small payload shares one
+// allocation with the message (a push is mostly small, and this is the one
+// allocation of its own each push to a user costs here).
+func keep(m *broker.Message) *broker.Message {
+	var k *broker.Message
+	var p []byte
+	switch n := len(m.Payload); {
+	case m.Payload == nil:
+		k = new(broker.Message)
+	case n <= 72: // with the message, 176 bytes: one size class
+		s := new(struct {
+			m broker.Message
+			b [72]byte
+		})
+		k, p = &s.m, s.b[:n:n]
+	case n <= 152: // 256 bytes
+		s := new(struct {
+			m broker.Message
+			b [152]byte
+		})
+		k, p = &s.m, s.b[:n:n]
+	default:
+		k, p = new(broker.Message), make([]byte, n)
+	}
+	copy(p, m.Payload)
+	*k = broker.Message{Target: broker.Target{User: m.Target.User}, Action: m.Action, Payload: p, Epoch: m.Epoch, Seq: m.Seq}
+	return k
 }
 
 // inOrder runs deliver once every earlier ticket of l has been served, so

@@ -73,3 +73,49 @@ func TestStateIsBounded(t *testing.T) {
 		})
 	}
 }
+
+// TestPublishKeepsACopy: the history and the delivery hold their own copy
+// of a push's payload, whatever its size (small ones share the message's
+// allocation), so the publisher may reuse its buffer; a nil payload stays
+// nil and an empty one empty.
+func TestPublishKeepsACopy(t *testing.T) {
+	b := memory.New(memory.Options{Size: 100, Bytes: 1 << 20, TTL: time.Hour, Total: 1 << 30})
+	var delivered []*broker.Message
+	if err := b.Bind(func(_ context.Context, m *broker.Message) (int, error) {
+		delivered = append(delivered, m) // Publish delivers on its own goroutine
+		return 1, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	sizes := []int{-1, 0, 1, 71, 72, 73, 151, 152, 153, 4000} // -1: nil
+	var want [][]byte
+	for i, n := range sizes {
+		var p []byte
+		if n >= 0 {
+			p = make([]byte, n)
+			for j := range p {
+				p[j] = byte(i + j)
+			}
+		}
+		want = append(want, append([]byte(nil), p...))
+		m := broker.Message{Target: broker.Target{User: "u"}, Action: 120, Payload: p}
+		if _, err := b.Publish(context.Background(), &m); err != nil {
+			t.Fatal(err)
+		}
+		for j := range p {
+			p[j] = 0xff // the publisher reuses its buffer
+		}
+	}
+	h, err := b.History(context.Background(), "u", broker.Position{})
+	if err != nil || len(h.Messages) != len(sizes) || len(delivered) != len(sizes) {
+		t.Fatalf("History: %d messages, %v; %d delivered; want %d of each", len(h.Messages), err, len(delivered), len(sizes))
+	}
+	for i := range sizes {
+		for _, got := range []*broker.Message{&h.Messages[i], delivered[i]} {
+			if string(got.Payload) != string(want[i]) || (got.Payload == nil) != (sizes[i] < 0) || got.Seq != uint64(i+1) || got.Target.User != "u" {
+				t.Errorf("push %d (%d bytes): got seq %d user %q payload %x (nil %t), want seq %d payload %x",
+					i, sizes[i], got.Seq, got.Target.User, got.Payload, got.Payload == nil, i+1, want[i])
+			}
+		}
+	}
+}

@@ -383,3 +383,44 @@ func TestServeRedisUnreachable(t *testing.T) {
 		t.Errorf("push with Redis down: got %d %s, want 503", resp.StatusCode, body)
 	}
 }
+
+// TestServeAPIRoutes: the API is reached straight from the page handler
+// (apiFirst) and answers what the page mux routed to it before: its
+// endpoints, its JSON 404, the mux's redirect of "/api", and a path whose
+// escapes put it outside /api/ stays outside the API.
+func TestServeAPIRoutes(t *testing.T) {
+	leakcheck.Check(t)
+	g := startServe(t)
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	do := func(method, path, body string) (int, http.Header, string) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(testCtx(t), method, g.base+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+g.apiKey)
+		resp, err := noFollow.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header, string(b)
+	}
+	push := `{"to":{"all":true},"action":120,"json":1}`
+	if code, _, body := do("POST", "/api/v1/push", push); code != http.StatusOK || !strings.Contains(body, `"delivered":0`) {
+		t.Errorf("POST /api/v1/push: got %d %q, want 200 delivered 0", code, body)
+	}
+	if code, _, body := do("GET", "/api/v1/stats", ""); code != http.StatusOK || !strings.Contains(body, `"conns"`) {
+		t.Errorf("GET /api/v1/stats: got %d %q, want 200 with the stats", code, body)
+	}
+	if code, _, body := do("GET", "/api/v1/nope", ""); code != http.StatusNotFound || !strings.Contains(body, `"error"`) {
+		t.Errorf("GET /api/v1/nope: got %d %q, want the API's JSON 404", code, body)
+	}
+	if code, h, _ := do("GET", "/api", ""); code/100 != 3 || h.Get("Location") != "/api/" {
+		t.Errorf("GET /api: got %d Location %q, want a redirect to /api/", code, h.Get("Location"))
+	}
+	if code, _, body := do("POST", "/api%2Fv1/push", push); code == http.StatusOK && strings.Contains(body, "delivered") {
+		t.Errorf("POST /api%%2Fv1/push: got %d %q, want no push (the path is not under /api/)", code, body)
+	}
+}

@@ -41,6 +41,7 @@ type API struct {
 	mux    *http.ServeMux
 
 	decoders sync.Pool // of *bodyDecoder
+	states   sync.Pool // of *pushState
 }
 
 // New returns the API for gw. It fails when no API key is configured: an open push
@@ -83,7 +84,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "wsgate: missing or wrong API key (Authorization: Bearer <key>)")
 		return
 	}
-	if r.Method == http.MethodPost && r.URL.Path == "/api/v1/push" {
+	if r.Method == http.MethodPost && r.URL.Path == "/api/v1/push" && r.URL.RawPath == "" {
 		a.push(w, r) // the call that comes by the thousand: what the mux would pick, without its lookup
 		return
 	}
@@ -91,7 +92,11 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) authorized(r *http.Request) bool {
-	scheme, key, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	var auth string
+	if v := r.Header["Authorization"]; len(v) > 0 { // Header.Get without canonicalising a canonical name
+		auth = v[0]
+	}
+	scheme, key, ok := strings.Cut(auth, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return false
 	}
@@ -136,10 +141,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // writeRaw writes body, which is JSON already.
 func writeRaw(w http.ResponseWriter, status int, body []byte) {
-	w.Header().Set("Content-Type", "application/json")
+	w.Header()["Content-Type"] = jsonContentType // Header.Set without its allocation
 	w.WriteHeader(status)
 	_, _ = w.Write(body) // the client went away; nothing to do
 }
+
+// jsonContentType is the Content-Type value of writeRaw's answers, shared
+// by all of them: net/http only reads a handler's header values, and an
+// Add to this one would reallocate it (its capacity is its length).
+var jsonContentType = []string{"application/json"}
 
 func writeError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, map[string]string{"error": msg})

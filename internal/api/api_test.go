@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -265,6 +267,58 @@ func TestPushBodiesInSequence(t *testing.T) {
 		}
 		if a, p := readPush(t, c); a != tc.action || p != tc.want {
 			t.Fatalf("body %d: got action %d payload %q, want %d %q", i, a, p, tc.action, tc.want)
+		}
+	}
+}
+
+// TestConcurrentPushes: pushes handled at the same time, each in a pooled
+// state another push used before, never mix: every user gets its own
+// pushes, whole and in order, and every answer carries its own sequence.
+func TestConcurrentPushes(t *testing.T) {
+	gw, hs := startAPI(t)
+	const users, pushes = 4, 50
+	conns := make([]*websocket.Conn, users)
+	for i := range conns {
+		conns[i] = gw.DialSimple(t, "user"+strconv.Itoa(i))
+	}
+	gatewaytest.WaitFor(t, "the connections registered", func() bool { return gw.Stats().Conns == users })
+	errs := make(chan error, users)
+	for i := range users {
+		go func() {
+			for k := range pushes {
+				body := fmt.Sprintf(`{"to":{"user":"user%d"},"action":%d,"json":{"u":%d,"k":%d}}`, i, 120+i, i, k)
+				req, err := http.NewRequest("POST", hs.URL+"/api/v1/push", strings.NewReader(body))
+				if err != nil {
+					errs <- err
+					return
+				}
+				req.Header.Set("Authorization", "Bearer "+key)
+				resp, err := hs.Client().Do(req)
+				if err != nil {
+					errs <- err
+					return
+				}
+				raw, _ := io.ReadAll(resp.Body)
+				_ = resp.Body.Close() // read whole
+				if resp.StatusCode != 200 || !strings.Contains(string(raw), fmt.Sprintf(`"seq":%d}`, k+1)) {
+					errs <- fmt.Errorf("push %d to user%d: got %d %q, want 200 with seq %d", k, i, resp.StatusCode, raw, k+1)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range users {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, c := range conns {
+		for k := range pushes {
+			want := fmt.Sprintf(`{"u":%d,"k":%d}`, i, k)
+			if a, p := readPush(t, c); a != uint32(120+i) || p != want {
+				t.Fatalf("user%d push %d: got action %d payload %q, want %d %q", i, k, a, p, 120+i, want)
+			}
 		}
 	}
 }

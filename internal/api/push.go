@@ -31,7 +31,15 @@ type pushTarget struct {
 }
 
 func (a *API) push(w http.ResponseWriter, r *http.Request) {
-	to, action, payload, err := a.decodePush(w, r)
+	st, _ := a.states.Get().(*pushState)
+	if st == nil {
+		st = new(pushState)
+	}
+	defer func() {
+		st.req, st.fields = pushRequest{}, fastFields{} // keep nothing alive in the pool
+		a.states.Put(st)                                // after the answer is written: it is built in st
+	}()
+	to, action, payload, err := a.decodePush(w, r, st)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
@@ -49,9 +57,19 @@ func (a *API) push(w http.ResponseWriter, r *http.Request) {
 		a.logger.Error("push failed", "err", err)
 		writeError(w, http.StatusInternalServerError, "wsgate: push failed")
 	default:
-		var buf [96]byte
-		writeRaw(w, http.StatusOK, appendPushAnswer(buf[:0], to, res))
+		writeRaw(w, http.StatusOK, appendPushAnswer(st.answer[:0], to, res))
 	}
+}
+
+// pushState is what one push request works in, kept for the next one: the
+// body read whole, the fields of a body parseFast read and the answer.
+// None of it outlives the request: the target's strings and the payload
+// are copies.
+type pushState struct {
+	body   [maxPooledBody]byte
+	req    pushRequest
+	fields fastFields
+	answer [96]byte
 }
 
 // appendPushAnswer appends the body of a successful push: "delivered" when
@@ -79,9 +97,10 @@ func appendPushAnswer(b []byte, to wsgate.Target, res wsgate.PushResult) []byte 
 }
 
 // decodePush parses and validates a push body; its errors are the client's 400 message.
-func (a *API) decodePush(w http.ResponseWriter, r *http.Request) (wsgate.Target, wire.Action, []byte, error) {
-	var req pushRequest
-	if err := a.decodeBody(w, r, &req); err != nil {
+func (a *API) decodePush(w http.ResponseWriter, r *http.Request, st *pushState) (wsgate.Target, wire.Action, []byte, error) {
+	req := &st.req
+	*req = pushRequest{} // what the last request left
+	if err := a.decodeBody(w, r, st, req); err != nil {
 		return wsgate.Target{}, 0, nil, err
 	}
 	to, err := req.target()
@@ -106,16 +125,63 @@ func (a *API) decodePush(w http.ResponseWriter, r *http.Request) (wsgate.Target,
 }
 
 // decodeBody decodes the JSON object of r's body into req: unknown fields
-// and anything after the object are errors.
-func (a *API) decodeBody(w http.ResponseWriter, r *http.Request, req *pushRequest) error {
+// and anything after the object are errors. A body of a declared length
+// that fits st is read whole and, when it has the usual shape, parsed by
+// parseFast; any other body is decoded by encoding/json, from the bytes
+// already read and then the rest of the body, so that it sees exactly
+// the stream it always did.
+func (a *API) decodeBody(w http.ResponseWriter, r *http.Request, st *pushState, req *pushRequest) error {
+	if r.ContentLength < 0 || r.ContentLength > maxPooledBody {
+		return a.decodeJSON(w, r, r.Body, req)
+	}
+	n, err := readFull(r.Body, st.body[:])
+	if err == io.EOF && parseFast(st.body[:n], req, &st.fields) {
+		return nil
+	}
+	*req = pushRequest{}
+	var rest io.Reader = eofReader{}
+	switch {
+	case err == nil: // st.body is full, and the body is not over
+		rest = r.Body
+	case err != io.EOF:
+		rest = errReader{err}
+	}
+	return a.decodeJSON(w, r, io.MultiReader(bytes.NewReader(st.body[:n]), rest), req)
+}
+
+// readFull reads from r into buf until buf is full (nil error) or r ends
+// (io.EOF) or fails.
+func readFull(r io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := r.Read(buf[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// eofReader is an empty stream; errReader a stream that fails with err.
+type (
+	eofReader struct{}
+	errReader struct{ err error }
+)
+
+func (eofReader) Read([]byte) (int, error)   { return 0, io.EOF }
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// decodeJSON decodes src, r's body or what it is read from, with
+// encoding/json.
+func (a *API) decodeJSON(w http.ResponseWriter, r *http.Request, src io.Reader, req *pushRequest) error {
 	// Base64 inflates by 4/3; leave room for the envelope. A body whose
 	// declared length is within the bound cannot pass it (net/http reads
 	// no further): only the others need the limiting reader, which also
 	// makes net/http close the connection when it trips.
 	limit := int64(a.max)*4/3 + 4096
-	body := r.Body
 	if r.ContentLength < 0 || r.ContentLength > limit {
-		body = http.MaxBytesReader(w, r.Body, limit)
+		src = http.MaxBytesReader(w, r.Body, limit)
 	}
 	d, _ := a.decoders.Get().(*bodyDecoder)
 	if d == nil {
@@ -123,7 +189,7 @@ func (a *API) decodeBody(w http.ResponseWriter, r *http.Request, req *pushReques
 		d.dec = json.NewDecoder(d)
 		d.dec.DisallowUnknownFields()
 	}
-	d.src = body
+	d.src = src
 	err := d.dec.Decode(req)
 	if err != nil {
 		var tooBig *http.MaxBytesError
