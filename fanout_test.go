@@ -207,3 +207,26 @@ func TestBroadcastsCrossUserPushes(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchedPushPastLockedStripe: a topic push whose write batch holds a
+// connection's lock sends the batch before it waits for a user's sync
+// stripe (for a connection not ready yet), so that a push to that user,
+// holding the stripe and waiting for the same connection, can finish.
+// Without that, the two wait for each other forever.
+func TestBatchedPushPastLockedStripe(t *testing.T) {
+	if !websocket.IOURingUsable() {
+		t.Skip("without io_uring a batch holds no lock between writes")
+	}
+	ts := startServer(t, userAuth())
+	c := as(t, ts, "u1", wire.Subprotocol)
+	if !wsgate.PushPastLockedStripe(ts.Server, "u1", 10*time.Second) {
+		t.Fatal("the topic push and the user push wait for each other: deadlock")
+	}
+	got := map[string]bool{}
+	for range 2 {
+		got[string(readFrame(t, c).Payload)] = true
+	}
+	if !got["topic"] || !got["user push"] {
+		t.Errorf("got %v, want the topic push and the user push", got)
+	}
+}
