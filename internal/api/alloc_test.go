@@ -2,16 +2,13 @@ package api_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 
 	"github.com/wsgate/wsgate"
-	"github.com/wsgate/wsgate/internal/api"
 	"github.com/wsgate/wsgate/internal/gatewaytest"
 	"github.com/wsgate/wsgate/internal/leakcheck"
 	"github.com/wsgate/wsgate/wire"
@@ -34,20 +31,12 @@ func TestPushAllocs(t *testing.T) {
 		size int
 	}{{"history", 0}, {"nohistory", -1}} {
 		t.Run(tc.name, func(t *testing.T) {
-			gw := gatewaytest.Start(t, wsgate.Config{HistorySize: tc.size}, nil)
-			a, err := api.New(gw.Server, api.Config{APIKey: key})
-			if err != nil {
-				t.Fatal(err)
-			}
+			gw, a := apiGateway(t, tc.size)
 			rawFull(t, gw.Addr, "u1")
 			gatewaytest.WaitFor(t, "the connection registered", func() bool { return gw.Stats().Conns == 1 })
 			payload := []byte(`{"r":1,"p":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}`)
 			body := []byte(`{"to":{"user":"u1"},"action":120,"json":` + string(payload) + `}`)
-			req := httptest.NewRequest(http.MethodPost, "/api/v1/push", nil)
-			req.Header.Set("Authorization", "Bearer "+key)
-			rd := bytes.NewReader(body)
-			req.Body = io.NopCloser(rd)
-			req.ContentLength = int64(len(body))
+			req, rd := reusablePush(body)
 			w := &discardWriter{h: http.Header{}}
 			viaAPI := testing.AllocsPerRun(100, func() {
 				rd.Reset(body)

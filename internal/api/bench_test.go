@@ -24,11 +24,7 @@ func BenchmarkPushUser(b *testing.B) {
 		size int
 	}{{"history", 0}, {"nohistory", -1}} {
 		b.Run(tc.name, func(b *testing.B) {
-			gw := gatewaytest.Start(b, wsgate.Config{HistorySize: tc.size}, nil)
-			a, err := api.New(gw.Server, api.Config{APIKey: key})
-			if err != nil {
-				b.Fatal(err)
-			}
+			gw, a := apiGateway(b, tc.size)
 			c := gw.DialFull(b, "u1")
 			done := make(chan struct{})
 			go func() { // the client reads every push, so none waits in a queue
@@ -40,12 +36,7 @@ func BenchmarkPushUser(b *testing.B) {
 				}
 			}()
 			body := []byte(`{"to":{"user":"u1"},"action":120,"json":{"r":1,"p":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}}`)
-			req := httptest.NewRequest(http.MethodPost, "/api/v1/push", nil)
-			req.Header.Set("Authorization", "Bearer "+key)
-			req.Header.Set("Content-Type", "application/json")
-			rd := bytes.NewReader(body)
-			req.Body = io.NopCloser(rd)
-			req.ContentLength = int64(len(body))
+			req, rd := reusablePush(body)
 			w := &discardWriter{h: http.Header{}}
 			b.ReportAllocs()
 			for b.Loop() {
@@ -62,6 +53,30 @@ func BenchmarkPushUser(b *testing.B) {
 			<-done
 		})
 	}
+}
+
+// apiGateway starts a gateway with history size historySize and an API
+// handler for it, with the test's key.
+func apiGateway(tb testing.TB, historySize int) (*gatewaytest.Gateway, *api.API) {
+	tb.Helper()
+	gw := gatewaytest.Start(tb, wsgate.Config{HistorySize: historySize}, nil)
+	a, err := api.New(gw.Server, api.Config{APIKey: key})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return gw, a
+}
+
+// reusablePush is a POST /api/v1/push of body with the test's key, to be
+// served again and again: reset the reader to body before each.
+func reusablePush(body []byte) (*http.Request, *bytes.Reader) {
+	req := httptest.NewRequest(http.MethodPost, "/api/v1/push", nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	rd := bytes.NewReader(body)
+	req.Body = io.NopCloser(rd)
+	req.ContentLength = int64(len(body))
+	return req, rd
 }
 
 // discardWriter is a ResponseWriter that keeps nothing but the status.
