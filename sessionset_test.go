@@ -199,7 +199,7 @@ func TestUserIndexRandom(t *testing.T) {
 			if p == nil {
 				continue
 			}
-			for j := userHome(maphash.String(seed, p.identity.UserID), mask); j != i; j = (j + 1) & mask {
+			for j := slotOf(maphash.String(seed, p.identity.UserID), mask); j != i; j = (j + 1) & mask {
 				if x.slots[j] == nil {
 					t.Fatalf("step %d: %s in slot %d: a free slot %d lies between it and its home", step, p.identity.UserID, i, j)
 				}
