@@ -120,7 +120,8 @@ func (b *Batch) flush() {
 // settleLocked finishes a batched write of frame to which the kernel
 // answered n (bytes written) or err, as transmitLocked finishes a direct
 // one: the rest is queued for the poller, and an error breaks the
-// connection. It reports whether the write succeeded.
+// connection (with the error itself, as transmitLocked breaks it). It
+// reports whether the write succeeded.
 func (c *Conn) settleLocked(frame []byte, res sendResult) bool {
 	if res.err != nil {
 		c.breakLocked(res.err)

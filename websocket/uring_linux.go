@@ -2,7 +2,6 @@ package websocket
 
 import (
 	"errors"
-	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -144,15 +143,7 @@ func (r *uring) send(entries []batchEntry) []sendResult {
 	}
 	tail := *r.sqTail // only this goroutine moves it
 	for i := range entries {
-		e := &entries[i]
-		r.sqes[(tail+uint32(i))&r.sqMask] = uringSQE{
-			opcode:   uringOpSend,
-			fd:       e.c.fd,
-			addr:     uint64(uintptr(unsafe.Pointer(unsafe.SliceData(e.frame)))),
-			len:      uint32(len(e.frame)),
-			msgFlags: unix.MSG_DONTWAIT | unix.MSG_NOSIGNAL,
-			userData: uint64(i),
-		}
+		r.sqes[(tail+uint32(i))&r.sqMask] = sendSQE(entries[i].c.fd, entries[i].frame, i)
 		res[i] = sendResult{n: -1} // no answer yet
 	}
 	atomic.StoreUint32(r.sqTail, tail+n)
@@ -189,11 +180,25 @@ func (r *uring) send(entries []batchEntry) []sendResult {
 	}
 	for i := range res {
 		if res[i].n < 0 {
-			res[i] = sendResult{err: errors.New("websocket: write: io_uring gave no answer")}
+			res[i] = sendResult{err: errors.New("websocket: io_uring gave no answer")}
 		}
 	}
 	runtime.KeepAlive(entries) // the kernel read the frames through raw addresses
 	return res
+}
+
+// sendSQE is the submission entry of a non-blocking send of b to fd,
+// answered under user data i. The kernel reads b through its raw address:
+// the caller keeps b alive until the answer is reaped.
+func sendSQE(fd int32, b []byte, i int) uringSQE {
+	return uringSQE{
+		opcode:   uringOpSend,
+		fd:       fd,
+		addr:     uint64(uintptr(unsafe.Pointer(unsafe.SliceData(b)))),
+		len:      uint32(len(b)),
+		msgFlags: unix.MSG_DONTWAIT | unix.MSG_NOSIGNAL,
+		userData: uint64(i),
+	}
 }
 
 // uringEnter is io_uring_enter. A submission that waits for nothing
@@ -228,7 +233,7 @@ func (r *uring) reap(res []sendResult) uint32 {
 		case errno == unix.EAGAIN || errno == unix.EINTR:
 			res[i] = sendResult{} // no room: all of it is queued
 		default:
-			res[i] = sendResult{err: fmt.Errorf("websocket: write: %w", errno)}
+			res[i] = sendResult{err: errno}
 		}
 	}
 	atomic.StoreUint32(r.cqHead, head)
@@ -239,9 +244,6 @@ func (r *uring) reap(res []sendResult) uint32 {
 func writeEach(entries []batchEntry, res []sendResult) {
 	for i := range entries {
 		n, err := entries[i].c.writeDirect(nil, entries[i].frame)
-		if err != nil {
-			err = fmt.Errorf("websocket: write: %w", err)
-		}
 		res[i] = sendResult{n: n, err: err}
 	}
 }
@@ -342,9 +344,7 @@ func probeSend(r *uring) bool {
 	}
 	tail := *r.sqTail
 	for i, fd := range fds { // fds[0] is full, fds[1] has room
-		r.sqes[(tail+uint32(i))&r.sqMask] = uringSQE{opcode: uringOpSend, fd: int32(fd),
-			addr: uint64(uintptr(unsafe.Pointer(&chunk[0]))), len: 1,
-			msgFlags: unix.MSG_DONTWAIT | unix.MSG_NOSIGNAL, userData: uint64(i)}
+		r.sqes[(tail+uint32(i))&r.sqMask] = sendSQE(int32(fd), chunk[:1], i)
 	}
 	atomic.StoreUint32(r.sqTail, tail+2)
 	m, e := uringEnter(r.fd, 2, 0, 0)
