@@ -317,16 +317,13 @@ func (g *idGenerator) format(n uint64) string {
 // "00", uppercase, a counter past 64 bits) names no connection.
 func (g *idGenerator) parse(id string) uint64 {
 	digits, ok := strings.CutPrefix(id, g.prefix)
-	if !ok || digits == "" || digits[0] == '0' {
+	if !ok {
 		return 0
 	}
-	var n uint64
-	for i := 0; i < len(digits); i++ {
-		d := strings.IndexByte(idDigits, digits[i])
-		if d < 0 || n > math.MaxUint64>>5 {
-			return 0
-		}
-		n = n<<5 | uint64(d)
+	n, err := strconv.ParseUint(digits, 32, 64)
+	var canonical [maxIDLen]byte // what appendID writes for n
+	if err != nil || string(strconv.AppendUint(canonical[:0], n, 32)) != digits {
+		return 0
 	}
 	return n
 }
