@@ -134,42 +134,25 @@ func (a *API) decodeBody(w http.ResponseWriter, r *http.Request, st *pushState, 
 	if r.ContentLength < 0 || r.ContentLength > maxPooledBody {
 		return a.decodeJSON(w, r, r.Body, req)
 	}
-	n, err := readFull(r.Body, st.body[:])
-	if err == io.EOF && parseFast(st.body[:n], req, &st.fields) {
+	n, err := io.ReadFull(r.Body, st.body[:])
+	ended := err == io.EOF || err == io.ErrUnexpectedEOF // the body fits st.body
+	if ended && parseFast(st.body[:n], req, &st.fields) {
 		return nil
 	}
 	*req = pushRequest{}
-	var rest io.Reader = eofReader{}
+	var rest io.Reader = http.NoBody
 	switch {
 	case err == nil: // st.body is full, and the body is not over
 		rest = r.Body
-	case err != io.EOF:
+	case !ended:
 		rest = errReader{err}
 	}
 	return a.decodeJSON(w, r, io.MultiReader(bytes.NewReader(st.body[:n]), rest), req)
 }
 
-// readFull reads from r into buf until buf is full (nil error) or r ends
-// (io.EOF) or fails.
-func readFull(r io.Reader, buf []byte) (int, error) {
-	n := 0
-	for n < len(buf) {
-		m, err := r.Read(buf[n:])
-		n += m
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
-}
+// errReader is a stream that fails with err.
+type errReader struct{ err error }
 
-// eofReader is an empty stream; errReader a stream that fails with err.
-type (
-	eofReader struct{}
-	errReader struct{ err error }
-)
-
-func (eofReader) Read([]byte) (int, error)   { return 0, io.EOF }
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
 // decodeJSON decodes src, r's body or what it is read from, with
